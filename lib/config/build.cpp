@@ -1,0 +1,517 @@
+// zinf::config — merge order, "auto" resolution, validation.
+#include "config/build.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include "config/loader.h"
+#include "config/options.h"
+#include "config/schema.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/model_spec.h"
+#include "core/text.h"
+
+extern char** environ;
+
+namespace zinf::config {
+namespace {
+
+// ------------------------------------------------------------------ helpers
+
+std::string show(const Json& v) { return v.is_string() ? "'" + v.get<std::string>() + "'" : v.dump(); }
+
+Error key_error(const std::string& path, const Json& value, const std::string& problem,
+                const Origins& origins, const std::string& allowed) {
+  return UsageError(path + " = " + show(value) + ": " + problem + " (set by " + origins.of(path) + ")",
+                    allowed);
+}
+
+std::int64_t get_int(const Json& cfg, const std::string& path) { return find_path(cfg, path)->get<std::int64_t>(); }
+double get_num(const Json& cfg, const std::string& path) { return find_path(cfg, path)->get<double>(); }
+std::string get_str(const Json& cfg, const std::string& path) {
+  const Json* v = find_path(cfg, path);
+  return v && v->is_string() ? v->get<std::string>() : std::string();
+}
+bool get_bool(const Json& cfg, const std::string& path) { return find_path(cfg, path)->get<bool>(); }
+
+// Replaces "auto" at `path` by `value` and records that it was resolved.
+void resolve_auto(Json& cfg, Origins& origins, const std::string& path, Json value) {
+  const Json* v = find_path(cfg, path);
+  if (v && is_auto(*v)) {
+    set_path(cfg, path, std::move(value));
+    origins.set(path, "auto");
+  }
+}
+
+// Every leaf path of `cfg` in schema order is checked; unknown keys first.
+void check_unknown_keys(const Json& node, const std::string& prefix, const Origins& origins) {
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string path = prefix.empty() ? it.key() : prefix + "." + it.key();
+    const KeySpec* spec = find_key(path);
+    if (spec) continue;  // a leaf (or an opaque section) we know
+    if (is_section(path)) {
+      if (!it.value().is_object())
+        throw key_error(path, it.value(), "must be an object of settings", origins,
+                        "known keys under " + path + ": " + text::join(children_of(path), ", "));
+      check_unknown_keys(it.value(), path, origins);
+      continue;
+    }
+    // Unknown: suggest a sibling, else the same key elsewhere in the schema.
+    const auto siblings = children_of(prefix);
+    std::string guess = text::closest(it.key(), siblings);
+    if (!guess.empty()) {
+      guess = prefix.empty() ? guess : prefix + "." + guess;
+    } else {
+      for (const auto& k : schema()) {
+        const auto parts = split_path(k.path);
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+          if (parts[i] != it.key()) continue;
+          std::vector<std::string> head(parts.begin(), parts.begin() + static_cast<long>(i) + 1);
+          guess = text::join(head, ".");
+          break;
+        }
+        if (!guess.empty()) break;
+      }
+    }
+    throw UsageError("unknown key '" + path + "' (in " + origins.of(path) + ")" +
+                         (guess.empty() ? "" : ": did you mean '" + guess + "'?"),
+                     prefix.empty() ? "see `zinf config` for every key"
+                                    : "known keys under " + prefix + ": " + text::join(siblings, ", "));
+  }
+}
+
+void check_value(const KeySpec& spec, Json& value, const Origins& origins, bool allow_auto) {
+  const std::string& path = spec.path;
+  const bool auto_is_choice =
+      spec.kind == Kind::kEnum && std::find(spec.allowed.begin(), spec.allowed.end(), "auto") != spec.allowed.end();
+  if (is_auto(value) && !auto_is_choice) {
+    if (!spec.auto_ok) throw key_error(path, value, "this key does not accept \"auto\"", origins, "a concrete value");
+    if (!allow_auto) throw key_error(path, value, "unresolved \"auto\"", origins, "a concrete value");
+    return;
+  }
+  if (value.is_null()) {
+    if (spec.nullable || spec.kind == Kind::kOpaque) return;
+    throw key_error(path, value, "must have a value", origins, spec.help);
+  }
+  auto bound = [&](double b) {
+    return spec.kind == Kind::kInt ? std::to_string(static_cast<long long>(b)) : Json(b).dump();
+  };
+  auto range_text = [&]() {
+    std::string r;
+    if (spec.min > -1e299) r += ">= " + bound(spec.min);
+    if (spec.max < 1e299) r += std::string(r.empty() ? "" : " and ") + "<= " + bound(spec.max);
+    return r;
+  };
+  switch (spec.kind) {
+    case Kind::kOpaque: return;
+    case Kind::kBool:
+      if (!value.is_boolean()) throw key_error(path, value, "must be true or false", origins, spec.help);
+      return;
+    case Kind::kInt: {
+      // 1e8 arrives as a float from JSON, "1e8" as a string from some YAML: both are whole numbers.
+      if (value.is_string()) {
+        char* end = nullptr;
+        const std::string s = value.get<std::string>();
+        const double d = std::strtod(s.c_str(), &end);
+        if (s.empty() || *end != '\0') throw key_error(path, value, "must be a whole number", origins, range_text());
+        value = d;
+      }
+      if (!value.is_number()) throw key_error(path, value, "must be a whole number", origins, range_text());
+      const double d = value.get<double>();
+      if (d != std::floor(d)) throw key_error(path, value, "must be a whole number", origins, range_text());
+      if (d < spec.min || d > spec.max) {
+        const std::string problem = d <= 0 && spec.min >= 1 ? "must be positive" : "out of range";
+        throw key_error(path, value, problem, origins, "allowed: " + range_text());
+      }
+      value = static_cast<std::int64_t>(d);
+      return;
+    }
+    case Kind::kNumber: {
+      if (!value.is_number()) throw key_error(path, value, "must be a number", origins, range_text());
+      const double d = value.get<double>();
+      if (!std::isfinite(d) || d < spec.min || d > spec.max)
+        throw key_error(path, value, d < 0 && spec.min >= 0 ? "must not be negative" : "out of range", origins,
+                        "allowed: " + range_text());
+      return;
+    }
+    case Kind::kString:
+      if (!value.is_string()) throw key_error(path, value, "must be a string", origins, spec.help);
+      return;
+    case Kind::kEnum: {
+      const std::string s = value.is_string() ? value.get<std::string>() : value.dump();
+      if (std::find(spec.allowed.begin(), spec.allowed.end(), s) == spec.allowed.end()) {
+        const std::string guess = text::closest(s, spec.allowed);
+        throw key_error(path, value,
+                        "not an allowed value" + (guess.empty() ? std::string() : " (did you mean '" + guess + "'?)"),
+                        origins, "allowed: " + text::join(spec.allowed, ", "));
+      }
+      return;
+    }
+    case Kind::kNumberList:
+      if (!value.is_array() || value.size() != 2 || !value[0].is_number() || !value[1].is_number())
+        throw key_error(path, value, "must be a list of two numbers", origins, "e.g. [0.9, 0.999]");
+      return;
+  }
+}
+
+void check_values(Json& node, const std::string& prefix, const Origins& origins, bool allow_auto) {
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string path = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (const KeySpec* spec = find_key(path))
+      check_value(*spec, it.value(), origins, allow_auto);
+    else if (it.value().is_object())
+      check_values(it.value(), path, origins, allow_auto);
+  }
+}
+
+// --------------------------------------------------------------- layers
+
+// Stage recipe for --zero-stage: the presets of the same name; "none" is built in.
+Json stage_recipe(const std::string& stage, const std::string& dir) {
+  if (stage == "none") {
+    return Json{{"zero_optimization",
+                 {{"stage", 0}, {"offload_param", {{"device", "none"}}}, {"offload_optimizer", {{"device", "none"}}}}}};
+  }
+  return load_config_file(dir + "/" + stage + ".yaml");
+}
+
+Json load_preset(const std::string& name, const std::string& dir) {
+  const std::string path = dir + "/" + name + ".yaml";
+  if (!fs::exists(path)) {
+    const auto names = preset_names(dir);
+    const std::string guess = text::closest(name, names);
+    throw UsageError("unknown preset '" + name + "'" + (guess.empty() ? "" : " (did you mean '" + guess + "'?)"),
+                     "available presets in " + dir + ": " + text::join(names, ", "));
+  }
+  return load_config_file(path);
+}
+
+// The last value of option `name`, flags over environment; empty when unset.
+std::pair<std::string, std::string> source_option(const Sources& s, const std::string& name) {
+  std::pair<std::string, std::string> found;  // value, origin
+  for (const auto& o : s.env)
+    if (o.name == name) found = {o.value, "env " + env_name(name)};
+  for (const auto& o : s.flags)
+    if (o.name == name) found = {o.value, "flag --" + name};
+  return found;
+}
+
+void apply_options(Json& cfg, Origins& origins, const std::vector<OptionValue>& values, bool from_env) {
+  for (const auto& ov : values) {
+    const OptionSpec* spec = find_option(ov.name);
+    if (!spec) throw UsageError("unknown option '" + ov.name + "'");
+    if (!spec->apply) continue;  // a source option, handled by the caller
+    const std::string origin = from_env ? "env " + env_name(ov.name) : "flag --" + ov.name;
+    spec->apply(cfg, normalise_option_value(*spec, ov.value, origin), origin, origins);
+  }
+}
+
+// ----------------------------------------------------------- resolution
+
+void resolve_model(Json& cfg, Origins& origins) {
+  const std::string name = get_str(cfg, "zinf.model.name");
+  const auto spec = find_model(name);
+  if (!spec) throw key_error("zinf.model.name", name, "unknown model", origins, "known models: " + model_names());
+  resolve_auto(cfg, origins, "zinf.model.vocab_size", spec->vocab_size);
+  resolve_auto(cfg, origins, "zinf.model.seq_len", spec->seq_len);
+  resolve_auto(cfg, origins, "zinf.model.hidden_size", spec->hidden_size);
+  resolve_auto(cfg, origins, "zinf.model.layers", spec->layers);
+  resolve_auto(cfg, origins, "zinf.model.heads", spec->heads);
+  const std::int64_t hidden = get_int(cfg, "zinf.model.hidden_size"), heads = get_int(cfg, "zinf.model.heads");
+  if (hidden % heads != 0)
+    throw key_error("zinf.model.heads", heads,
+                    "hidden size " + std::to_string(hidden) + " is not divisible by " + std::to_string(heads) + " heads",
+                    origins, "choose heads that divide the hidden size");
+}
+
+void resolve_batch(Json& cfg, Origins& origins, int world) {
+  const Json micro = *find_path(cfg, "train_micro_batch_size_per_gpu");
+  const Json accum = *find_path(cfg, "gradient_accumulation_steps");
+  const Json global = *find_path(cfg, "train_batch_size");
+  const bool m = !is_auto(micro), a = !is_auto(accum), g = !is_auto(global);
+  std::int64_t mv = m ? micro.get<std::int64_t>() : 0, av = a ? accum.get<std::int64_t>() : 0;
+  const std::int64_t gv = g ? global.get<std::int64_t>() : 0;
+  if (g && m && !a) {
+    if (gv % (mv * world) != 0)
+      throw key_error("train_batch_size", gv,
+                      "must be a multiple of micro batch x ranks (" + std::to_string(gv) + " % (" + std::to_string(mv) +
+                          " * " + std::to_string(world) + ") != 0)",
+                      origins, "change train_batch_size or train_micro_batch_size_per_gpu");
+    av = gv / (mv * world);
+  } else if (g && a && !m) {
+    if (gv % (av * world) != 0)
+      throw key_error("train_batch_size", gv,
+                      "must be a multiple of accumulation x ranks (" + std::to_string(gv) + " % (" + std::to_string(av) +
+                          " * " + std::to_string(world) + ") != 0)",
+                      origins, "change train_batch_size or gradient_accumulation_steps");
+    mv = gv / (av * world);
+  } else if (g && !m && !a) {
+    if (gv % world != 0)
+      throw key_error("train_batch_size", gv, "must be a multiple of the " + std::to_string(world) + " ranks", origins,
+                      "change train_batch_size");
+    av = 1;
+    mv = gv / world;
+  } else {
+    if (!m) mv = 4;
+    if (!a) av = 1;
+  }
+  resolve_auto(cfg, origins, "train_micro_batch_size_per_gpu", mv);
+  resolve_auto(cfg, origins, "gradient_accumulation_steps", av);
+  resolve_auto(cfg, origins, "train_batch_size", mv * av * world);
+  if (g && gv != mv * av * world)
+    throw key_error("train_batch_size", gv,
+                    "must equal micro batch x accumulation x ranks (" + std::to_string(mv) + " * " +
+                        std::to_string(av) + " * " + std::to_string(world) + " = " +
+                        std::to_string(mv * av * world) + ")",
+                    origins, "set train_batch_size to \"auto\" or make the three agree");
+}
+
+void resolve_precision(Json& cfg, Origins& origins, const MachineFacts& machine, const std::string& device) {
+  const Json fp16 = *find_path(cfg, "fp16.enabled"), bf16 = *find_path(cfg, "bf16.enabled");
+  if (fp16.is_boolean() && bf16.is_boolean() && fp16.get<bool>() && bf16.get<bool>())
+    throw UsageError("fp16.enabled and bf16.enabled are both true (set by " + origins.of("fp16.enabled") + " and " +
+                         origins.of("bf16.enabled") + ")",
+                     "enable one of them: bf16 on GPUs that support it (A100, H100), else fp16");
+  const bool want_bf16 = device == "cuda" && machine.bf16_supported;
+  const bool fp16_on = fp16.is_boolean() && fp16.get<bool>();
+  const bool bf16_on = bf16.is_boolean() && bf16.get<bool>();
+  resolve_auto(cfg, origins, "bf16.enabled", !fp16_on && want_bf16);
+  resolve_auto(cfg, origins, "fp16.enabled", !bf16_on && !get_bool(cfg, "bf16.enabled") && device == "cuda" && !machine.bf16_supported);
+}
+
+void resolve_rest(Json& cfg, Origins& origins, const MachineFacts& machine) {
+  resolve_auto(cfg, origins, "optimizer.params.lr", 3e-4);
+  resolve_auto(cfg, origins, "optimizer.params.weight_decay", 0.01);
+  resolve_auto(cfg, origins, "optimizer.params.eps", 1e-8);
+  resolve_auto(cfg, origins, "optimizer.params.betas", Json::array({0.9, 0.999}));
+  resolve_auto(cfg, origins, "gradient_clipping", 1.0);
+  const double lr = get_num(cfg, "optimizer.params.lr");
+  resolve_auto(cfg, origins, "scheduler.params.warmup_max_lr", lr);
+  resolve_auto(cfg, origins, "scheduler.params.warmup_min_lr", 0.0);
+  resolve_auto(cfg, origins, "scheduler.params.warmup_num_steps", 0);
+  resolve_auto(cfg, origins, "scheduler.params.total_num_steps", get_int(cfg, "zinf.train.steps"));
+
+  const std::int64_t hidden = get_int(cfg, "zinf.model.hidden_size");
+  ModelSpec spec{"custom", get_int(cfg, "zinf.model.vocab_size"), get_int(cfg, "zinf.model.seq_len"), hidden,
+                 get_int(cfg, "zinf.model.layers"), get_int(cfg, "zinf.model.heads")};
+  // HF/DeepSpeed integration's rules for the bucket sizes.
+  resolve_auto(cfg, origins, "zero_optimization.reduce_bucket_size", hidden * hidden);
+  resolve_auto(cfg, origins, "zero_optimization.stage3_prefetch_bucket_size", hidden * hidden * 9 / 10);
+  resolve_auto(cfg, origins, "zero_optimization.stage3_param_persistence_threshold", 10 * hidden);
+  resolve_auto(cfg, origins, "zero_optimization.allgather_bucket_size", 500000000);
+  resolve_auto(cfg, origins, "zero_optimization.stage3_max_live_parameters", 1000000000);
+  resolve_auto(cfg, origins, "zero_optimization.stage3_max_reuse_distance", 1000000000);
+  resolve_auto(cfg, origins, "zero_optimization.stage3_gather_16bit_weights_on_model_save", false);
+  // Parameter swap buffers hold one block (the embedding is a block too).
+  const std::int64_t largest_block = std::max(spec.block_parameter_count(), spec.vocab_size * hidden);
+  resolve_auto(cfg, origins, "zero_optimization.offload_param.buffer_size", largest_block);
+  // Optimizer sub-groups: DeepSpeed's 1e9 elements, but three in flight (read,
+  // update, write) at 16 bytes per element (master, m, v, grad) must fit in a
+  // quarter of RAM, and never less than one block.
+  std::int64_t sub_group = 1000000000;
+  if (machine.cpu_memory_bytes > 0) sub_group = std::min<std::int64_t>(sub_group, machine.cpu_memory_bytes / 4 / (3 * 16));
+  sub_group = std::max(sub_group, spec.block_parameter_count());
+  resolve_auto(cfg, origins, "zero_optimization.sub_group_size", sub_group);
+}
+
+// ------------------------------------------------------------- rules
+
+void check_rules(const Json& cfg, const Origins& origins) {
+  const std::int64_t block = get_int(cfg, "aio.block_size");
+  if (block % 4096 != 0 || block > (1 << 30))
+    throw key_error("aio.block_size", block, "must be a positive multiple of 4096 (at most 1 GiB)", origins,
+                    "allowed: 4096, 8192, ... e.g. 1048576 (1 MiB, the default) or 262144");
+  const int stage = static_cast<int>(get_int(cfg, "zero_optimization.stage"));
+  const std::string param_dev = get_str(cfg, "zero_optimization.offload_param.device");
+  const std::string opt_dev = get_str(cfg, "zero_optimization.offload_optimizer.device");
+  if (param_dev != "none" && stage < 3)
+    throw key_error("zero_optimization.offload_param.device", param_dev,
+                    "parameter offload needs ZeRO stage 3, but zero_optimization.stage is " + std::to_string(stage) +
+                        " from " + origins.of("zero_optimization.stage"),
+                    origins, "use --zero-stage zero3 or infinity, or set offload_param.device to none");
+  if (opt_dev == "nvme" && stage < 3)
+    throw key_error("zero_optimization.offload_optimizer.device", opt_dev,
+                    "optimizer offload to NVMe needs ZeRO stage 3, but zero_optimization.stage is " +
+                        std::to_string(stage),
+                    origins, "use --zero-stage infinity, or offload the optimizer to cpu");
+  if (opt_dev == "cpu" && stage < 1)
+    throw key_error("zero_optimization.offload_optimizer.device", opt_dev,
+                    "optimizer offload needs ZeRO stage 1 or higher, but zero_optimization.stage is 0", origins,
+                    "use --zero-stage zero1, zero2, zero3 or infinity");
+  for (const char* which : {"offload_param", "offload_optimizer"}) {
+    const std::string base = std::string("zero_optimization.") + which;
+    if (get_str(cfg, base + ".device") == "nvme" && get_str(cfg, base + ".nvme_path").empty())
+      throw UsageError(base + ".device is 'nvme' (set by " + origins.of(base + ".device") +
+                           ") but no NVMe path is given (" + base + ".nvme_path)",
+                       "pass --nvme-offload-path /path/on/nvme, or --no-nvme-offload-params "
+                       "--no-nvme-offload-optimizer to offload to CPU memory instead");
+  }
+  if (get_str(cfg, "zinf.offload.gradients") == "nvme" &&
+      get_str(cfg, "zero_optimization.offload_optimizer.nvme_path").empty() &&
+      get_str(cfg, "zero_optimization.offload_param.nvme_path").empty())
+    throw key_error("zinf.offload.gradients", "nvme", "gradient offload to NVMe needs an NVMe path", origins,
+                    "pass --nvme-offload-path");
+  if (get_str(cfg, "zinf.offload.gradients") == "nvme" && stage < 2)
+    throw key_error("zinf.offload.gradients", "nvme", "gradient offload needs ZeRO stage 2 or higher", origins,
+                    "use --zero-stage zero2, zero3 or infinity");
+  if (get_int(cfg, "zero_optimization.zero_hpz_partition_size") != 1)
+    throw key_error("zero_optimization.zero_hpz_partition_size", get_int(cfg, "zero_optimization.zero_hpz_partition_size"),
+                    "ZeRO++ hierarchical partitioning is not supported", origins, "allowed: 1");
+  if (get_bool(cfg, "zero_optimization.zero_quantized_weights") || get_bool(cfg, "zero_optimization.zero_quantized_gradients"))
+    throw UsageError("ZeRO++ quantized weights/gradients are not supported by zinf",
+                     "set zero_optimization.zero_quantized_weights and zero_quantized_gradients to false");
+  if (get_num(cfg, "zero_optimization.offload_optimizer.ratio") != 1.0)
+    throw key_error("zero_optimization.offload_optimizer.ratio", get_num(cfg, "zero_optimization.offload_optimizer.ratio"),
+                    "partial optimizer offload (ZeRO-Offload++ ratio) is not supported", origins, "allowed: 1.0");
+  const std::int64_t vocab = get_int(cfg, "zinf.model.vocab_size");
+  if (vocab < 256 && !text::ends_with(get_str(cfg, "zinf.data.dataset_file"), ".bin"))
+    throw key_error("zinf.model.vocab_size", vocab, "text data is read as bytes, which needs 256 tokens", origins,
+                    "use --vocab-size 256 or more");
+}
+
+}  // namespace
+
+std::string presets_dir() {
+  if (const char* env = std::getenv("ZINF_PRESETS_DIR"); env && *env) return env;
+  return ZINF_DEFAULT_PRESETS_DIR;
+}
+
+std::string data_dir() {
+  if (const char* env = std::getenv("ZINF_DATA_DIR"); env && *env) return env;
+  std::string dir = presets_dir();
+  return dir.substr(0, dir.rfind('/')) + "/data";
+}
+
+std::vector<std::string> preset_names(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      const std::string f = e->d_name;
+      if (text::ends_with(f, ".yaml")) names.push_back(f.substr(0, f.size() - 5));
+    }
+    ::closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<OptionValue> read_env_options(unsigned groups) {
+  std::vector<OptionValue> out;
+  for (const auto& spec : options()) {
+    if (!(spec.group & groups)) continue;
+    if (const char* v = std::getenv(env_name(spec.name).c_str())) out.push_back({spec.name, v});
+  }
+  return out;
+}
+
+void check_against_schema(const Json& cfg, const Origins& origins, bool allow_auto) {
+  check_unknown_keys(cfg, "", origins);
+  Json copy = cfg;
+  check_values(copy, "", origins, allow_auto);
+}
+
+std::string describe_zero(const Json& cfg) {
+  const int stage = static_cast<int>(find_path(cfg, "zero_optimization.stage")->get<std::int64_t>());
+  const std::string p = get_str(cfg, "zero_optimization.offload_param.device");
+  const std::string o = get_str(cfg, "zero_optimization.offload_optimizer.device");
+  if (stage == 0) return o == "none" ? "none" : "none + optimizer offload to " + o;
+  std::string name = "zero" + std::to_string(stage);
+  if (stage == 3 && (p != "none" || o != "none")) name = "infinity";
+  if (p != "none" || o != "none") name += " (params: " + p + ", optimizer: " + o + ")";
+  return name;
+}
+
+Resolved build_config(const Sources& sources, const MachineFacts& machine) {
+  Resolved r;
+  Json& cfg = r.config;
+  cfg = defaults();
+  const std::string dir = sources.presets_dir.empty() ? presets_dir() : sources.presets_dir;
+
+  // 2. presets, then the --zero-stage recipe
+  const auto [preset_value, preset_origin] = source_option(sources, "preset");
+  if (!preset_value.empty()) {
+    for (const auto& name : text::split(preset_value, ',')) {
+      const std::string n = text::trim(name);
+      if (n.empty()) continue;
+      Json patch = load_preset(n, dir);
+      Origins where;
+      where.set_leaves(patch, "preset " + n);
+      check_unknown_keys(patch, "", where);
+      merge_into(cfg, patch);
+      r.origins.set_leaves(patch, "preset " + n);
+    }
+  }
+  const auto [stage_value, stage_origin] = source_option(sources, "zero-stage");
+  std::string stage_name;
+  if (!stage_value.empty()) {
+    stage_name = normalise_option_value(*find_option("zero-stage"), stage_value, stage_origin);
+    Json patch = stage_recipe(stage_name, dir);
+    merge_into(cfg, patch);
+    r.origins.set_leaves(patch, "recipe " + stage_name + " (" + stage_origin + ")");
+  }
+
+  // 3. the --config file
+  const auto [config_value, config_origin] = source_option(sources, "config");
+  if (!config_value.empty()) {
+    Json patch = load_config_file(config_value);
+    Origins where;
+    where.set_leaves(patch, "file " + config_value);
+    check_unknown_keys(patch, "", where);
+    if (!stage_name.empty()) {
+      const Json* file_stage = find_path(patch, "zero_optimization.stage");
+      const Json* recipe_stage = find_path(cfg, "zero_optimization.stage");
+      if (file_stage && recipe_stage && *file_stage != *recipe_stage)
+        r.warnings.push_back(stage_origin + " " + stage_name + " chose stage " + recipe_stage->dump() + ", but " +
+                             config_value + " sets zero_optimization.stage = " + file_stage->dump() +
+                             ", which wins (merge order: defaults < preset/stage < --config < env < flags)");
+    }
+    merge_into(cfg, patch);
+    r.origins.set_leaves(patch, "file " + config_value);
+  }
+
+  // 4. ZINF_* environment, 5. flags
+  apply_options(cfg, r.origins, sources.env, true);
+  apply_options(cfg, r.origins, sources.flags, false);
+
+  // Types and ranges of what the user wrote, "auto" still allowed.
+  check_unknown_keys(cfg, "", r.origins);
+  check_values(cfg, "", r.origins, true);
+  if (get_bool(cfg, "zero_optimization.cpu_offload") && get_str(cfg, "zero_optimization.offload_optimizer.device") == "none") {
+    set_path(cfg, "zero_optimization.offload_optimizer.device", "cpu");
+    r.warnings.push_back("zero_optimization.cpu_offload is deprecated; read as offload_optimizer.device = cpu");
+  }
+  if (get_int(cfg, "aio.intra_op_parallelism") > 1 && get_int(cfg, "aio.thread_count") == 1)
+    set_path(cfg, "aio.thread_count", get_int(cfg, "aio.intra_op_parallelism"));
+
+  // Resolve "auto".
+  std::string device = get_str(cfg, "zinf.train.device");
+  if (device == "auto") {
+    device = machine.cuda_devices > 0 ? "cuda" : "cpu";
+    set_path(cfg, "zinf.train.device", device);
+    r.origins.set("zinf.train.device", "auto");
+  }
+  if (get_str(cfg, "zinf.train.gpus") == "auto") {
+    std::vector<std::string> ids;
+    for (int i = 0; i < machine.cuda_devices; ++i) ids.push_back(std::to_string(i));
+    set_path(cfg, "zinf.train.gpus", device == "cuda" ? text::join(ids, ",") : "none");
+    r.origins.set("zinf.train.gpus", "auto");
+  }
+  if (get_str(cfg, "zinf.data.dataset_file") == "auto") {
+    set_path(cfg, "zinf.data.dataset_file", data_dir() + "/corpus.txt");
+    r.origins.set("zinf.data.dataset_file", "auto");
+  }
+  resolve_model(cfg, r.origins);
+  resolve_batch(cfg, r.origins, machine.world_size);
+  resolve_precision(cfg, r.origins, machine, device);
+  resolve_rest(cfg, r.origins, machine);
+
+  check_values(cfg, "", r.origins, false);
+  check_rules(cfg, r.origins);
+  return r;
+}
+
+}  // namespace zinf::config

@@ -1,0 +1,23 @@
+// zinf::config — reading configuration files.
+// Implements: loading a DeepSpeed JSON or a YAML file into Json. Syntax errors
+// name the file, line and column. YAML scalars get JSON types (plain 1e8 is a
+// number, quoted "1e8" a string) so a YAML file means what its JSON twin means.
+#pragma once
+
+#include <string>
+
+#include "config/json.h"
+
+namespace zinf::config {
+
+// JSON when the file starts with '{' (after blanks) or ends in .json; else YAML.
+Json load_config_file(const std::string& path);
+
+// Parses text; `name` is used in error messages.
+Json parse_json_text(const std::string& text, const std::string& name);
+Json parse_yaml_text(const std::string& text, const std::string& name);
+
+// Writes Json as YAML (for `zinf config --format yaml`).
+std::string to_yaml(const Json& value);
+
+}  // namespace zinf::config

@@ -1,0 +1,104 @@
+// zinf::config — Settings from the resolved JSON.
+#include "config/settings.h"
+
+namespace zinf::config {
+namespace {
+
+struct Reader {
+  const Json& root;
+  const Json& at(const std::string& path) const { return *find_path(root, path); }
+  std::int64_t i(const std::string& path) const { return at(path).get<std::int64_t>(); }
+  double d(const std::string& path) const { return at(path).get<double>(); }
+  bool b(const std::string& path) const { return at(path).get<bool>(); }
+  std::string s(const std::string& path) const {
+    const Json* v = find_path(root, path);
+    return v && v->is_string() ? v->get<std::string>() : std::string();
+  }
+};
+
+Device to_device(const std::string& s) { return s == "cpu" ? Device::kCpu : s == "nvme" ? Device::kNvme : Device::kNone; }
+
+}  // namespace
+
+const char* device_name(Device d) { return d == Device::kCpu ? "cpu" : d == Device::kNvme ? "nvme" : "none"; }
+const char* precision_name(Precision p) { return p == Precision::kBf16 ? "bf16" : p == Precision::kFp16 ? "fp16" : "fp32"; }
+
+Settings settings_from(const Json& resolved) {
+  const Reader r{resolved};
+  Settings s;
+  s.model = ModelSpec{r.s("zinf.model.name"), r.i("zinf.model.vocab_size"), r.i("zinf.model.seq_len"),
+                      r.i("zinf.model.hidden_size"), r.i("zinf.model.layers"), r.i("zinf.model.heads")};
+  const auto named = find_model(s.model.name);
+  if (!named || named->vocab_size != s.model.vocab_size || named->seq_len != s.model.seq_len ||
+      named->hidden_size != s.model.hidden_size || named->layers != s.model.layers || named->heads != s.model.heads)
+    s.model.name = "custom";
+  s.activation_checkpointing = r.b("zinf.model.activation_checkpointing");
+  s.micro_batch = r.i("train_micro_batch_size_per_gpu");
+  s.grad_accum = r.i("gradient_accumulation_steps");
+  s.global_batch = r.i("train_batch_size");
+  s.adamw = r.s("optimizer.type") == "AdamW" || r.b("optimizer.params.adam_w_mode");
+  s.lr = r.d("optimizer.params.lr");
+  s.beta1 = r.at("optimizer.params.betas")[0].get<double>();
+  s.beta2 = r.at("optimizer.params.betas")[1].get<double>();
+  s.eps = r.d("optimizer.params.eps");
+  s.weight_decay = r.d("optimizer.params.weight_decay");
+  s.gradient_clipping = r.d("gradient_clipping");
+  s.scheduler = r.s("scheduler.type");
+  s.warmup_min_lr = r.d("scheduler.params.warmup_min_lr");
+  s.warmup_max_lr = r.d("scheduler.params.warmup_max_lr");
+  s.warmup_steps = r.i("scheduler.params.warmup_num_steps");
+  s.total_steps = r.i("scheduler.params.total_num_steps");
+  s.warmup_log = r.s("scheduler.params.warmup_type") == "log";
+  s.warmup_min_ratio = r.d("scheduler.params.warmup_min_ratio");
+  s.cos_min_ratio = r.d("scheduler.params.cos_min_ratio");
+  s.precision = r.b("bf16.enabled") ? Precision::kBf16 : r.b("fp16.enabled") ? Precision::kFp16 : Precision::kFp32;
+  s.fp16_loss_scale = r.d("fp16.loss_scale");
+  s.fp16_initial_scale_power = static_cast<int>(r.i("fp16.initial_scale_power"));
+  s.fp16_loss_scale_window = r.i("fp16.loss_scale_window");
+  s.fp16_hysteresis = r.i("fp16.hysteresis");
+  s.fp16_min_loss_scale = r.d("fp16.min_loss_scale");
+  s.zero_stage = static_cast<int>(r.i("zero_optimization.stage"));
+  for (auto [name, out] : {std::pair<const char*, OffloadSettings*>{"offload_param", &s.offload_param},
+                           {"offload_optimizer", &s.offload_optimizer}}) {
+    const std::string base = std::string("zero_optimization.") + name;
+    out->device = to_device(r.s(base + ".device"));
+    out->nvme_path = out->device == Device::kNvme ? r.s(base + ".nvme_path") : "";
+    out->pin_memory = r.b(base + ".pin_memory");
+    out->buffer_count = r.i(base + ".buffer_count");
+  }
+  s.offload_param.buffer_size = r.i("zero_optimization.offload_param.buffer_size");
+  s.offload_param.max_in_cpu = r.i("zero_optimization.offload_param.max_in_cpu");
+  s.offload_gradients_nvme = r.s("zinf.offload.gradients") == "nvme";
+  s.sub_group_size = r.i("zero_optimization.sub_group_size");
+  s.reduce_bucket_size = r.i("zero_optimization.reduce_bucket_size");
+  s.allgather_bucket_size = r.i("zero_optimization.allgather_bucket_size");
+  s.prefetch_bucket_size = r.i("zero_optimization.stage3_prefetch_bucket_size");
+  s.overlap_comm = r.b("zero_optimization.overlap_comm");
+  s.contiguous_gradients = r.b("zero_optimization.contiguous_gradients");
+  s.strict_nvme = r.b("zinf.offload.strict_nvme");
+  s.keep_swap_files = r.b("zinf.offload.keep_swap_files");
+  s.checksums = r.b("zinf.offload.checksums");
+  s.delayed_param_update = r.b("zinf.offload.delayed_param_update");
+  s.aio_block_size = r.i("aio.block_size");
+  s.aio_queue_depth = r.i("aio.queue_depth");
+  s.aio_thread_count = r.i("aio.thread_count");
+  s.aio_single_submit = r.b("aio.single_submit");
+  s.aio_overlap_events = r.b("aio.overlap_events");
+  s.dataset_file = r.s("zinf.data.dataset_file");
+  s.val_fraction = r.d("zinf.data.val_fraction");
+  s.eval_every = r.i("zinf.data.eval_every");
+  s.eval_batches = r.i("zinf.data.eval_batches");
+  s.steps = r.i("zinf.train.steps");
+  s.seed = r.i("zinf.train.seed");
+  s.save_every = r.i("zinf.train.save_every");
+  s.keep_checkpoints = r.i("zinf.train.keep_checkpoints");
+  s.log_every = r.i("zinf.train.log_every");
+  s.device = r.s("zinf.train.device");
+  s.gpus = r.s("zinf.train.gpus");
+  s.output_dir = r.s("zinf.train.output_dir");
+  s.resume = r.b("zinf.train.resume");
+  s.optimize = r.b("zinf.optimize");
+  return s;
+}
+
+}  // namespace zinf::config

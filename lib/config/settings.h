@@ -1,0 +1,81 @@
+// zinf::config — a typed view of the resolved configuration.
+// Implements: Settings, the plain struct the engine reads (no JSON lookups in
+// hot code), built once from the resolved JSON. Field names follow the JSON
+// keys they come from.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "config/json.h"
+#include "core/model_spec.h"
+
+namespace zinf::config {
+
+enum class Device { kNone, kCpu, kNvme };
+enum class Precision { kFp32, kBf16, kFp16 };
+
+struct OffloadSettings {
+  Device device = Device::kNone;
+  std::string nvme_path;           // empty unless device == kNvme
+  bool pin_memory = true;
+  std::int64_t buffer_count = 0;
+  std::int64_t buffer_size = 0;    // elements (offload_param only)
+  std::int64_t max_in_cpu = 0;     // elements (offload_param only)
+};
+
+struct Settings {
+  // model
+  ModelSpec model;
+  bool activation_checkpointing = false;
+  // batch
+  std::int64_t micro_batch = 1;    // samples per rank per forward
+  std::int64_t grad_accum = 1;     // micro batches per optimizer step
+  std::int64_t global_batch = 1;   // samples per optimizer step, all ranks
+  // optimizer and schedule
+  bool adamw = true;               // decoupled weight decay
+  double lr = 3e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  double gradient_clipping = 1.0;  // 0 = off
+  std::string scheduler;           // WarmupLR | WarmupDecayLR | WarmupCosineLR
+  double warmup_min_lr = 0, warmup_max_lr = 0, warmup_min_ratio = 0, cos_min_ratio = 0;
+  std::int64_t warmup_steps = 0, total_steps = 0;
+  bool warmup_log = false;         // warmup_type == "log"
+  // precision
+  Precision precision = Precision::kFp32;
+  double fp16_loss_scale = 0;      // 0 = dynamic
+  int fp16_initial_scale_power = 16;
+  std::int64_t fp16_loss_scale_window = 1000, fp16_hysteresis = 2;
+  double fp16_min_loss_scale = 1;
+  // ZeRO
+  int zero_stage = 0;
+  OffloadSettings offload_param, offload_optimizer;
+  bool offload_gradients_nvme = false;
+  std::int64_t sub_group_size = 0;            // elements
+  std::int64_t reduce_bucket_size = 0;        // elements
+  std::int64_t allgather_bucket_size = 0;     // elements
+  std::int64_t prefetch_bucket_size = 0;      // elements
+  bool overlap_comm = true, contiguous_gradients = true;
+  bool strict_nvme = false, keep_swap_files = false, checksums = true, delayed_param_update = false;
+  // aio
+  std::int64_t aio_block_size = 1 << 20;      // bytes, multiple of 4096
+  std::int64_t aio_queue_depth = 8;
+  std::int64_t aio_thread_count = 1;
+  bool aio_single_submit = false, aio_overlap_events = true;
+  // data and loop
+  std::string dataset_file;
+  double val_fraction = 0.1;
+  std::int64_t eval_every = 0, eval_batches = 4;
+  std::int64_t steps = 1, seed = 0, save_every = 0, keep_checkpoints = 2, log_every = 1;
+  std::string device;              // "cpu" | "cuda"
+  std::string gpus;                // "0,1" or "none"
+  std::string output_dir;
+  bool resume = false;
+  bool optimize = false;
+};
+
+Settings settings_from(const Json& resolved);
+
+const char* device_name(Device d);
+const char* precision_name(Precision p);
+
+}  // namespace zinf::config

@@ -1,0 +1,42 @@
+// Test support: temporary directories and running the built zinf binary.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace zinf::test {
+
+// A fresh directory under $TMPDIR (or /tmp), removed on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag = "zinf-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct RunResult {
+  int exit_code = -1;   // exit status, or 128 + signal
+  std::string out;      // stdout
+  std::string err;      // stderr
+};
+
+// Runs `program` with `args`; `env` entries are added to (or override) the
+// current environment; variables named in `unset` are removed.
+RunResult run_program(const std::string& program, const std::vector<std::string>& args,
+                      const std::map<std::string, std::string>& env = {},
+                      const std::vector<std::string>& unset = {});
+
+// Runs the built zinf binary (ZINF_BINARY).
+RunResult run_zinf(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
+
+void write_text(const std::string& path, const std::string& text);
+std::string read_text(const std::string& path);
+
+}  // namespace zinf::test

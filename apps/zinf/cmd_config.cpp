@@ -4,6 +4,7 @@
 
 #include "command.h"
 #include "config/loader.h"
+#include "config/schema.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "log/log.h"
@@ -16,9 +17,39 @@ struct ConfigCommand {
   std::string format = "json";
   std::string output;
   bool explain = false;
+  bool keys = false;
 };
 
+const char* kind_name(config::Kind k) {
+  switch (k) {
+    case config::Kind::kBool: return "bool";
+    case config::Kind::kInt: return "int";
+    case config::Kind::kNumber: return "number";
+    case config::Kind::kString: return "string";
+    case config::Kind::kEnum: return "choice";
+    case config::Kind::kNumberList: return "[number, number]";
+    case config::Kind::kOpaque: return "any (ignored)";
+  }
+  return "";
+}
+
+// Every key zinf knows: path, type, default, allowed values, help.
+void print_keys() {
+  for (const auto& k : config::schema()) {
+    std::cout << k.path << "  (" << kind_name(k.kind);
+    if (k.auto_ok) std::cout << " or \"auto\"";
+    std::cout << ")";
+    if (k.kind != config::Kind::kOpaque) std::cout << "  default " << k.default_value.dump();
+    if (!k.allowed.empty()) {
+      std::cout << "  one of:";
+      for (const auto& a : k.allowed) std::cout << " " << a;
+    }
+    std::cout << "\n    " << k.help << "\n";
+  }
+}
+
 void run_config(const ConfigCommand& c) {
+  if (c.keys) return print_keys();
   const config::Resolved r = config::build_config(c.options.sources(), detect_machine_facts());
   for (const auto& w : r.warnings) log::warn(w);
   if (c.explain) {
@@ -49,6 +80,7 @@ void setup(CLI::App& app) {
   cmd->add_option("--format", state->format, "json (default) or yaml")->check(CLI::IsMember({"json", "yaml"}));
   cmd->add_option("--output,-o", state->output, "write to FILE instead of stdout");
   cmd->add_flag("--explain", state->explain, "print every value set by something other than the defaults, and by what");
+  cmd->add_flag("--keys", state->keys, "list every configuration key with its type, default and meaning");
   cmd->callback([state] { run_config(*state); });
 }
 

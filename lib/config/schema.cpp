@@ -11,8 +11,11 @@
 namespace zinf::config {
 namespace {
 
-KeySpec boolean(std::string path, bool def, std::string help, bool auto_ok = false) {
-  KeySpec k{std::move(path), Kind::kBool, def};
+KeySpec boolean(std::string path, Json def, std::string help, bool auto_ok = false) {
+  KeySpec k;
+  k.path = std::move(path);
+  k.kind = Kind::kBool;
+  k.default_value = def;
   k.auto_ok = auto_ok;
   k.help = std::move(help);
   return k;
@@ -20,7 +23,10 @@ KeySpec boolean(std::string path, bool def, std::string help, bool auto_ok = fal
 
 KeySpec integer(std::string path, Json def, double min, double max, std::string help,
                 bool auto_ok = false) {
-  KeySpec k{std::move(path), Kind::kInt, std::move(def)};
+  KeySpec k;
+  k.path = std::move(path);
+  k.kind = Kind::kInt;
+  k.default_value = std::move(def);
   k.min = min;
   k.max = max;
   k.auto_ok = auto_ok;
@@ -30,7 +36,10 @@ KeySpec integer(std::string path, Json def, double min, double max, std::string 
 
 KeySpec number(std::string path, Json def, double min, double max, std::string help,
                bool auto_ok = false) {
-  KeySpec k{std::move(path), Kind::kNumber, std::move(def)};
+  KeySpec k;
+  k.path = std::move(path);
+  k.kind = Kind::kNumber;
+  k.default_value = std::move(def);
   k.min = min;
   k.max = max;
   k.auto_ok = auto_ok;
@@ -39,14 +48,20 @@ KeySpec number(std::string path, Json def, double min, double max, std::string h
 }
 
 KeySpec number_list(std::string path, Json def, std::string help, bool auto_ok) {
-  KeySpec k{std::move(path), Kind::kNumberList, std::move(def)};
+  KeySpec k;
+  k.path = std::move(path);
+  k.kind = Kind::kNumberList;
+  k.default_value = std::move(def);
   k.auto_ok = auto_ok;
   k.help = std::move(help);
   return k;
 }
 
 KeySpec string(std::string path, Json def, std::string help, bool nullable = false, bool auto_ok = false) {
-  KeySpec k{std::move(path), Kind::kString, std::move(def)};
+  KeySpec k;
+  k.path = std::move(path);
+  k.kind = Kind::kString;
+  k.default_value = std::move(def);
   k.nullable = nullable;
   k.auto_ok = auto_ok;
   k.help = std::move(help);
@@ -55,7 +70,10 @@ KeySpec string(std::string path, Json def, std::string help, bool nullable = fal
 
 KeySpec choice(std::string path, Json def, std::vector<std::string> allowed, std::string help,
                bool auto_ok = false) {
-  KeySpec k{std::move(path), Kind::kEnum, std::move(def)};
+  KeySpec k;
+  k.path = std::move(path);
+  k.kind = Kind::kEnum;
+  k.default_value = std::move(def);
   k.allowed = std::move(allowed);
   k.auto_ok = auto_ok;
   k.help = std::move(help);
@@ -63,7 +81,10 @@ KeySpec choice(std::string path, Json def, std::vector<std::string> allowed, std
 }
 
 KeySpec opaque(std::string path) {
-  KeySpec k{std::move(path), Kind::kOpaque, nullptr};
+  KeySpec k;
+  k.path = std::move(path);
+  k.kind = Kind::kOpaque;
+  k.default_value = nullptr;
   k.help = "accepted for DeepSpeed compatibility; zinf ignores it";
   return k;
 }
@@ -107,7 +128,7 @@ std::vector<KeySpec> build_schema() {
       number("scheduler.params.warmup_min_ratio", 0.0, 0, 1, "WarmupCosineLR: start LR / peak LR"),
       number("scheduler.params.cos_min_ratio", 0.0001, 0, 1, "WarmupCosineLR: final LR / peak LR"),
       // ------------------------------------------------------------ precision
-      boolean("fp16.enabled", false, "fp16 weights and activations, fp32 master weights, dynamic loss scaling", true),
+      boolean("fp16.enabled", "auto", "fp16 weights and activations, fp32 master weights, dynamic loss scaling", true),
       number("fp16.loss_scale", 0, 0, 1e300, "0 = dynamic loss scaling, else a fixed scale"),
       integer("fp16.initial_scale_power", 16, 0, 64, "dynamic loss scale starts at 2^N"),
       integer("fp16.loss_scale_window", 1000, 1, kBig, "steps without overflow before the scale doubles"),
@@ -115,7 +136,7 @@ std::vector<KeySpec> build_schema() {
       boolean("fp16.consecutive_hysteresis", false, "reset hysteresis after a good step"),
       number("fp16.min_loss_scale", 1, 0, 1e300, "lower bound of the dynamic loss scale"),
       boolean("fp16.auto_cast", false, "DeepSpeed switch; zinf ignores it"),
-      boolean("bf16.enabled", false, "bf16 weights and activations with fp32 master weights", true),
+      boolean("bf16.enabled", "auto", "bf16 weights and activations with fp32 master weights", true),
       opaque("bf16.immediate_grad_update"),
       opaque("amp"),
       opaque("communication_data_type"),

@@ -201,8 +201,6 @@ LaunchPlan make_plan(const LaunchRequest& req, const LaunchContext& ctx) {
       throw UsageError("`zinf launch -- launch ...` would start launchers from a launcher",
                        "give the command each rank runs, e.g. -- train --steps 10");
     argv.insert(argv.begin(), ctx.self_exe);
-  } else {
-    check_program(argv.front(), ctx.env);
   }
 
   std::vector<int> gpu_ids;
@@ -268,6 +266,7 @@ LaunchPlan make_plan(const LaunchRequest& req, const LaunchContext& ctx) {
       plan.gpu_mode = true;
     }
   }
+  if (!is_subcommand) check_program(argv.front(), ctx.env);
   plan.world_size = plan.nnodes * plan.nproc_per_node;
   plan.check_port = plan.node_rank == 0;
 

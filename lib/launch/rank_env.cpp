@@ -124,18 +124,25 @@ std::string first_slurm_host(const std::string& nodelist) {
   }
   if (entry.empty() || depth != 0)
     throw UsageError("Slurm node list '" + nodelist + "' is malformed", "expected a list like 'gpu[01-04],cpu7'");
-  const auto open = entry.find('[');
-  if (open == std::string::npos) return entry;
-  const auto close = entry.find(']', open);
-  if (close == std::string::npos || open == 0)
-    throw UsageError("Slurm node list '" + nodelist + "' is malformed", "expected a list like 'gpu[01-04],cpu7'");
-  // First number of the range list keeps its zero padding: [03-05] -> 03.
-  std::string first = entry.substr(open + 1, close - open - 1);
-  first = first.substr(0, first.find_first_of(",-"));
-  int ignored = 0;
-  if (!parse_nonneg(first, &ignored))
-    throw UsageError("Slurm node list '" + nodelist + "' is malformed", "expected a list like 'gpu[01-04],cpu7'");
-  return entry.substr(0, open) + first + entry.substr(close + 1);
+  // Every bracket group contributes its first value, zero padding kept: [03-05] -> 03.
+  std::string host;
+  std::size_t pos = 0;
+  while (pos < entry.size()) {
+    const auto open = entry.find('[', pos);
+    if (open == std::string::npos) {
+      host += entry.substr(pos);
+      break;
+    }
+    const auto close = entry.find(']', open);
+    std::string first = entry.substr(open + 1, close - open - 1);
+    first = first.substr(0, first.find_first_of(",-"));
+    int ignored = 0;
+    if (open == 0 || !parse_nonneg(first, &ignored))
+      throw UsageError("Slurm node list '" + nodelist + "' is malformed", "expected a list like 'gpu[01-04],cpu7'");
+    host += entry.substr(pos, open - pos) + first;
+    pos = close + 1;
+  }
+  return host;
 }
 
 RankEnv read_rank_env(const Environment& env) {

@@ -49,6 +49,7 @@ ChildSpec rank_child(const LaunchPlan& plan, const LaunchContext& ctx, const std
   ChildSpec c;
   c.rank = plan.node_rank * plan.nproc_per_node + local_rank;
   c.label = "rank " + std::to_string(c.rank);
+  if (plan.nnodes > 1) c.label += " (node " + std::to_string(plan.node_rank) + ")";
   c.prefix = "[rank " + std::to_string(c.rank) + "] ";
   c.argv = argv;
   c.env = ctx.env;

@@ -350,9 +350,10 @@ class Supervisor {
     if (failed_ != nullptr) {
       std::string others;
       if (children_.size() > 1) others = "; the other ranks were stopped";
+      const std::string& prefix = failed_->spec->prefix;
       throw Error(failed_->spec->label + " " + describe_status(failed_->status) + others,
-                  "its output above is prefixed with [" + failed_->spec->label + "]" +
-                      (failed_->spec->rank < 0 ? std::string(" (and that node's launcher error)") : std::string()));
+                  prefix.empty() ? "that node's launcher printed the cause above"
+                                 : "its output above is prefixed with " + prefix.substr(0, prefix.size() - 1));
     }
     if (stop_signal_ != 0)
       throw Error("stopped by " + signal_name(stop_signal_) + "; every rank has exited", {}, ExitCode::kInterrupted);

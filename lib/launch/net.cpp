@@ -116,6 +116,24 @@ void check_port_free(int port) {
                    "pick another with --master-port");
 }
 
+bool is_local_host(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) return false;
+  bool local = false;
+  for (addrinfo* a = res; a && !local; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    // Port 0: any free port; binding succeeds only for this machine's addresses.
+    local = ::bind(fd, a->ai_addr, a->ai_addrlen) == 0;
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  return local;
+}
+
 void check_resolvable(const std::string& host, const std::string& flag) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;

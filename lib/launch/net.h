@@ -17,6 +17,9 @@ void check_port_free(int port);
 // when none is found (another user's process, or no permission to look).
 std::string port_holder(int port);
 
+// True when `host` resolves to an address of this machine (one it can bind).
+bool is_local_host(const std::string& host);
+
 // Throws UsageError when `host` does not resolve to an address.
 void check_resolvable(const std::string& host, const std::string& flag);
 

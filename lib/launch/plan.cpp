@@ -214,6 +214,7 @@ LaunchPlan make_plan(const LaunchRequest& req, const LaunchContext& ctx) {
     plan.nnodes = static_cast<int>(hosts.size());
     plan.node_rank = 0;
     plan.master_addr = req.master_addr.empty() ? hosts.front().name : req.master_addr;
+    plan.hostfile_first_host = hosts.front().name;
     if (req.nproc_given) {
       plan.nproc_per_node = req.nproc;
     } else if (!req.gpus.empty()) {

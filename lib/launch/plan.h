@@ -59,6 +59,7 @@ struct LaunchPlan {
   int master_port = kDefaultMasterPort;
   bool check_port = false;           // this launcher is node 0 and must find the port free
   bool lifeline_stdin = false;
+  std::string hostfile_first_host;   // with --hostfile: the host this launcher must run on; else ""
 };
 
 // Parses "0,1,3" into ids; throws UsageError for empty items, non-numbers,

@@ -104,8 +104,10 @@ class Supervisor {
   ~Supervisor() {
     // Whatever happened, nothing we started outlives us.
     for (Child& c : children_) {
-      if (c.pid > 0) ::kill(-c.pid, SIGKILL);
-      if (c.running) ::waitpid(c.pid, nullptr, 0);
+      if (c.running) {
+        ::kill(-c.pid, SIGKILL);
+        ::waitpid(c.pid, nullptr, 0);
+      }
       for (int fd : {c.out.fd, c.err.fd, c.lifeline})
         if (fd >= 0) ::close(fd);
     }
@@ -322,7 +324,6 @@ class Supervisor {
   // After every child is reaped: drain what is left in the pipes (a killed
   // group closes them at once; give stragglers a moment, never forever).
   void finish() {
-    for (Child& c : children_) ::kill(-c.pid, SIGKILL);
     const auto until = deadline(2.0);
     for (;;) {
       std::vector<pollfd> fds;
@@ -424,6 +425,11 @@ std::string describe_status(int status) {
 }
 
 void run(const LaunchPlan& plan, const RunOptions& options) {
+  if (!plan.hostfile_first_host.empty() && !is_local_host(plan.hostfile_first_host))
+    throw UsageError("this machine is not " + plan.hostfile_first_host +
+                         ", the first host of the hostfile: node 0's ranks run where `zinf launch` runs",
+                     "run `zinf launch --hostfile ...` on " + plan.hostfile_first_host +
+                         ", or list this machine first in the hostfile");
   if (plan.check_port) check_port_free(plan.master_port);
   if (plan.nnodes > 1 && plan.node_rank > 0) check_resolvable(plan.master_addr, "--master-addr");
   Supervisor supervisor(plan, options);

@@ -197,6 +197,7 @@ TEST_CASE("a hostfile starts the other nodes over ssh with a launcher for each")
   REQUIRE(plan.children.size() == 3);
   CHECK(plan.world_size == 4);
   CHECK(plan.master_addr == "alpha");
+  CHECK(plan.hostfile_first_host == "alpha");
   CHECK(plan.children[1].env.at("MASTER_ADDR") == "alpha");
   const auto& ssh = plan.children[2];
   CHECK(ssh.rank == -1);

@@ -331,9 +331,10 @@ TEST_CASE("bad launch flags are usage errors that say what is allowed") {
 // ---------------------------------------------------------------- hostfile over a stand-in ssh
 
 namespace {
-// "ssh host command": run the command locally, as ssh would on the host.
+// "ssh host command": run the command locally, as ssh would on the host. Like
+// ssh, it stays the parent: the node's launcher is its child, not itself.
 void write_fake_ssh(const TempDir& dir) {
-  write_text(dir.file("fake-ssh"), "#!/bin/sh\necho \"$1\" >> " + dir.path() + "/ssh-hosts\nexec /bin/sh -c \"$2\"\n");
+  write_text(dir.file("fake-ssh"), "#!/bin/sh\necho \"$1\" >> " + dir.path() + "/ssh-hosts\n/bin/sh -c \"$2\"\n");
   ::chmod(dir.file("fake-ssh").c_str(), 0755);
   write_text(dir.file("hosts"), "# two nodes, both this machine\nlocalhost slots=2\n127.0.0.1 slots=2\n");
 }
@@ -367,4 +368,21 @@ TEST_CASE("a rank failing on the ssh-started node stops the whole job") {
   CHECK(contains(r.err, "error: rank 1 (node 1) exited with code 4"));
   CHECK(contains(r.err, "error: node 1 (127.0.0.1) exited with code 1"));
   CHECK_FALSE(alive(read_pid(dir.file("pid0"))));
+}
+
+TEST_CASE("kill -9 of the head launcher also stops the ranks of the ssh-started node (stdin lifeline)") {
+  TempDir dir("zinf-launch");
+  write_fake_ssh(dir);
+  ::setenv("ZINF_SSH", dir.file("fake-ssh").c_str(), 1);
+  Background bg;
+  start_zinf(bg, dir, {"launch", "--hostfile", dir.file("hosts"), "--nproc", "1", "--master-port",
+                       std::to_string(free_port()), "--", "/bin/sh", "-c", record_pid_then_sleep(dir)});
+  ::unsetenv("ZINF_SSH");
+  REQUIRE(wait_for_file(dir.file("pid0"), 20s));
+  REQUIRE(wait_for_file(dir.file("pid1"), 20s));
+  const pid_t rank0 = read_pid(dir.file("pid0")), rank1 = read_pid(dir.file("pid1"));
+  REQUIRE(::kill(bg.pid, SIGKILL) == 0);
+  REQUIRE(bg.wait_exit(10s));
+  CHECK(gone_within(rank0, 10s));
+  CHECK(gone_within(rank1, 10s));
 }

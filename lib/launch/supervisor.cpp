@@ -255,8 +255,9 @@ class Supervisor {
       if (sig == SIGCHLD) {
         reap();
       } else if (stop_signal_ != 0 || failed_ != nullptr) {
-        // A second Ctrl-C: the user does not want to wait for the grace period.
-        notice(opt_, "got " + signal_name(sig) + " again; killing every rank now");
+        // A second Ctrl-C (or one while a failure is being handled): the user
+        // does not want to wait for the grace period.
+        notice(opt_, "got " + signal_name(sig) + " while the ranks were stopping; killing them now");
         signal_all(SIGKILL);
         if (stop_signal_ == 0) stop_signal_ = sig;
       } else {

@@ -16,7 +16,7 @@ bool has(const std::string& haystack, const std::string& needle) { return haysta
 TEST_CASE("zinf --help lists every subcommand and what each stage saves") {
   const auto r = run_zinf({"--help"});
   CHECK(r.exit_code == 0);
-  for (const char* sub : {"train", "estimate", "validate-nvme", "config", "launch", "report"}) {
+  for (const std::string sub : {"train", "estimate", "validate-nvme", "config", "launch", "report"}) {
     CAPTURE(sub);
     CHECK(has(r.out, sub));
   }
@@ -117,7 +117,7 @@ TEST_CASE("no subcommand is a usage error") {
 TEST_CASE("zinf report prints versions, hardware and I/O support") {
   const auto r = run_zinf({"report"});
   CHECK(r.exit_code == 0);
-  for (const char* line : {"zinf ", "LibTorch", "CUDA", "NCCL", "GPUs", "CPU features", "AVX2", "AVX-512F", "RAM",
+  for (const std::string line : {"zinf ", "LibTorch", "CUDA", "NCCL", "GPUs", "CPU features", "AVX2", "AVX-512F", "RAM",
                            "io_uring", "O_DIRECT", "cuFile"}) {
     CAPTURE(line);
     CHECK(has(r.out, line));

@@ -82,6 +82,8 @@ std::optional<std::int64_t> gib_option(const std::string& flag, const std::strin
     throw UsageError("--" + flag + " '" + text + "': not a number", "allowed: a size in GiB such as 80 or 1.5");
   if (v <= 0)
     throw UsageError("--" + flag + " is " + text + ": must be positive", "allowed: a size in GiB such as 80 or 1.5");
+  if (v > 1048576)
+    throw UsageError("--" + flag + " is " + text + ": more than 1048576 GiB (1 PiB)", "allowed: a size in GiB such as 80");
   return static_cast<std::int64_t>(v * double(kGiB));
 }
 
@@ -166,6 +168,11 @@ void run_estimate(const EstimateCommand& c) {
   int gpus = gpus_text.empty() ? std::max<int>(1, static_cast<int>(detected.size())) : gpus_per_node(gpus_text);
   if (target == plan::Target::kCpu && gpus_text.empty()) gpus = 1;
 
+  if (std::int64_t{gpus} * nodes > plan::kMaxRanks)
+    throw UsageError("--gpus " + std::to_string(gpus) + " x --nodes " + std::to_string(nodes) + " = " +
+                         std::to_string(std::int64_t{gpus} * nodes) + " ranks: more than " +
+                         std::to_string(plan::kMaxRanks),
+                     "allowed: at most " + std::to_string(plan::kMaxRanks) + " GPUs in all");
   config::MachineFacts facts = detect_machine_facts();
   facts.world_size = gpus * nodes;
   if (cpu_mem) facts.cpu_memory_bytes = *cpu_mem;  // "auto" sub-group size follows the memory planned for

@@ -123,6 +123,10 @@ void check_inputs(const Inputs& in) {
   };
   positive(in.gpus_per_node, "GPUs per node (--gpus)", "a whole number of GPUs per node, 1 or more");
   positive(in.nodes, "nodes (--nodes)", "a whole number of nodes, 1 or more");
+  if (in.ranks() > kMaxRanks)
+    throw UsageError(std::to_string(in.gpus_per_node) + " GPUs per node x " + std::to_string(in.nodes) + " nodes = " +
+                         std::to_string(in.ranks()) + " ranks: more than " + std::to_string(kMaxRanks),
+                     "allowed: at most " + std::to_string(kMaxRanks) + " GPUs in all");
   positive(in.micro_batch, "micro-batch (--batch-size)", "samples per GPU per forward, 1 or more");
   positive(in.seq_len, "sequence length (--seq-len)", "tokens per sample, 1 or more");
   positive(in.params, "parameter count (--params)", "a positive count such as 124439808, 1.3e9 or 175B");

@@ -68,15 +68,18 @@ struct Inputs {
   std::int64_t aio_block_size = 1 << 20;            // bytes; NVMe files are rounded up to it
   bool offload_gradients_nvme = false;              // fp32 gradient partition on NVMe too
 
-  int ranks() const { return gpus_per_node * nodes; }
+  std::int64_t ranks() const { return std::int64_t{gpus_per_node} * nodes; }
 };
 
 // Inputs from a resolved configuration, for `gpus_per_node` ranks on `nodes`.
 // Attention is flash/SDPA on CUDA, materialised on CPU.
 Inputs inputs_from(const config::Settings& s, int gpus_per_node, int nodes, Target target);
 
-// Throws UsageError naming the value when a count is not positive or the
-// shape is inconsistent.
+// The most data-parallel ranks an estimate is made for.
+constexpr std::int64_t kMaxRanks = 1 << 20;
+
+// Throws UsageError naming the value when a count is not positive (or the
+// ranks exceed kMaxRanks) or the shape is inconsistent.
 void check_inputs(const Inputs& in);
 
 // ------------------------------------------------------------------ options

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/error.h"
 #include "core/fs.h"
 #include "core/units.h"
 #include "hw/machine.h"
@@ -114,7 +115,7 @@ Recommendation recommend(const Estimate& e, const Hardware& hw) {
   r.shortfall = "the closest option, " + e.rows[best].option.name + ", needs " + joined + " (" + f.why + ")";
 
   std::string which;
-  for (int k = 2; k <= 1024; k *= 2) {
+  for (int k = 2; k <= 1024 && e.inputs.ranks() * k <= kMaxRanks; k *= 2) {
     Inputs more_nodes = e.inputs;
     more_nodes.nodes = e.inputs.nodes * k;
     if (any_fits(estimate(more_nodes), hw, &which)) {
@@ -131,6 +132,20 @@ Recommendation recommend(const Estimate& e, const Hardware& hw) {
       r.shortfall += "; " + which + " would fit with --batch-size 1 --activation-checkpointing";
   }
   return r;
+}
+
+Choice choose(const Inputs& in, const Hardware& hw) {
+  const Estimate e = estimate(in);
+  const Recommendation r = recommend(e, hw);
+  if (r.nothing_fits)
+    throw Error(r.explanation + ": " + r.shortfall,
+                "add memory or machines, lower the micro-batch, or turn on activation checkpointing",
+                ExitCode::kUnusable);
+  if (!r.chosen)
+    throw Error(r.explanation, "give the missing size (zinf estimate --help lists the flags), or pick a stage yourself",
+                ExitCode::kUnusable);
+  const Row& row = e.rows[*r.chosen];
+  return {row.option, row.need, r.explanation};
 }
 
 }  // namespace zinf::plan

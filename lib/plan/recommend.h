@@ -51,4 +51,15 @@ struct Recommendation {
 
 Recommendation recommend(const Estimate& e, const Hardware& hw);
 
+// For `zinf train --optimize`: the recommended option for `in` on `hw`, its
+// need and the one-line explanation. Throws zinf::Error with exit code 3
+// (unusable) when nothing fits (message: the shortfall and what would fit) or
+// when the choice cannot be judged (message: which capacity is unknown).
+struct Choice {
+  Option option;
+  Need need;
+  std::string explanation;
+};
+Choice choose(const Inputs& in, const Hardware& hw);
+
 }  // namespace zinf::plan

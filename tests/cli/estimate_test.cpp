@@ -92,6 +92,19 @@ TEST_CASE("a stage given on the command line is reported as selected") {
   CHECK(j.at("selected").at("cpu_bytes") == option_named(j, "zero2").at("cpu_bytes"));
 }
 
+TEST_CASE("a DeepSpeed config file's stage, offload and precision are what estimate reports as selected") {
+  zinf::test::TempDir dir;
+  const std::string ds = dir.file("ds.json");
+  zinf::test::write_text(ds, R"({"bf16": {"enabled": true},
+    "zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}}})");
+  const Json j = run_json(with(kGpt2Cpu, {"--config", ds}));
+  CHECK(j.at("precision") == "bf16");  // the file's choice wins over the CPU default
+  CHECK(j.at("selected").at("name") == "zero3+cpu-optimizer");
+  CHECK(j.at("selected").at("zero_stage") == 3);
+  CHECK(j.at("selected").at("offload_optimizer") == "cpu");
+  CHECK(j.at("selected").at("offload_param") == "none");
+}
+
 TEST_CASE("infinity with an NVMe path is selected and judged against that filesystem's free space") {
   zinf::test::TempDir dir;
   const Json j = run_json(with(kGpt2Cpu, {"--zero-stage", "infinity", "--nvme-offload-path", dir.file("swap")}));
@@ -138,6 +151,7 @@ TEST_CASE("bad counts are usage errors naming the flag") {
       {{"--seq-len", "0"}, "zinf.model.seq_len = 0: must be positive (set by flag --seq-len)"},
       {{"--params", "-5"}, "--params '-5': not a positive parameter count"},
       {{"--gpu-memory-gb", "0"}, "--gpu-memory-gb is 0: must be positive"},
+      {{"--gpus", "4096", "--nodes", "4096"}, "4096 x --nodes 4096 = 16777216 ranks: more than 1048576"},
       {{"--params", "7B", "--model", "1b"}, "--params and --model both describe the model"},
   };
   for (const auto& c : cases) {

@@ -1,6 +1,7 @@
 // plan: fit checks with the safety margin, and the fastest-that-fits choice.
 #include <doctest/doctest.h>
 
+#include "core/error.h"
 #include "core/units.h"
 #include "plan/recommend.h"
 
@@ -109,4 +110,27 @@ TEST_CASE("when nothing fits it says how much more is needed and what would fit"
   CHECK(r.shortfall.find("more") != std::string::npos);
   CHECK(r.shortfall.find("would fit on") != std::string::npos);  // more nodes
   CHECK(r.shortfall.find("--nodes") != std::string::npos);
+}
+
+TEST_CASE("choose returns the recommended option and fails with exit code 3 when nothing fits") {
+  const Choice c = choose(model("6.7b", 8), node(80, 1024, 8000));
+  CHECK(c.option.name == "zero1");
+  CHECK(c.need.gpu_bytes > 0);
+  CHECK(c.explanation.find("recommended: zero1") == 0);
+  Inputs big = model("13b", 1);
+  big.micro_batch = 8;
+  try {
+    choose(big, node(80, 128, 100));
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ExitCode::kUnusable);
+    CHECK(std::string(e.what()).find("nothing fits") == 0);
+  }
+  try {
+    choose(model("6.7b", 1), node(16, 96, std::nullopt));
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.code() == ExitCode::kUnusable);
+    CHECK(std::string(e.what()).find("unknown") != std::string::npos);
+  }
 }

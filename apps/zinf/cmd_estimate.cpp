@@ -7,7 +7,10 @@
 // lib/plan's; this file parses and prints.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -160,7 +163,8 @@ void run_estimate(const EstimateCommand& c) {
   const std::optional<std::int64_t> cpu_mem = gib_option("cpu-memory-gb", c.cpu_memory_gb);
   const std::optional<std::int64_t> nvme_free = gib_option("nvme-free-gb", c.nvme_free_gb);
 
-  const std::string gpus_text = given(sources, "gpus");
+  std::string gpus_text = given(sources, "gpus");
+  if (text::trim(gpus_text) == "auto") gpus_text.clear();  // the config default: detect
   const std::vector<hw::Gpu> detected = hw::detect_gpus();
   plan::Target target = plan::Target::kCpu;
   if (c.device == "cuda" || (c.device == "auto" && (!gpus_text.empty() || gpu_mem || !detected.empty())))

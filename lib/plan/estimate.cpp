@@ -3,7 +3,9 @@
 #include "plan/estimate.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 
 #include "core/error.h"
 #include "core/text.h"
@@ -49,8 +51,12 @@ std::int64_t sum(const std::vector<Item>& items) {
   return total;
 }
 
+// Per-rank items as per-node items: n ranks share a node.
 std::vector<Item> times(std::vector<Item> items, int n) {
-  for (auto& i : items) i.bytes *= n;
+  for (auto& i : items) {
+    i.bytes *= n;
+    if (n > 1) i.what += ", x " + std::to_string(n) + " ranks";
+  }
   return items;
 }
 
@@ -281,7 +287,7 @@ std::string describe_need(const Need& need, Target target) {
     out += "  " + title + ": " + format_bytes(double(total)) + "\n";
     for (const auto& i : items) {
       std::string what = i.what;
-      if (what.size() < 56) what.resize(56, ' ');
+      if (what.size() < 66) what.resize(66, ' ');
       out += "    " + what + " " + format_bytes(double(i.bytes)) + "\n";
     }
   };

@@ -177,6 +177,7 @@ Option option_from(const config::Settings& s) {
 }
 
 Need estimate_option(const Inputs& in, const Option& o) {
+  check_inputs(in);
   const bool mixed = in.precision != config::Precision::kFp32;
   const std::int64_t bw = mixed ? 2 : 4;  // bytes per element of parameters, gradients, activations
   const std::string prec = config::precision_name(in.precision);

@@ -116,6 +116,7 @@ struct Need {
   std::int64_t model_state_cpu_bytes = 0;  // the same per node in CPU memory
 };
 
+// One option's need; throws like check_inputs on bad inputs.
 Need estimate_option(const Inputs& in, const Option& option);
 
 struct Row {

@@ -1,0 +1,152 @@
+// zinf::plan — what zinf's engine allocates, per tier, for each ZeRO option.
+// Implements: Inputs (model, batch, precision, ranks, engine buffer sizes),
+// the standard options in speed order (none ... infinity on NVMe), and
+// estimate(): bytes per GPU (rank), CPU memory per node and NVMe space per
+// node, each with the items that make it up. The model-state floor follows
+// DeepSpeed's formulas (plan/deepspeed_reference.h); where zinf allocates
+// differently is documented in docs/estimates.md. Never touches Torch or the
+// machine: hardware limits and the choice live in plan/recommend.h.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/settings.h"
+#include "core/model_spec.h"
+#include "plan/activations.h"
+
+namespace zinf::plan {
+
+// ------------------------------------------------------------ fixed overheads
+
+// GPU memory a CUDA process holds before its first tensor: the CUDA context
+// and LibTorch's CUDA kernel images, loaded lazily. nvidia-smi shows 500-700
+// MiB on H100 with CUDA 12; LibTorch's allocator statistics do not include
+// it, so calibration against torch's peak allocated subtracts this item.
+constexpr std::int64_t kCudaContextBytes = 600LL << 20;
+
+// Host memory of one zinf process with LibTorch's CPU runtime loaded, before
+// any model state. Measured on CI (LibTorch 1.13 CPU, Debian 12): peak RSS
+// 160 MiB for `zinf config` (`/usr/bin/time -v build/zinf config`), 164 MiB
+// for a LibTorch program after a Linear forward/backward; rounded up for the
+// intra-op thread pool's stacks on machines with more cores.
+constexpr std::int64_t kHostRuntimeBytesCpu = 192LL << 20;
+
+// The same for a CUDA build: libtorch_cuda, cuBLAS and cuDNN pages touched at
+// initialisation add to the CPU figure. An estimate until measured on the GPU
+// host (issue 6 calibration).
+constexpr std::int64_t kHostRuntimeBytesCuda = 2LL << 30;
+
+// Optimizer sub-groups in flight when the optimizer's home is NVMe: one read,
+// one being updated, one written back (DESIGN.md "Tiers"); fewer when the
+// partition has fewer sub-groups. Each holds 16 B per element: fp32 master,
+// m, v and gradient.
+constexpr std::int64_t kOptimizerSubGroupsInFlight = 3;
+
+// ------------------------------------------------------------------- inputs
+
+enum class Target { kCpu, kCuda };  // what plays the accelerator's part
+
+struct Inputs {
+  std::int64_t params = 0;              // parameters trained (the model's count, or --params)
+  ModelSpec model;                      // shape: activations and the largest gathered block
+  std::int64_t micro_batch = 1;         // samples per rank per forward
+  std::int64_t seq_len = 1;             // tokens per sample
+  bool activation_checkpointing = false;
+  config::Precision precision = config::Precision::kBf16;
+  Target target = Target::kCuda;
+  Attention attention = Attention::kFlash;
+  int gpus_per_node = 1;                // ranks per node
+  int nodes = 1;
+  // engine buffers; 0 means what `zinf config` resolves "auto" to
+  std::int64_t reduce_bucket_size = 0;              // elements per gradient bucket (auto: hidden^2)
+  std::int64_t param_buffer_count = 5;              // offload_param.buffer_count
+  std::int64_t param_buffer_size = 0;               // elements per parameter swap buffer (auto: largest block)
+  std::int64_t sub_group_size = 0;                  // elements per optimizer sub-group (auto: 1e9)
+  std::int64_t aio_block_size = 1 << 20;            // bytes; NVMe files are rounded up to it
+  bool offload_gradients_nvme = false;              // fp32 gradient partition on NVMe too
+
+  std::int64_t ranks() const { return std::int64_t{gpus_per_node} * nodes; }
+};
+
+// Inputs from a resolved configuration, for `gpus_per_node` ranks on `nodes`.
+// Attention is flash/SDPA on CUDA, materialised on CPU.
+Inputs inputs_from(const config::Settings& s, int gpus_per_node, int nodes, Target target);
+
+// The most data-parallel ranks an estimate is made for.
+constexpr std::int64_t kMaxRanks = 1 << 20;
+
+// Throws UsageError naming the value when a count is not positive (or the
+// ranks exceed kMaxRanks) or the shape is inconsistent.
+void check_inputs(const Inputs& in);
+
+// ------------------------------------------------------------------ options
+
+struct Option {
+  std::string name;                                   // "zero3+cpu-optimizer"
+  int zero_stage = 0;                                 // 0..3
+  config::Device offload_param = config::Device::kNone;
+  config::Device offload_optimizer = config::Device::kNone;
+};
+
+// none, zero1, zero2, zero3, zero3+cpu-optimizer, infinity-cpu,
+// infinity-nvme-optimizer, infinity-nvme: fastest first.
+const std::vector<Option>& standard_options();
+
+// The option a resolved configuration asks for (named like the standard one
+// it equals, else "zero2+cpu-optimizer"-style).
+Option option_from(const config::Settings& s);
+
+// ---------------------------------------------------------------- estimate
+
+struct Item {
+  std::string what;        // "fp32 master weights (partition)"
+  std::int64_t bytes = 0;  // on this tier, per rank (GPU) or per node (CPU, NVMe)
+};
+
+struct Need {
+  std::int64_t gpu_bytes = 0;   // per GPU; 0 when the target is the CPU
+  std::int64_t cpu_bytes = 0;   // per node
+  std::int64_t nvme_bytes = 0;  // per node
+  std::vector<Item> gpu, cpu, nvme;
+  ActivationBytes activations;  // per rank
+  std::int64_t model_state_gpu_bytes = 0;  // parameters, gradients, optimizer states per GPU (no buffers)
+  std::int64_t model_state_cpu_bytes = 0;  // the same per node in CPU memory
+};
+
+// One option's need; throws like check_inputs on bad inputs.
+Need estimate_option(const Inputs& in, const Option& option);
+
+struct Row {
+  Option option;
+  Need need;
+};
+
+struct Estimate {
+  Inputs inputs;
+  std::int64_t largest_block_params = 0;  // the largest unit gathered at once (a block or the embedding)
+  std::vector<Row> rows;                  // standard_options() order
+};
+
+Estimate estimate(const Inputs& in);
+
+// Parameters of the largest unit zinf gathers at once: a transformer block, or
+// the token + position embedding (which the tied LM head reuses).
+std::int64_t largest_block_params(const ModelSpec& m);
+
+// A GPT shape for a bare parameter count (--params): GPT-3's aspect ratio
+// hidden = 128 x layers, hidden a multiple of 128, 128-wide heads, with the
+// given vocabulary and sequence length.
+ModelSpec shape_for_params(std::int64_t params, std::int64_t vocab_size, std::int64_t seq_len);
+
+// "175B", "6.7e9", "124439808" -> count; nullopt when not a positive count.
+std::optional<std::int64_t> parse_param_count(const std::string& text);
+
+const char* target_name(Target t);
+
+// The items of `need`, one per line, grouped by tier ("  GPU per rank  12.3 GiB\n    fp32 master ...").
+std::string describe_need(const Need& need, Target target);
+
+}  // namespace zinf::plan

@@ -45,6 +45,7 @@ struct Job {
   int fixed = -1;          // registered buffer index, -1 when none
   std::int64_t next = 0;   // next request byte to hand to a piece
   int in_flight = 0;       // pieces submitted and not yet completed
+  int checks = 0;          // completed pieces whose checksum is still being verified
   std::string error;       // first failure
   std::string hint;
   bool done = false;
@@ -60,6 +61,18 @@ struct Piece {
   char* mem = nullptr;        // where the kernel reads/writes: user memory or the bounce block
   bool bounced = false;
   int retries = 0;
+};
+
+// Checksum work done by the worker outside the lock, while the device works:
+// recording a written piece's CRC after it was submitted, verifying a read one
+// after it completed.
+struct CrcTask {
+  Job* job = nullptr;
+  const char* mem = nullptr;  // user memory of the piece
+  std::int64_t rel = 0;       // piece offset in the request
+  std::int64_t len = 0;       // bytes
+  bool verify = false;        // read: compare; write: record
+  std::uint32_t crc = 0;      // computed outside the lock
 };
 
 struct FixedBuffer {
@@ -89,6 +102,7 @@ struct UringEngine::Impl {
   std::vector<AlignedBuffer> bounce;  // one block per slot, allocated on first use
   int in_flight = 0;
   int unsubmitted = 0;
+  std::vector<CrcTask> crc_tasks;
 
   IoCounters counters;
   Clock::time_point busy_since;
@@ -107,7 +121,7 @@ struct UringEngine::Impl {
 
   void finish_if_done(Job& job) {
     const bool issued_all = job.next >= job.req.bytes || !job.error.empty();
-    if (issued_all && job.in_flight == 0 && !job.done) {
+    if (issued_all && job.in_flight == 0 && job.checks == 0 && !job.done) {
       job.done = true;  // a waiter may free it from now on: no queue entry may point at it
       queue.erase(std::remove(queue.begin(), queue.end(), &job), queue.end());
       if (job.error.empty()) {
@@ -199,11 +213,6 @@ struct UringEngine::Impl {
         p.mem = user;
         p.io_len = p.len;
       }
-      if (job.req.op == Op::kWrite && job.req.crc) {
-        const std::int64_t i = p.rel / opt.block_size;
-        job.req.crc[i] = crc32c(user, static_cast<std::size_t>(p.len));
-        job.req.crc_bytes[i] = p.len;
-      }
       const int injected = testing::fault(job.req.op == Op::kRead ? testing::FaultSite::kRead : testing::FaultSite::kWrite,
                                           job.req.file->path(), job.req.offset + p.rel);
       if (injected != 0) {
@@ -212,6 +221,11 @@ struct UringEngine::Impl {
              io_error_hint(injected));
         free_slots.push_back(slot);
         continue;
+      }
+      if (job.req.op == Op::kWrite && job.req.crc) {
+        // Recorded right after submission, before this worker reaps the piece:
+        // the CRC is in place before the request can be reported done.
+        crc_tasks.push_back(CrcTask{&job, user, p.rel, p.len, false, 0});
       }
       ++job.in_flight;
       if (in_flight++ == 0) busy_since = Clock::now();
@@ -266,18 +280,9 @@ struct UringEngine::Impl {
     if (finished && job.error.empty()) {
       char* user = static_cast<char*>(job.req.data) + p.rel;
       if (read && p.bounced) std::memcpy(user, p.mem, static_cast<std::size_t>(p.len));
-      if (read && job.req.crc) {
-        const std::int64_t i = p.rel / opt.block_size;
-        if (job.req.crc_bytes[i] == p.len) {
-          const std::uint32_t got = crc32c(user, static_cast<std::size_t>(p.len));
-          if (got != job.req.crc[i]) {
-            fail(job,
-                 "checksum mismatch reading " + std::to_string(p.len) + " bytes from " + where(job, p.rel) +
-                     ": crc32c " + hex32(got) + ", written as " + hex32(job.req.crc[i]),
-                 "the data read back differs from what this run wrote: check `dmesg` and the drive's health "
-                 "(smartctl), and move the offload path to another disk");
-          }
-        }
+      if (read && job.req.crc && job.req.crc_bytes[p.rel / opt.block_size] == p.len) {
+        crc_tasks.push_back(CrcTask{&job, user, p.rel, p.len, true, 0});
+        ++job.checks;  // the job is not done until the check is
       }
       if (job.error.empty()) {
         if (read)
@@ -294,10 +299,42 @@ struct UringEngine::Impl {
     finish_if_done(job);
   }
 
+  // Computes the queued checksums with `mu` released, then records or checks them.
+  void run_crc_tasks(std::unique_lock<std::mutex>& lock) {
+    std::vector<CrcTask> tasks;
+    tasks.swap(crc_tasks);
+    lock.unlock();
+    for (CrcTask& t : tasks) t.crc = crc32c(t.mem, static_cast<std::size_t>(t.len));
+    lock.lock();
+    for (const CrcTask& t : tasks) {
+      Job& job = *t.job;
+      const std::int64_t i = t.rel / opt.block_size;
+      if (!t.verify) {
+        job.req.crc[i] = t.crc;
+        job.req.crc_bytes[i] = t.len;
+        continue;
+      }
+      if (t.crc != job.req.crc[i]) {
+        fail(job,
+             "checksum mismatch reading " + std::to_string(t.len) + " bytes from " + where(job, t.rel) +
+                 ": crc32c " + hex32(t.crc) + ", written as " + hex32(job.req.crc[i]),
+             "the data read back differs from what this run wrote: check `dmesg` and the drive's health "
+             "(smartctl), and move the offload path to another disk");
+      }
+      --job.checks;
+      finish_if_done(job);
+    }
+  }
+
   void run() {
     std::unique_lock<std::mutex> lock(mu);
     for (;;) {
       issue_locked();
+      if (!crc_tasks.empty()) {
+        submit_pending();  // the device starts on the new pieces while we checksum
+        run_crc_tasks(lock);
+        continue;
+      }
       if (in_flight == 0) {
         if (stop && queue.empty()) return;
         work_cv.wait(lock, [&] { return has_work_locked(); });

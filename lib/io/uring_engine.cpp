@@ -257,7 +257,8 @@ struct UringEngine::Impl {
         finished = true;  // the padding of an odd tail may lie past the end of the file
       } else if (!read && p.progress >= p.io_len) {
         finished = true;
-      } else if (res == 0) {
+      } else if (res == 0 || (read && job.req.file->direct() && p.progress % kDirectAlignment != 0)) {
+        // Nothing more, or (O_DIRECT) a partial block: the file ended there.
         if (read) {
           fail(job,
                "short read from " + where(job, p.rel) + ": the file ends after " + std::to_string(p.progress) +

@@ -254,6 +254,17 @@ TEST_CASE("a short read names the file, the offset and how much was there") {
   CHECK(contains(e, dir.file("short.bin")));
   CHECK(contains(e, "offset 8192"));
   CHECK(contains(e, "truncated"));
+  // A file that ends inside a block (written by someone else, not padded) is a short read too.
+  zinf::test::write_text(dir.file("odd.bin"), std::string(5000, 'z'));
+  File g = File::open(dir.file("odd.bin"), OpenMode::kRead);
+  REQUIRE(g.direct());
+  const std::string odd = error_of([&] { engine.wait(engine.read(g, 0, buf.data(), 8192)); });
+  CHECK(contains(odd, "short read"));
+  CAPTURE(odd);
+  CHECK(contains(odd, "at offset 4096: the file ends after 904 of the 4096 bytes"));
+  // Asking for exactly what is there works, although O_DIRECT reads whole blocks.
+  engine.wait(engine.read(g, 0, buf.data(), 5000));
+  CHECK(buf.as<char>()[4999] == 'z');
 }
 
 TEST_CASE("EIO and ENOSPC from the device come back as errors with file, offset and a hint") {

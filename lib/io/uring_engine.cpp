@@ -3,6 +3,7 @@
 
 #include <liburing.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -86,6 +87,8 @@ struct UringEngine::Impl {
   EngineOptions opt;
   io_uring ring{};
   bool fixed_table = false;  // sparse registered-buffer table set up
+  bool ring_ok = false;      // false: io_uring unavailable, pieces run as pread/pwrite on the worker
+  std::vector<int> sync_ready;  // without a ring: prepared pieces waiting for the worker
   std::vector<FixedBuffer> fixed;
 
   mutable std::mutex mu;
@@ -137,6 +140,10 @@ struct UringEngine::Impl {
 
   // Fills one io_uring SQE for piece `p` from its current progress.
   void prep(int slot) {
+    if (!ring_ok) {
+      sync_ready.push_back(slot);
+      return;
+    }
     Piece& p = pieces[slot];
     Job& job = *p.job;
     io_uring_sqe* sqe = io_uring_get_sqe(&ring);  // never null: in flight <= queue depth <= SQ size
@@ -160,6 +167,7 @@ struct UringEngine::Impl {
   }
 
   void submit_pending() {
+    if (!ring_ok) return;
     while (unsubmitted > 0) {
       const int rc = io_uring_submit(&ring);
       if (rc >= 0) {
@@ -327,6 +335,25 @@ struct UringEngine::Impl {
     }
   }
 
+  // Without io_uring: the prepared pieces as plain pread/pwrite, one at a time.
+  void run_sync(std::unique_lock<std::mutex>& lock) {
+    std::vector<int> slots;
+    slots.swap(sync_ready);
+    std::vector<int> results(slots.size());
+    lock.unlock();
+    for (std::size_t k = 0; k < slots.size(); ++k) {
+      const Piece& p = pieces[static_cast<std::size_t>(slots[k])];
+      const Request& r = p.job->req;
+      const off_t off = static_cast<off_t>(r.offset + p.rel + p.progress);
+      const std::size_t n = static_cast<std::size_t>(p.io_len - p.progress);
+      const ssize_t got = r.op == Op::kRead ? ::pread(r.file->fd(), p.mem + p.progress, n, off)
+                                            : ::pwrite(r.file->fd(), p.mem + p.progress, n, off);
+      results[k] = got < 0 ? -errno : static_cast<int>(got);
+    }
+    lock.lock();
+    for (std::size_t k = 0; k < slots.size(); ++k) complete(slots[k], results[k]);
+  }
+
   void run() {
     std::unique_lock<std::mutex> lock(mu);
     for (;;) {
@@ -339,6 +366,10 @@ struct UringEngine::Impl {
       if (in_flight == 0) {
         if (stop && queue.empty()) return;
         work_cv.wait(lock, [&] { return has_work_locked(); });
+        continue;
+      }
+      if (!ring_ok) {
+        run_sync(lock);
         continue;
       }
       lock.unlock();
@@ -384,13 +415,19 @@ UringEngine::UringEngine(EngineOptions options) : impl_(std::make_unique<Impl>()
     params = io_uring_params{};
     rc = io_uring_queue_init_params(entries, &d.ring, &params);
   }
-  if (rc < 0) {
-    throw Error("cannot set up io_uring (" + std::to_string(entries) + " entries): " + errno_text(-rc),
-                "zinf needs Linux >= 5.10 with io_uring enabled (sysctl kernel.io_uring_disabled=0; container "
-                "seccomp profiles often block it: docker run --security-opt seccomp=unconfined), or offload to "
-                "CPU memory instead of NVMe");
+  if (const int injected = testing::fault(testing::FaultSite::kRingSetup, "", 0)) {
+    if (rc == 0) io_uring_queue_exit(&d.ring);
+    rc = -injected;
   }
-  d.fixed_table = io_uring_register_buffers_sparse(&d.ring, kFixedBufferSlots) == 0;
+  d.ring_ok = rc == 0;
+  if (!d.ring_ok) {
+    log::warn_once("io.nouring",
+                   "io_uring is not available (" + errno_text(-rc) +
+                       "): NVMe I/O falls back to pread/pwrite on one thread, one request at a time, which "
+                       "reaches a fraction of an NVMe drive's bandwidth. Enable io_uring (Linux >= 5.10, sysctl "
+                       "kernel.io_uring_disabled=0; in containers: docker run --security-opt seccomp=unconfined).");
+  }
+  d.fixed_table = d.ring_ok && io_uring_register_buffers_sparse(&d.ring, kFixedBufferSlots) == 0;
   if (d.fixed_table) d.fixed.resize(kFixedBufferSlots);
   d.pieces.resize(static_cast<std::size_t>(options.queue_depth));
   d.bounce.resize(static_cast<std::size_t>(options.queue_depth));
@@ -409,7 +446,7 @@ UringEngine::~UringEngine() {
   std::size_t failed = 0;
   for (const auto& [id, job] : d.jobs) failed += job->error.empty() ? 0 : 1;
   if (failed) log::warn(std::to_string(failed) + " I/O request(s) failed and were never waited for");
-  io_uring_queue_exit(&d.ring);
+  if (d.ring_ok) io_uring_queue_exit(&d.ring);
 }
 
 Ticket UringEngine::submit(const Request& r) {
@@ -563,5 +600,7 @@ void UringEngine::reset_counters() {
 }
 
 const EngineOptions& UringEngine::options() const { return impl_->opt; }
+
+bool UringEngine::uses_io_uring() const { return impl_->ring_ok; }
 
 }  // namespace zinf::io

@@ -243,6 +243,27 @@ TEST_CASE("where O_DIRECT is refused, files fall back to buffered I/O and still 
   }
 }
 
+TEST_CASE("without io_uring the engine falls back to pread/pwrite and still round-trips and fails loudly") {
+  TempDir dir("zinf-io");
+  ScopedFault fault([](testing::FaultSite site, const std::string&, std::int64_t off) {
+    if (site == testing::FaultSite::kRingSetup) return EPERM;  // what a seccomp filter answers
+    return site == testing::FaultSite::kRead && off == 12288 ? EIO : 0;
+  });
+  UringEngine engine(EngineOptions{4096, 8, false});
+  CHECK_FALSE(engine.uses_io_uring());
+  File f = File::open(dir.file("sync.bin"), OpenMode::kCreate);
+  const auto src = random_bytes(10001, 21);
+  engine.wait(engine.write(f, 0, src.data(), 10001));
+  std::vector<unsigned char> back(10001);
+  engine.wait(engine.read(f, 0, back.data(), 10001));
+  CHECK(back == src);
+  CHECK(engine.counters().bytes_read == 10001);
+  AlignedBuffer big(16384);
+  engine.wait(engine.write(f, 0, big.data(), 16384));
+  CHECK(contains(error_of([&] { engine.wait(engine.read(f, 0, big.data(), 16384)); }), "offset 12288 failed"));
+  CHECK_FALSE(engine.register_buffer(big.data(), big.size()));
+}
+
 TEST_CASE("a short read names the file, the offset and how much was there") {
   TempDir dir("zinf-io");
   UringEngine engine(EngineOptions{4096, 4, false});

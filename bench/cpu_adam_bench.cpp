@@ -13,6 +13,7 @@
 //
 //   bench_cpu_adam [--n 100000000] [--steps 5] [--threads 0] [--isa auto] [--no-torch]
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -204,13 +205,17 @@ int main(int argc, char** argv) {
   int threads = 0;
   std::string isa = "auto";
   bool no_torch = false;
-  app.add_option("--n", n, "parameters")->check(CLI::PositiveNumber);
-  app.add_option("--steps", steps, "timed steps (median reported) after one warm-up")->check(CLI::PositiveNumber);
+  app.add_option("--n", n, "parameters")->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+  app.add_option("--steps", steps, "timed steps (median reported) after one warm-up")->check(CLI::Range(1, 1000));
   app.add_option("--threads", threads, "threads for the multi-threaded runs; 0 = hardware concurrency")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 4096));
   app.add_option("--isa", isa, "auto, scalar, avx2, avx512");
   app.add_flag("--no-torch", no_torch, "skip the LibTorch baselines");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : static_cast<int>(zinf::ExitCode::kUsage);  // --help: 0; bad flag: 2
+  }
 
   try {
     force_isa(parse_isa(isa));

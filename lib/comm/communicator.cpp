@@ -2,12 +2,15 @@
 #include "comm/communicator.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#ifdef ZINF_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef ZINF_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <string>
 #include <vector>
@@ -16,6 +19,14 @@
 
 namespace zinf::comm {
 namespace {
+
+// LibTorch 2.0 split ProcessGroup into a dispatcher and per-device Backends;
+// ProcessGroupGloo/NCCL derive from Backend since then, from ProcessGroup before.
+#if TORCH_VERSION_MAJOR >= 2
+using GroupBase = ::c10d::Backend;
+#else
+using GroupBase = ::c10d::ProcessGroup;
+#endif
 
 std::string where(const Rendezvous& r) {
   return r.master_addr + ":" + std::to_string(r.master_port) + " (rank " + std::to_string(r.rank) + " of " +
@@ -62,10 +73,15 @@ class C10dCommunicator final : public Communicator {
     auto prefixed = c10::make_intrusive<::c10d::PrefixStore>("zinf", store_);
     checked("creating the process group", rdv, [&] {
       if (backend == Backend::kGloo) {
+#ifdef ZINF_WITH_GLOO
         auto options = ::c10d::ProcessGroupGloo::Options::create();
         options->timeout = rdv.timeout;
         options->devices.push_back(::c10d::ProcessGroupGloo::createDefaultDevice());
         group_ = c10::make_intrusive<::c10d::ProcessGroupGloo>(prefixed, rdv.rank, rdv.world_size, options);
+#else
+        throw UsageError("this build of zinf has no Gloo backend (LibTorch's Gloo headers were not found)",
+                         "install libgloo-dev (Debian) and rebuild, or run on GPUs with NCCL");
+#endif
       } else {
 #ifdef ZINF_WITH_NCCL
         auto options = ::c10d::ProcessGroupNCCL::Options::create();
@@ -148,10 +164,18 @@ class C10dCommunicator final : public Communicator {
   Rendezvous rdv_;
   Backend backend_;
   c10::intrusive_ptr<::c10d::Store> store_;
-  c10::intrusive_ptr<::c10d::ProcessGroup> group_;
+  c10::intrusive_ptr<GroupBase> group_;
 };
 
 }  // namespace
+
+bool gloo_available() {
+#ifdef ZINF_WITH_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
 
 const char* backend_name(Backend b) { return b == Backend::kNccl ? "nccl" : "gloo"; }
 

@@ -51,4 +51,7 @@ class Communicator {
 
 const char* backend_name(Backend b);
 
+// True when this build can create Gloo (CPU) process groups.
+bool gloo_available();
+
 }  // namespace zinf::comm

@@ -106,6 +106,15 @@ std::pair<json, std::size_t> safetensors_header(const std::string& path) {
   return {json::parse(raw.substr(8, n)), raw.size() - 8 - n};
 }
 
+// An llm.c token file: 256 int32 header (magic 20240520, version 1, count), uint16 tokens.
+void write_bin(const std::string& path, const std::vector<std::uint16_t>& ids) {
+  std::int32_t header[256] = {20240520, 1, static_cast<std::int32_t>(ids.size())};
+  std::string bytes(sizeof header + 2 * ids.size(), '\0');
+  std::memcpy(bytes.data(), header, sizeof header);
+  std::memcpy(bytes.data() + sizeof header, ids.data(), 2 * ids.size());
+  write_text(path, bytes);
+}
+
 }  // namespace
 
 TEST_CASE("zinf train: the loss falls on the bundled corpus and every output is written") {
@@ -199,6 +208,40 @@ TEST_CASE("zinf train: a run killed with SIGKILL resumes to exactly the uninterr
   CHECK(read_text(out + "/model.safetensors") == read_text(dir.file("full") + "/model.safetensors"));
 }
 
+TEST_CASE("zinf train: bf16 with fp32 master weights learns and resumes exactly (the CUDA code path, on CPU)") {
+  TempDir dir;
+  auto args_for = [&](const std::string& out) {
+    auto a = quick_args(out, 8);
+    a.insert(a.end(), {"--precision", "bf16", "--grad-accum", "2", "--save-every", "1", "--warmup-steps", "2"});
+    return a;
+  };
+  const auto full = train(args_for(dir.file("full")));
+  INFO(full.err);
+  REQUIRE(full.exit_code == 0);
+  const auto a = metrics_of(dir.file("full"));
+  REQUIRE(a.size() == 8);
+  CHECK(a[7]["loss"].get<double>() < a[0]["loss"].get<double>() - 0.5);
+  const auto [header, data_bytes] = safetensors_header(dir.file("full") + "/model.safetensors");
+  CHECK(header["transformer.h.0.mlp.c_fc.weight"]["dtype"] == "F32");  // the fp32 master weights
+
+  const std::string out = dir.file("stopped");
+  const pid_t pid = spawn_zinf(args_for(out));
+  wait_for_lines(pid, out + "/metrics.jsonl", 3);
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  auto resume = args_for(out);
+  resume.push_back("--resume");
+  const auto r = train(resume);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto b = metrics_of(out);
+  REQUIRE(b.size() == 8);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(b[i]["loss"].get<double>() == a[i]["loss"].get<double>());
+  }
+}
+
 TEST_CASE("zinf train: SIGTERM stops after the current step with a checkpoint and exit code 130") {
   TempDir dir;
   const std::string out = dir.file("run");
@@ -237,6 +280,21 @@ TEST_CASE("zinf train: bad data, paths and stages get clear errors") {
   CHECK(shortdata.err.find("seq-len 64 is longer than the data") != std::string::npos);
   CHECK(shortdata.err.find("lower --seq-len") != std::string::npos);
 
+  std::vector<std::uint16_t> ids(4000);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::uint16_t>((i * 37) % 300 + (i % 7 == 0 ? 700 : 0));
+  write_bin(dir.file("tokens.bin"), ids);
+  auto small_vocab = run({"--dataset-file", dir.file("tokens.bin"), "--vocab-size", "512"});
+  CHECK(small_vocab.exit_code == 2);
+  CHECK(small_vocab.err.find("contains token id 999") != std::string::npos);
+  CHECK(small_vocab.err.find("--vocab-size to at least 1000") != std::string::npos);
+  auto bin = run({"--dataset-file", dir.file("tokens.bin"), "--vocab-size", "1024"});
+  CHECK(bin.exit_code == 0);
+
+  write_text(dir.file("broken.bin"), std::string(1024 + 10, '\0'));
+  auto broken = run({"--dataset-file", dir.file("broken.bin")});
+  CHECK(broken.exit_code == 2);
+  CHECK(broken.err.find("has magic 0, expected 20240520") != std::string::npos);
+
   // A path below a regular file cannot be created, even by root.
   write_text(dir.file("file.txt"), "x");
   auto args = quick_args(dir.file("file.txt/out"), 1);
@@ -252,7 +310,7 @@ TEST_CASE("zinf train: bad data, paths and stages get clear errors") {
 
   auto fp16 = run({"--precision", "fp16"});
   CHECK(fp16.exit_code == 2);
-  CHECK(fp16.err.find("trains on CUDA only") != std::string::npos);
+  CHECK(fp16.err.find("fp16 trains on CUDA only") != std::string::npos);
 
   // A finished run is not overwritten by accident.
   const std::string out = dir.file("done");

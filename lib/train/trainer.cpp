@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <optional>
 
 #ifdef ZINF_WITH_CUDA
@@ -129,6 +130,21 @@ struct Trainer::Impl {
   double evaluate();
   void save();
   TrainResult loop(const std::atomic<bool>* stop);
+  // The step's micro-batches as [grad_accum, rows, cols] inputs and targets
+  // on the device: one copy per step, from pinned memory and asynchronous on
+  // CUDA, so the GPU never waits for the host between micro-batches.
+  std::pair<torch::Tensor, torch::Tensor> next_step_tokens() {
+    const std::int64_t rows = settings.micro_batch, cols = settings.model.seq_len;
+    const auto opts = torch::TensorOptions().dtype(torch::kInt64).pinned_memory(device.is_cuda());
+    torch::Tensor in = torch::empty({settings.grad_accum, rows, cols}, opts), tg = torch::empty_like(in);
+    const std::size_t bytes = std::size_t(rows * cols) * sizeof(std::int64_t);
+    for (std::int64_t micro = 0; micro < settings.grad_accum; ++micro) {
+      const data::Batch b = sampler->next(rows);
+      std::memcpy(in[micro].data_ptr<std::int64_t>(), b.inputs.data(), bytes);
+      std::memcpy(tg[micro].data_ptr<std::int64_t>(), b.targets.data(), bytes);
+    }
+    return {in.to(device, /*non_blocking=*/true), tg.to(device, /*non_blocking=*/true)};
+  }
   torch::Tensor to_device(std::vector<std::int64_t>& v, std::int64_t rows, std::int64_t cols) const {
     return torch::from_blob(v.data(), {rows, cols}, torch::kInt64).to(device, torch::kInt64, /*non_blocking=*/false, /*copy=*/true);
   }
@@ -282,12 +298,13 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   const auto run_start = Clock::now();
   while (state.step < s.steps) {
     const auto t0 = Clock::now();
+    double untimed_s = 0;  // validation and checkpoint time in this iteration
     const double lr = schedule.lr_at(state.step);
     const double scale = scaler ? scaler->scale() : 1.0;
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    const auto [inputs, targets] = next_step_tokens();
     for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
-      data::Batch b = sampler->next(s.micro_batch);
-      const torch::Tensor loss = model->loss(to_device(b.inputs, b.rows, b.cols), to_device(b.targets, b.rows, b.cols));
+      const torch::Tensor loss = model->loss(inputs[micro], targets[micro]);
       (loss * (scale / double(s.grad_accum))).backward();
       torch::NoGradGuard no_grad;
       loss_sum += loss.detach();
@@ -321,16 +338,19 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
     state.tokens_seen += tokens_per_step;
     const double tokens_per_s = double(tokens_per_step) / dt;
     const double tflops = flops_per_token * tokens_per_s / 1e12;
-    if (state.step - first_step > kWarmupSteps || s.steps - first_step <= kWarmupSteps) {
-      timed_s += dt;
-      timed_tokens += tokens_per_step;
-      peak_tflops = std::max(peak_tflops, tflops);
-    }
+    // The run's mean counts whole iterations (bookkeeping included) except
+    // validation and checkpoint writes, and leaves out the warmup steps.
+    const bool timed = state.step - first_step > kWarmupSteps || s.steps - first_step <= kWarmupSteps;
+    if (timed) peak_tflops = std::max(peak_tflops, tflops);
     peak_gpu = std::max(peak_gpu, peak_gpu_bytes(device));
 
     double val = -1;
     const bool last = state.step == s.steps;
-    if ((s.eval_every > 0 && state.step % s.eval_every == 0) || last) val = last_val = evaluate();
+    if ((s.eval_every > 0 && state.step % s.eval_every == 0) || last) {
+      const auto te = Clock::now();
+      val = last_val = evaluate();
+      untimed_s += seconds_since(te);
+    }
 
     config::Json line = {{"step", state.step},
                          {"loss", last_loss},
@@ -355,7 +375,15 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                     s.log_every);
 
     const bool stopping = stop && stop->load();
-    if ((s.save_every > 0 && state.step % s.save_every == 0) || last || stopping) save();
+    if ((s.save_every > 0 && state.step % s.save_every == 0) || last || stopping) {
+      const auto ts = Clock::now();
+      save();
+      untimed_s += seconds_since(ts);
+    }
+    if (timed) {
+      timed_s += seconds_since(t0) - untimed_s;
+      timed_tokens += tokens_per_step;
+    }
     if (stopping) {
       finish_progress();
       log::warn("stopped by a signal after step " + std::to_string(state.step) + "; checkpoint saved, resume with --resume");

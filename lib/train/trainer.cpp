@@ -104,6 +104,14 @@ std::string dims(const ModelSpec& s) {
 
 // ------------------------------------------------------------ the parts
 
+struct StepResult {
+  double loss = 0;        // mean over the step's micro-batches, unscaled
+  double grad_norm = 0;   // global L2 norm before clipping, unscaled
+  double lr = 0;
+  double loss_scale = 1;  // fp16: the scale this step used
+  bool applied = true;    // false: fp16 overflow, step skipped
+};
+
 struct Trainer::Impl {
   Settings settings;
   torch::Device device = torch::kCPU;
@@ -129,6 +137,7 @@ struct Trainer::Impl {
   bool resume();
   double evaluate();
   void save();
+  StepResult train_step();
   TrainResult loop(const std::atomic<bool>* stop);
   // The step's micro-batches as [grad_accum, rows, cols] inputs and targets
   // on the device: one copy per step, from pinned memory and asynchronous on
@@ -281,6 +290,48 @@ void Trainer::Impl::save() {
   checkpoints->save(state, settings.model, {p.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), p.numel()});
 }
 
+// One optimizer step: forward/backward over the step's micro-batches (grads
+// summed in fp32), unscale, clip, AdamW on the fp32 master, refresh the
+// low-precision copy. Reads the loss and the gradient norm back once.
+StepResult Trainer::Impl::train_step() {
+  const Settings& s = settings;
+  StepResult r;
+  r.lr = schedule.lr_at(state.step);
+  r.loss_scale = scaler ? scaler->scale() : 1.0;
+  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  const auto [inputs, targets] = next_step_tokens();
+  for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
+    const torch::Tensor loss = model->loss(inputs[micro], targets[micro]);
+    (loss * (r.loss_scale / double(s.grad_accum))).backward();
+    torch::NoGradGuard no_grad;
+    loss_sum += loss.detach();
+    if (dtype != torch::kFloat32) {  // accumulate in fp32, one op per micro-batch
+      if (micro == 0) grad32.copy_(model->grads());
+      else grad32.add_(model->grads());
+      model->zero_grads();
+    }
+  }
+  torch::NoGradGuard no_grad;
+  if (r.loss_scale != 1.0) grad32.mul_(1.0 / r.loss_scale);
+  const torch::Tensor norm = grad32.norm();
+  if (scaler) r.applied = scaler->update(!std::isfinite(norm.item<double>()));  // fp16 needs the answer now
+  if (r.applied) {
+    if (s.gradient_clipping > 0) grad32.mul_((s.gradient_clipping / (norm + 1e-6)).clamp_max(1.0));
+    optimizer->step(grad32, r.lr);
+    if (dtype != torch::kFloat32) model->load_flat(master);
+  }
+  if (dtype == torch::kFloat32) model->zero_grads();
+  // One device-to-host copy per step: it also waits for the step's kernels.
+  const torch::Tensor host = torch::stack({loss_sum / double(s.grad_accum), norm}).to(torch::kCPU);
+  r.loss = host[0].item<double>();
+  r.grad_norm = host[1].item<double>();
+  if (!scaler && !std::isfinite(r.grad_norm))
+    throw Error("the gradient norm is " + std::to_string(r.grad_norm) + " at step " + std::to_string(state.step + 1) +
+                    " (loss " + std::to_string(r.loss) + "): the run diverged",
+                "lower --lr, keep --gradient-clipping on, or resume from the last checkpoint");
+  return r;
+}
+
 TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   const Settings& s = settings;
   const std::int64_t tokens_per_step = s.micro_batch * s.grad_accum * s.model.seq_len;
@@ -299,40 +350,8 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   while (state.step < s.steps) {
     const auto t0 = Clock::now();
     double untimed_s = 0;  // validation and checkpoint time in this iteration
-    const double lr = schedule.lr_at(state.step);
-    const double scale = scaler ? scaler->scale() : 1.0;
-    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-    const auto [inputs, targets] = next_step_tokens();
-    for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
-      const torch::Tensor loss = model->loss(inputs[micro], targets[micro]);
-      (loss * (scale / double(s.grad_accum))).backward();
-      torch::NoGradGuard no_grad;
-      loss_sum += loss.detach();
-      if (dtype != torch::kFloat32) {  // accumulate in fp32, one op per micro-batch
-        if (micro == 0) grad32.copy_(model->grads());
-        else grad32.add_(model->grads());
-        model->zero_grads();
-      }
-    }
-    torch::NoGradGuard no_grad;
-    if (scale != 1.0) grad32.mul_(1.0 / scale);
-    const torch::Tensor norm = grad32.norm();
-    bool apply = true;
-    if (scaler) apply = scaler->update(!std::isfinite(norm.item<double>()));  // fp16 needs the answer now
-    if (apply) {
-      if (s.gradient_clipping > 0) grad32.mul_((s.gradient_clipping / (norm + 1e-6)).clamp_max(1.0));
-      optimizer->step(grad32, lr);
-      if (dtype != torch::kFloat32) model->load_flat(master);
-    }
-    if (dtype == torch::kFloat32) model->zero_grads();
-    // One device-to-host copy per step: it also waits for the step's kernels.
-    const torch::Tensor host = torch::stack({loss_sum / double(s.grad_accum), norm}).to(torch::kCPU);
-    last_loss = host[0].item<double>();
-    const double grad_norm = host[1].item<double>();
-    if (!scaler && !std::isfinite(grad_norm))
-      throw Error("the gradient norm is " + std::to_string(grad_norm) + " at step " + std::to_string(state.step + 1) +
-                      " (loss " + std::to_string(last_loss) + "): the run diverged",
-                  "lower --lr, keep --gradient-clipping on, or resume from the last checkpoint");
+    const StepResult r = train_step();
+    last_loss = r.loss;
     const double dt = seconds_since(t0);
     ++state.step;
     state.tokens_seen += tokens_per_step;
@@ -354,8 +373,8 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
 
     config::Json line = {{"step", state.step},
                          {"loss", last_loss},
-                         {"lr", lr},
-                         {"grad_norm", grad_norm},
+                         {"lr", r.lr},
+                         {"grad_norm", r.grad_norm},
                          {"tokens_per_s", tokens_per_s},
                          {"tflops", tflops},
                          {"step_time_s", dt},
@@ -366,12 +385,12 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                          {"nvme_write_bytes", 0}};
     if (val >= 0) line["val_loss"] = val;
     if (scaler) {
-      line["loss_scale"] = scale;
-      line["skipped"] = !apply;
+      line["loss_scale"] = r.loss_scale;
+      line["skipped"] = !r.applied;
     }
     metrics->append(line);
     const double eta = double(s.steps - state.step) * seconds_since(run_start) / double(state.step - first_step);
-    report_progress({state.step, s.steps, last_loss, lr, tokens_per_s, eta, val, device.is_cuda() ? tflops : 0},
+    report_progress({state.step, s.steps, r.loss, r.lr, tokens_per_s, eta, val, device.is_cuda() ? tflops : 0},
                     s.log_every);
 
     const bool stopping = stop && stop->load();

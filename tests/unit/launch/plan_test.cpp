@@ -1,6 +1,7 @@
 // Tests: turning `zinf launch` flags into child processes, environments and
 // ssh command lines.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "launch/plan.h"
@@ -12,13 +13,25 @@ using launch::LaunchRequest;
 
 namespace {
 
+// A PATH directory holding an executable `ssh`, so plans that start other
+// nodes over ssh can be built on hosts without an ssh client (the GPU host).
+const std::string& fake_ssh_dir() {
+  static const std::string dir = [] {
+    static test::TempDir holder("zinf-fake-ssh");
+    test::write_text(holder.file("ssh"), "#!/bin/sh\nexit 0\n");
+    ::chmod(holder.file("ssh").c_str(), 0755);
+    return holder.path();
+  }();
+  return dir;
+}
+
 LaunchContext context(int gpus = 0) {
   LaunchContext ctx;
   ctx.visible_gpus = gpus;
   ctx.self_exe = "/opt/zinf/bin/zinf";
   ctx.subcommands = {"config", "report", "train", "launch"};
   ctx.cwd = "/home/u/run 1";
-  ctx.env = {{"PATH", "/usr/bin:/bin"}, {"HOME", "/home/u"}, {"NCCL_DEBUG", "INFO"}, {"SECRET", "x"}};
+  ctx.env = {{"PATH", "/usr/bin:/bin:" + fake_ssh_dir()}, {"HOME", "/home/u"}, {"NCCL_DEBUG", "INFO"}, {"SECRET", "x"}};
   ctx.cpu_cores = 8;
   return ctx;
 }
@@ -210,7 +223,7 @@ TEST_CASE("a hostfile starts the other nodes over ssh with a launcher for each")
   CHECK(ssh.argv[2] == "BatchMode=yes");
   CHECK(ssh.argv[3] == "beta");
   CHECK(ssh.argv[4] ==
-        "cd '/home/u/run 1' && exec env NCCL_DEBUG=INFO PATH=/usr/bin:/bin /opt/zinf/bin/zinf launch "
+        "cd '/home/u/run 1' && exec env NCCL_DEBUG=INFO PATH=/usr/bin:/bin:" + fake_ssh_dir() + " /opt/zinf/bin/zinf launch "
         "--nnodes 2 --node-rank 1 --master-addr alpha --master-port 29600 --nproc 2 --lifeline-stdin -- "
         "train --steps 5 --run-name 'it'\\''s'");
 }

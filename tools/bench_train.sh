@@ -14,6 +14,7 @@ ZINF=${1:-${ZINF:-build-gpu/zinf}}
 STEPS=${STEPS:-30}
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-$(mktemp -d /tmp/zinf-bench.XXXXXX)}
+mkdir -p "$OUT"
 [[ -x "$ZINF" ]] || { echo "error: no zinf binary at $ZINF (build it, or pass its path)" >&2; exit 2; }
 
 # name | zinf model options | reference options

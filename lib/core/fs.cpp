@@ -2,6 +2,7 @@
 #include "core/fs.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -112,9 +113,24 @@ std::string nearest_existing(const std::string& path) {
   return p.string();
 }
 
+namespace {
+int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
+  ::remove(path);  // best effort: what cannot be removed stays, like rm -rf -f
+  return 0;
+}
+}  // namespace
+
+// nftw rather than std::filesystem::remove_all: PyTorch 2.x's libtorch.so exports
+// its own std::filesystem::remove_all, which crashes when it interposes ours
+// (seen on the GPU host: a call through a null pointer).
 void remove_all(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (!S_ISDIR(st.st_mode)) {
+    ::unlink(path.c_str());
+    return;
+  }
+  ::nftw(path.c_str(), remove_entry, 32, FTW_DEPTH | FTW_PHYS);
 }
 
 }  // namespace zinf::fs

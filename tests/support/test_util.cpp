@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -12,6 +13,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "core/fs.h"
 
 extern char** environ;
 
@@ -27,9 +30,8 @@ TempDir::TempDir(const std::string& tag) {
 }
 
 TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::permissions(path_, std::filesystem::perms::owner_all, std::filesystem::perm_options::add, ec);
-  std::filesystem::remove_all(path_, ec);
+  ::chmod(path_.c_str(), 0700);  // a test may have made it read-only
+  zinf::fs::remove_all(path_);
 }
 
 RunResult run_program(const std::string& program, const std::vector<std::string>& args,

@@ -166,6 +166,8 @@ std::vector<OptionSpec> build_options() {
        set_paths({"zinf.train.keep_checkpoints"}, OptionType::kInt)},
       {"eval-every", OptionType::kInt, "N", "validation loss every N steps (0 = only at the end)", train, {},
        set_paths({"zinf.data.eval_every"}, OptionType::kInt)},
+      {"log-every", OptionType::kInt, "N", "log a line every N steps (default 1)", train, {},
+       set_paths({"zinf.train.log_every"}, OptionType::kInt)},
       {"resume", OptionType::kSwitch, "", "continue from the latest checkpoint in --output-dir", train, {},
        set_paths({"zinf.train.resume"}, OptionType::kSwitch)},
   };

@@ -1,0 +1,108 @@
+// zinf::data — split, vocabulary check and the resumable sampler.
+#include "data/sampler.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace zinf::data {
+
+std::uint64_t splitmix64(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t seq_len) {
+  const auto n = static_cast<std::int64_t>(tokens.ids.size());
+  const auto val = static_cast<std::int64_t>(std::floor(double(n) * val_fraction));
+  DataSplit s;
+  s.train = {0, n - val};
+  s.val = {n - val, val};
+  const std::string what = tokens.format == TokenFormat::kBytes ? " bytes" : " tokens";
+  if (s.train.count < seq_len + 1)
+    throw UsageError("seq-len " + std::to_string(seq_len) + " is longer than the data: '" + tokens.path +
+                         "' has " + std::to_string(n) + what + ", " + std::to_string(s.train.count) +
+                         " of them for training, and one sample needs seq_len + 1 = " +
+                         std::to_string(seq_len + 1),
+                     "lower --seq-len, or use a larger --dataset-file");
+  if (val > 0 && s.val.count < seq_len + 1)
+    throw UsageError("the held-out validation split of '" + tokens.path + "' (zinf.data.val_fraction = " +
+                         std::to_string(val_fraction) + ") has " + std::to_string(val) + what +
+                         ", fewer than one sample of seq_len + 1 = " + std::to_string(seq_len + 1),
+                     "lower --seq-len, use a larger --dataset-file, or set zinf.data.val_fraction to 0");
+  return s;
+}
+
+void check_vocab(const Tokens& tokens, std::int64_t vocab_size) {
+  if (tokens.max_id >= vocab_size)
+    throw UsageError("'" + tokens.path + "' contains token id " + std::to_string(tokens.max_id) +
+                         " but the model's vocabulary has " + std::to_string(vocab_size) + " entries (ids 0.." +
+                         std::to_string(vocab_size - 1) + ")",
+                     "set --vocab-size to at least " + std::to_string(tokens.max_id + 1) +
+                         (tokens.format == TokenFormat::kBytes ? " (text is read as bytes: 256)" : ""));
+}
+
+Sampler::Sampler(const std::vector<std::uint16_t>& tokens, Span span, std::int64_t seq_len, std::uint64_t seed,
+                 bool shuffle)
+    : tokens_(&tokens), span_(span), seq_len_(seq_len), seed_(seed), shuffle_(shuffle) {
+  if (seq_len < 1 || span.count < seq_len + 1)
+    throw UsageError("a sampler over " + std::to_string(span.count) + " tokens cannot cut samples of seq_len + 1 = " +
+                         std::to_string(seq_len + 1) + " tokens",
+                     "lower --seq-len or use more data");
+  windows_ = (span.count - 1) / seq_len;
+  if (windows_ > std::numeric_limits<std::uint32_t>::max())
+    throw UsageError("the dataset has " + std::to_string(windows_) + " samples per epoch; at most 2^32 supported",
+                     "raise --seq-len or split the data");
+  start_epoch();
+}
+
+void Sampler::start_epoch() {
+  order_.resize(static_cast<std::size_t>(windows_));
+  for (std::int64_t i = 0; i < windows_; ++i) order_[i] = static_cast<std::uint32_t>(i);
+  shift_ = 0;
+  if (!shuffle_) return;
+  std::uint64_t rng = seed_ * 0x100000001B3ull ^ static_cast<std::uint64_t>(state_.epoch + 1) * 0x9E3779B97F4A7C15ull;
+  const std::int64_t slack = (span_.count - 1) - windows_ * seq_len_;  // tokens left over after the windows
+  shift_ = static_cast<std::int64_t>(splitmix64(rng) % static_cast<std::uint64_t>(slack + 1));
+  for (std::int64_t i = windows_ - 1; i > 0; --i) {
+    const auto j = static_cast<std::int64_t>(splitmix64(rng) % static_cast<std::uint64_t>(i + 1));
+    std::swap(order_[i], order_[j]);
+  }
+}
+
+Batch Sampler::next(std::int64_t rows) {
+  Batch b;
+  b.rows = rows;
+  b.cols = seq_len_;
+  b.inputs.resize(static_cast<std::size_t>(rows * seq_len_));
+  b.targets.resize(b.inputs.size());
+  for (std::int64_t r = 0; r < rows; ++r) {
+    if (state_.position == windows_) {
+      ++state_.epoch;
+      state_.position = 0;
+      start_epoch();
+    }
+    const std::int64_t start = span_.begin + shift_ + std::int64_t(order_[state_.position++]) * seq_len_;
+    const std::uint16_t* src = tokens_->data() + start;
+    for (std::int64_t c = 0; c < seq_len_; ++c) {
+      b.inputs[r * seq_len_ + c] = src[c];
+      b.targets[r * seq_len_ + c] = src[c + 1];
+    }
+  }
+  return b;
+}
+
+void Sampler::restore(const SamplerState& s) {
+  if (s.epoch < 0 || s.position < 0 || s.position > windows_)
+    throw UsageError("checkpointed data position (epoch " + std::to_string(s.epoch) + ", sample " +
+                         std::to_string(s.position) + ") does not fit this dataset's " + std::to_string(windows_) +
+                         " samples per epoch",
+                     "resume with the same --dataset-file and --seq-len as the run that wrote the checkpoint");
+  state_ = s;
+  start_epoch();
+}
+
+}  // namespace zinf::data

@@ -1,0 +1,79 @@
+// zinf::data — deterministic, resumable batches.
+// Implements: split_tokens() (the tail of the data is held out for
+// validation, as nanoGPT does, with clear errors when a split is shorter than
+// one sample), check_vocab(), and Sampler: windows of seq_len + 1 tokens
+// (inputs and next-token targets) drawn without replacement in an order fixed
+// by the seed and the epoch. Its whole state is (epoch, position), so a
+// checkpoint that stores it makes a resumed run see exactly the batches the
+// uninterrupted run would have seen. The random generator is our own
+// (splitmix64 + Fisher-Yates), so the order is the same on every platform.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/token_file.h"
+
+namespace zinf::data {
+
+struct Span {
+  std::int64_t begin = 0;  // tokens, index of the first token
+  std::int64_t count = 0;  // tokens
+};
+
+struct DataSplit {
+  Span train;
+  Span val;  // count 0 when val_fraction is 0
+};
+
+// Holds out the last floor(count * val_fraction) tokens. Throws UsageError
+// when the training part (or a non-empty validation part) has fewer than
+// seq_len + 1 tokens, naming the file, the counts and what to change.
+DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t seq_len);
+
+// Throws UsageError when a token id is >= vocab_size.
+void check_vocab(const Tokens& tokens, std::int64_t vocab_size);
+
+struct SamplerState {
+  std::int64_t epoch = 0;     // completed passes over the split
+  std::int64_t position = 0;  // windows already handed out in this epoch
+};
+
+struct Batch {
+  std::int64_t rows = 0, cols = 0;      // micro batch, seq_len
+  std::vector<std::int64_t> inputs;     // [rows * cols] token ids
+  std::vector<std::int64_t> targets;    // [rows * cols] the next token of each input
+};
+
+class Sampler {
+ public:
+  // `tokens` must outlive the sampler. shuffle = false reads windows in file
+  // order from the start (validation).
+  Sampler(const std::vector<std::uint16_t>& tokens, Span span, std::int64_t seq_len, std::uint64_t seed,
+          bool shuffle);
+
+  Batch next(std::int64_t rows);
+  std::int64_t windows_per_epoch() const { return windows_; }
+
+  SamplerState state() const { return state_; }
+  void restore(const SamplerState& s);
+
+ private:
+  void start_epoch();
+
+  const std::vector<std::uint16_t>* tokens_;
+  Span span_;
+  std::int64_t seq_len_;
+  std::uint64_t seed_;
+  bool shuffle_;
+  std::int64_t windows_;            // windows per epoch
+  std::int64_t shift_ = 0;          // tokens, this epoch's offset of window 0
+  std::vector<std::uint32_t> order_;  // [windows_] this epoch's window order
+  SamplerState state_;
+};
+
+// splitmix64: the generator behind the sampler's order (exposed for tests).
+std::uint64_t splitmix64(std::uint64_t& state);
+
+}  // namespace zinf::data

@@ -1,0 +1,117 @@
+// zinf::io — sequential bandwidth probe and the aio sweep.
+#include "io/bench.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include "core/error.h"
+#include "core/units.h"
+#include "io/aligned_buffer.h"
+#include "io/file.h"
+#include "io/uring_engine.h"
+
+namespace zinf::io {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Removes the probe file however the benchmark ends.
+struct Unlink {
+  std::string path;
+  ~Unlink() { ::unlink(path.c_str()); }
+};
+
+}  // namespace
+
+BenchResult bench_sequential(const BenchOptions& o) {
+  if (o.bytes < o.block_size)
+    throw UsageError("benchmark size " + format_bytes(double(o.bytes)) + " is smaller than the block size " +
+                         format_bytes(double(o.block_size)),
+                     "use a benchmark size of at least one block (--bench-size-mb)");
+  UringEngine engine(EngineOptions{o.block_size, o.queue_depth, false});
+  const std::string path = o.dir + "/.zinf-bench." + std::to_string(::getpid()) + ".tmp";
+  Unlink cleanup{path};
+  File file = File::open(path, OpenMode::kCreate, o.direct);
+  const std::int64_t total = round_up(o.bytes, kDirectAlignment);
+  file.reserve(total);
+
+  // One staging buffer of block_size * queue_depth (at least 64 MiB, at most
+  // the file) is reused by every request: memory stays small for big files.
+  const std::int64_t stage = std::min(total, std::max<std::int64_t>(64 * kMiB, o.block_size * o.queue_depth));
+  AlignedBuffer buf(stage);
+  std::mt19937_64 rng(42);
+  for (std::int64_t i = 0; i < buf.size() / 8; ++i) buf.as<std::uint64_t>()[i] = rng();
+  BenchResult r;
+  r.bytes = total;
+  r.direct = file.direct();
+  r.registered = o.register_buffers && engine.register_buffer(buf.data(), buf.size());
+
+  const std::int64_t blocks = (total + o.block_size - 1) / o.block_size;
+  std::vector<std::uint32_t> crc(o.checksums ? static_cast<std::size_t>(blocks) : 0);
+  std::vector<std::int64_t> crc_bytes(crc.size(), 0);
+  auto run = [&](Op op) {
+    for (std::int64_t off = 0; off < total; off += stage) {
+      Request req{op, &file, off, buf.data(), std::min(stage, total - off)};
+      if (o.checksums) {
+        req.crc = crc.data() + off / o.block_size;
+        req.crc_bytes = crc_bytes.data() + off / o.block_size;
+      }
+      engine.submit(req);
+    }
+    engine.wait_all();
+  };
+
+  auto t0 = Clock::now();
+  run(Op::kWrite);
+  file.sync();
+  r.write_seconds = seconds_since(t0);
+  if (!file.direct()) ::posix_fadvise(file.fd(), 0, 0, POSIX_FADV_DONTNEED);  // read from the disk, not the cache
+  // With checksums, concurrent reads land in the shared staging buffer, but every
+  // request carries the same bytes at the same positions, so verification holds.
+  t0 = Clock::now();
+  run(Op::kRead);
+  r.read_seconds = seconds_since(t0);
+  r.write_gbps = double(total) / r.write_seconds / 1e9;
+  r.read_gbps = double(total) / r.read_seconds / 1e9;
+  if (r.registered) engine.unregister_buffer(buf.data());
+  return r;
+}
+
+std::vector<std::int64_t> default_tune_block_sizes() { return {256 * kKiB, 1 * kMiB, 4 * kMiB}; }
+std::vector<int> default_tune_queue_depths() { return {4, 8, 16, 32}; }
+
+TuneResult tune(const BenchOptions& base, const std::vector<std::int64_t>& block_sizes,
+                const std::vector<int>& queue_depths) {
+  TuneResult t;
+  auto score = [](const TunePoint& p) {
+    return p.read_gbps > 0 && p.write_gbps > 0 ? 2.0 / (1.0 / p.read_gbps + 1.0 / p.write_gbps) : 0.0;
+  };
+  for (std::int64_t bs : block_sizes) {
+    for (int qd : queue_depths) {
+      BenchOptions o = base;
+      o.block_size = bs;
+      o.queue_depth = qd;
+      o.bytes = std::max(base.bytes, bs);
+      const BenchResult r = bench_sequential(o);
+      t.points.push_back(TunePoint{bs, qd, r.write_gbps, r.read_gbps});
+    }
+  }
+  double top = 0;
+  for (const auto& p : t.points) top = std::max(top, score(p));
+  bool have = false;
+  for (const auto& p : t.points) {
+    if (score(p) < 0.97 * top) continue;
+    if (!have || p.block_size * p.queue_depth < t.best.block_size * t.best.queue_depth) t.best = p;
+    have = true;
+  }
+  return t;
+}
+
+}  // namespace zinf::io

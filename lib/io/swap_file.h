@@ -1,0 +1,103 @@
+// zinf::io — swap files: where offloaded model state lives on NVMe.
+// Implements: SwapDir, one directory per run and rank under the offload path
+// (<root>/zinf-<run id>/rank<r>/), removed at the end of the run unless asked
+// to keep it; SwapFile, one file per thing it holds ("optimizer.group003.swp"),
+// with its space reserved up front (fallocate) so a full disk is found at
+// start, bounds-checked reads and writes through the UringEngine, and a
+// CRC32C per aio.block_size block of what this run wrote, checked on read.
+// Also the NVMe space a configuration needs, until lib/plan's estimator
+// replaces it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/file.h"
+#include "io/uring_engine.h"
+
+namespace zinf::io {
+
+struct SwapFileOptions {
+  bool checksums = true;  // CRC32C per block on write, verified on read
+  bool direct = true;     // O_DIRECT (buffered fallback with a warning where refused)
+  bool reserve = true;    // fallocate the whole file at creation
+};
+
+class SwapFile {
+ public:
+  // Creates (or truncates) `path` to hold `bytes` (> 0) and reserves
+  // round_up(bytes, 4096) on disk. Throws naming the path, the size and the
+  // free space when the disk cannot hold it.
+  SwapFile(UringEngine& engine, std::string path, std::int64_t bytes, SwapFileOptions options = {});
+  SwapFile(const SwapFile&) = delete;
+  SwapFile& operator=(const SwapFile&) = delete;
+
+  const std::string& path() const { return file_.path(); }
+  std::int64_t size() const { return bytes_; }   // bytes it holds
+  bool direct() const { return file_.direct(); }
+
+  // Asynchronous: wait on the ticket with engine().wait(). `offset` is a
+  // multiple of 4096; [offset, offset+bytes) must lie inside size(). Checksums
+  // cover requests whose offset is a multiple of aio.block_size.
+  Ticket write(std::int64_t offset, const void* src, std::int64_t bytes);
+  Ticket read(std::int64_t offset, void* dst, std::int64_t bytes);
+  // Synchronous forms.
+  void write_now(std::int64_t offset, const void* src, std::int64_t bytes);
+  void read_now(std::int64_t offset, void* dst, std::int64_t bytes);
+
+  UringEngine& engine() const { return engine_; }
+  const File& file() const { return file_; }
+
+ private:
+  Request request(Op op, std::int64_t offset, void* data, std::int64_t bytes);
+  UringEngine& engine_;
+  File file_;
+  std::int64_t bytes_ = 0;
+  SwapFileOptions options_;
+  std::vector<std::uint32_t> crc_;        // [blocks] CRC32C of each block as written
+  std::vector<std::int64_t> crc_bytes_;   // [blocks] bytes covered by crc_; 0 = not written by this run
+};
+
+class SwapDir {
+ public:
+  // Creates <root>/zinf-<run_id>/rank<rank>/ (root is created when missing).
+  // A leftover directory of the same name is emptied first.
+  SwapDir(const std::string& root, const std::string& run_id, int rank, bool keep = false);
+  // Removes the rank directory (and the run directory once empty) unless keep.
+  ~SwapDir();
+  SwapDir(const SwapDir&) = delete;
+  SwapDir& operator=(const SwapDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  // "<path>/<name>.swp"; `name` says what the file holds, [A-Za-z0-9._-] only.
+  std::string file_path(const std::string& name) const;
+  std::unique_ptr<SwapFile> create(UringEngine& engine, const std::string& name, std::int64_t bytes,
+                                   SwapFileOptions options = {}) const;
+  void set_keep(bool keep) { keep_ = keep; }
+
+ private:
+  std::string run_dir_;
+  std::string path_;
+  bool keep_ = false;
+};
+
+// A run id unique on this host: "<yyyymmdd-hhmmss>-<pid>".
+std::string default_run_id();
+
+// ---------------------------------------------------------------- space
+// What a run keeps on NVMe, per parameter (all ranks of a node together).
+struct NvmeResidency {
+  bool params = false;     // parameters' home on NVMe
+  int param_bytes = 2;     // bytes per parameter as stored: 2 (fp16/bf16), 4 (fp32)
+  bool optimizer = false;  // fp32 master weights + Adam m + v (12 B/param) on NVMe
+  bool gradients = false;  // fp32 gradients (4 B/param) streamed to NVMe
+};
+
+// Bytes of swap files for `parameters` parameters. A simple stand-in for
+// lib/plan's estimator: params param_bytes/param, optimizer 12 B/param,
+// gradients 4 B/param.
+std::int64_t nvme_swap_bytes(std::int64_t parameters, const NvmeResidency& residency);
+
+}  // namespace zinf::io

@@ -1,0 +1,133 @@
+// zinf::model — the GPT decoder over flat buffers.
+#include "model/gpt.h"
+
+#include <cmath>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/error.h"
+#include "core/torch_compat.h"
+#include "model/checkpointed_block.h"
+
+namespace zinf::model {
+namespace F = torch::nn::functional;
+
+// ------------------------------------------------------------ block compute
+
+torch::Tensor transformer_block(const torch::Tensor& x, const std::vector<torch::Tensor>& p, std::int64_t heads) {
+  const std::int64_t B = x.size(0), T = x.size(1), H = x.size(2), hd = H / heads;
+  // attention
+  torch::Tensor h = at::layer_norm(x, {H}, p[kLn1Weight], p[kLn1Bias], 1e-5);
+  const torch::Tensor qkv = at::linear(h, p[kQkvWeight], p[kQkvBias]);
+  auto parts = qkv.split(H, 2);
+  const torch::Tensor q = parts[0].view({B, T, heads, hd}).transpose(1, 2);
+  const torch::Tensor k = parts[1].view({B, T, heads, hd}).transpose(1, 2);
+  const torch::Tensor v = parts[2].view({B, T, heads, hd}).transpose(1, 2);
+  torch::Tensor y;
+#if TORCH_VERSION_MAJOR >= 2
+  y = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+#else
+  torch::Tensor att = at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));
+  const torch::Tensor mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).triu(1);
+  att = att.masked_fill(mask, -std::numeric_limits<float>::infinity()).softmax(-1);
+  y = at::matmul(att, v);
+#endif
+  y = y.transpose(1, 2).contiguous().view({B, T, H});
+  torch::Tensor out = x + at::linear(y, p[kAttnProjWeight], p[kAttnProjBias]);
+  // MLP
+  h = at::layer_norm(out, {H}, p[kLn2Weight], p[kLn2Bias], 1e-5);
+  h = at::gelu(at::linear(h, p[kFcWeight], p[kFcBias]), "tanh");
+  return out + at::linear(h, p[kMlpProjWeight], p[kMlpProjBias]);
+}
+
+// ------------------------------------------------------------ construction
+
+Gpt::Gpt(const GptOptions& options) : options_(options), layout_(gpt_layout(options.spec)) {
+  numel_ = layout_.back().offset + layout_.back().numel;
+  const auto topts = torch::TensorOptions().dtype(options.dtype).device(options.device);
+  params_ = torch::zeros({numel_}, topts);
+  grads_ = torch::zeros({numel_}, topts);
+  for (const auto& block : layout_) {
+    std::vector<torch::Tensor> views;
+    for (const auto& p : block.params) {
+      torch::Tensor v = params_.narrow(0, p.offset, p.numel).view(p.shape);
+      v.requires_grad_(true);
+      // Autograd accumulates into an existing .grad in place, so every
+      // backward writes straight into the flat gradient buffer.
+      v.mutable_grad() = grads_.narrow(0, p.offset, p.numel).view(p.shape);
+      views.push_back(v);
+    }
+    views_.push_back(std::move(views));
+  }
+}
+
+torch::Tensor Gpt::initial_weights(const ModelSpec& spec, std::uint64_t seed) {
+  const auto layout = gpt_layout(spec);
+  const std::int64_t numel = layout.back().offset + layout.back().numel;
+  torch::Tensor flat = torch::zeros({numel}, torch::kFloat32);
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  const double std_residual = 0.02 / std::sqrt(2.0 * double(spec.layers));
+  torch::NoGradGuard no_grad;
+  for (const auto& block : layout)
+    for (const auto& p : block.params) {
+      torch::Tensor v = flat.narrow(0, p.offset, p.numel);
+      const bool is_weight = p.name.size() > 7 && p.name.compare(p.name.size() - 7, 7, ".weight") == 0;
+      const bool layer_norm = p.name.find("ln_") != std::string::npos;
+      if (layer_norm) {
+        if (is_weight) v.fill_(1.0);
+      } else if (is_weight) {
+        const bool residual = p.name.find("c_proj.weight") != std::string::npos;
+        v.normal_(0.0, residual ? std_residual : 0.02, gen);
+      }
+    }
+  return flat;
+}
+
+void Gpt::load_flat(const torch::Tensor& flat) {
+  if (flat.numel() != numel_)
+    throw Error("weights of " + std::to_string(flat.numel()) + " elements do not fit a model of " +
+                    std::to_string(numel_) + " parameters",
+                "load weights written for the same model dimensions");
+  torch::NoGradGuard no_grad;
+  params_.copy_(flat);
+}
+
+// ------------------------------------------------------------ forward
+
+torch::Tensor Gpt::embed(const torch::Tensor& idx) {
+  const auto& p = views_.front();
+  const std::int64_t T = idx.size(1);
+  if (T > options_.spec.seq_len)
+    throw UsageError("a sequence of " + std::to_string(T) + " tokens exceeds the model's seq-len " +
+                     std::to_string(options_.spec.seq_len));
+  return at::embedding(p[0], idx) + p[1].narrow(0, 0, T);
+}
+
+torch::Tensor Gpt::head(const torch::Tensor& x) {
+  const auto& p = views_.back();
+  const torch::Tensor h = at::layer_norm(x, {options_.spec.hidden_size}, p[0], p[1], 1e-5);
+  return at::linear(h, views_.front()[0]);  // tied to wte
+}
+
+torch::Tensor Gpt::forward(const torch::Tensor& idx) {
+  torch::Tensor x = embed(idx);
+  const std::int64_t heads = options_.spec.heads;
+  for (std::size_t b = 1; b + 1 < views_.size(); ++b) {
+    if (options_.activation_checkpointing && torch::GradMode::is_enabled()) {
+      x = checkpointed([heads](const torch::Tensor& in, const std::vector<torch::Tensor>& p) {
+        return transformer_block(in, p, heads);
+      }, x, views_[b]);
+    } else {
+      x = transformer_block(x, views_[b], heads);
+    }
+  }
+  return head(x);
+}
+
+torch::Tensor Gpt::loss(const torch::Tensor& idx, const torch::Tensor& targets) {
+  const torch::Tensor logits = forward(idx);
+  const std::int64_t V = options_.spec.vocab_size;
+  return at::cross_entropy_loss(logits.view({-1, V}).to(torch::kFloat32), targets.reshape({-1}));
+}
+
+}  // namespace zinf::model

@@ -1,0 +1,74 @@
+// zinf::model — the GPT-style decoder.
+// Implements: Gpt, a pre-LayerNorm decoder (causal self-attention, tanh-GELU
+// MLP, learned positions, LM head tied to the token embedding) whose
+// parameters are views into ONE flat buffer and whose gradients land in ONE
+// flat gradient buffer, so the optimizer, transfers and swaps each see one
+// contiguous tensor. Forward runs block by block (embed, block i, head), each
+// block optionally under activation checkpointing (model/checkpointed_block.h).
+// Attention uses at::scaled_dot_product_attention on LibTorch >= 2 (fused
+// kernels on CUDA) and an explicit masked softmax on 1.13.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/model_spec.h"
+#include "model/layout.h"
+
+namespace zinf::model {
+
+struct GptOptions {
+  ModelSpec spec;
+  torch::Dtype dtype = torch::kFloat32;   // parameters, activations and gradients
+  torch::Device device = torch::kCPU;
+  bool activation_checkpointing = false;
+};
+
+// The computation of one transformer block (x: [B, T, H]); params in
+// BlockParam order. Free so that the ZeRO engine can run it on gathered views.
+torch::Tensor transformer_block(const torch::Tensor& x, const std::vector<torch::Tensor>& params, std::int64_t heads);
+
+class Gpt {
+ public:
+  explicit Gpt(const GptOptions& options);
+  Gpt(const Gpt&) = delete;
+  Gpt& operator=(const Gpt&) = delete;
+
+  const GptOptions& options() const { return options_; }
+  const std::vector<BlockLayout>& layout() const { return layout_; }
+  std::int64_t numel() const { return numel_; }
+
+  torch::Tensor& params() { return params_; }  // [numel] dtype, device
+  torch::Tensor& grads() { return grads_; }    // [numel] dtype, device; param.grad are views into it
+  void zero_grads() { grads_.zero_(); }
+
+  // GPT-2 initialisation into `out` ([numel] fp32, CPU): normal(0, 0.02) for
+  // embeddings and linear weights, 0.02/sqrt(2*layers) for the two residual
+  // projections, zero biases, unit LayerNorm weights. Same seed, same weights.
+  static torch::Tensor initial_weights(const ModelSpec& spec, std::uint64_t seed);
+
+  // Copies a flat fp32 buffer (e.g. master weights) into the parameters.
+  void load_flat(const torch::Tensor& flat);
+
+  // The parameters of block b (layout order) as views.
+  const std::vector<torch::Tensor>& block_params(std::size_t b) const { return views_[b]; }
+
+  // idx [B, T] int64 -> logits [B, T, vocab] (dtype).
+  torch::Tensor forward(const torch::Tensor& idx);
+  // Mean next-token cross entropy in fp32 (scalar).
+  torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets);
+
+ private:
+  torch::Tensor embed(const torch::Tensor& idx);
+  torch::Tensor head(const torch::Tensor& x);
+
+  GptOptions options_;
+  std::vector<BlockLayout> layout_;
+  std::int64_t numel_ = 0;
+  torch::Tensor params_, grads_;
+  std::vector<std::vector<torch::Tensor>> views_;  // [blocks][params] leaf views into params_
+};
+
+}  // namespace zinf::model

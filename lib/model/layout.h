@@ -1,0 +1,52 @@
+// zinf::model — where every parameter lives in the flat buffer.
+// Implements: gpt_layout(), the model as a list of blocks the engine can
+// gather one at a time — "embedding" (wte, wpe), "block.0" ... "block.N-1",
+// "head" (ln_f; the LM head is tied to wte, which lives in "embedding") — and
+// for each block its parameters' names (nanoGPT's state_dict names), shapes
+// and offsets. Blocks are contiguous and in order, so block b's parameters
+// are flat[offset, offset + numel). No tensors here: plan, offload and export
+// read it without LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/model_spec.h"
+
+namespace zinf::model {
+
+struct ParamInfo {
+  std::string name;                 // "transformer.h.0.attn.c_attn.weight"
+  std::vector<std::int64_t> shape;  // [out, in] for linear weights
+  std::int64_t offset = 0;          // elements from the start of the flat buffer
+  std::int64_t numel = 0;           // elements
+};
+
+struct BlockLayout {
+  std::string name;                 // "embedding", "block.3", "head"
+  std::int64_t offset = 0;          // elements from the start of the flat buffer
+  std::int64_t numel = 0;           // elements
+  std::vector<ParamInfo> params;    // in flat-buffer order
+};
+
+// The layout of `spec`'s decoder; the last block's offset + numel equals
+// spec.parameter_count(). Throws UsageError for impossible shapes.
+std::vector<BlockLayout> gpt_layout(const ModelSpec& spec);
+
+// Checks a spec's dimensions (positive, hidden_size divisible by heads).
+void check_spec(const ModelSpec& spec);
+
+// Index of each parameter kind inside a transformer block's parameter list.
+enum BlockParam : int {
+  kLn1Weight, kLn1Bias, kQkvWeight, kQkvBias, kAttnProjWeight, kAttnProjBias,
+  kLn2Weight, kLn2Bias, kFcWeight, kFcBias, kMlpProjWeight, kMlpProjBias, kBlockParamCount
+};
+
+// Model FLOPs per trained token (forward + backward, no recompute):
+// 6 * (parameters in matmuls: all but wpe, the tied head counted once)
+// + 12 * layers * hidden_size * seq_len (attention scores and values, PaLM's
+// formula, causal mask not discounted).
+double flops_per_token(const ModelSpec& spec);
+
+}  // namespace zinf::model

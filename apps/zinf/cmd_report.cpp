@@ -5,6 +5,7 @@
 #include "command.h"
 #include "core/units.h"
 #include "core/version.h"
+#include "hw/disk.h"
 #include "hw/machine.h"
 #include "hw/probe.h"
 
@@ -44,6 +45,10 @@ void run_report(const std::string& probe_dir) {
   row("io_uring", io.io_uring ? "yes" : "no (" + io.io_uring_error + ")");
   row("O_DIRECT", std::string(io.o_direct ? "yes" : "no") + " in " + probe_dir +
                       (io.o_direct ? "" : " (" + io.o_direct_error + ")"));
+  const hw::DiskInfo disk = hw::describe_disk(probe_dir);
+  row("disk of " + probe_dir, disk.filesystem + (disk.block_device.empty() ? "" : " on " + disk.block_device) +
+                                  (disk.rotational < 0 ? "" : disk.rotational ? ", rotational" : ", solid state") +
+                                  ", " + format_gb(double(disk.free_bytes)) + " free");
 }
 
 void setup(CLI::App& app) {

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <ctime>
 #include <filesystem>
 
@@ -21,10 +22,17 @@ SwapFile::SwapFile(UringEngine& engine, std::string path, std::int64_t bytes, Sw
     throw Error("swap file '" + path + "' of " + std::to_string(bytes) + " bytes requested",
                 "size swap files from the tensors they hold (a positive byte count)");
   file_ = File::open(path, OpenMode::kCreate, options.direct);
-  if (options.reserve) {
-    file_.reserve(round_up(bytes, kDirectAlignment));
-  } else if (::ftruncate(file_.fd(), round_up(bytes, kDirectAlignment)) != 0) {
-    throw Error("cannot size swap file '" + path + "': " + errno_text(errno), io_error_hint(errno));
+  try {
+    if (options.reserve) {
+      file_.reserve(round_up(bytes, kDirectAlignment));
+    } else if (::ftruncate(file_.fd(), round_up(bytes, kDirectAlignment)) != 0) {
+      const int err = errno;
+      throw Error("cannot size swap file '" + path + "': " + errno_text(err), io_error_hint(err));
+    }
+  } catch (const Error&) {
+    file_.close();
+    ::unlink(path.c_str());  // no empty file left behind by a failed reservation
+    throw;
   }
   if (options.checksums) {
     const std::int64_t blocks = (bytes + engine.options().block_size - 1) / engine.options().block_size;

@@ -179,7 +179,15 @@ struct UringEngine::Impl {
       const bool aligned = reinterpret_cast<std::uintptr_t>(user) % kDirectAlignment == 0 &&
                            p.len % kDirectAlignment == 0;
       if (direct && !aligned) {
-        if (bounce[slot].empty()) bounce[slot] = AlignedBuffer(opt.block_size);
+        if (bounce[slot].empty()) {
+          try {
+            bounce[slot] = AlignedBuffer(opt.block_size);
+          } catch (const Error& e) {
+            fail(job, std::string(op_name(job.req.op)) + " in " + where(job, p.rel) + ": " + e.what(), e.hint());
+            free_slots.push_back(slot);
+            continue;
+          }
+        }
         p.bounced = true;
         p.mem = bounce[slot].as<char>();
         p.io_len = round_up(p.len, kDirectAlignment);
@@ -301,7 +309,12 @@ struct UringEngine::Impl {
       if (rc >= 0 && unsubmitted > 0) unsubmitted -= std::min(unsubmitted, rc);
       lock.lock();
       if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
-        log::error("io_uring_enter failed: " + errno_text(-rc));
+        // Not expected on a working ring; completions already queued still
+        // arrive. Say so once and back off instead of spinning.
+        log::warn_once("io.enter", "io_uring_enter failed: " + errno_text(-rc) + "; retrying");
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        lock.lock();
       }
       unsigned head = 0, seen = 0;
       io_uring_for_each_cqe(&ring, head, cqe) {

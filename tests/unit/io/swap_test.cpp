@@ -161,6 +161,7 @@ TEST_CASE("a swap file that does not fit is refused at creation with free and ne
   const std::string e = error_of([&] { dir.create(engine, "too.big", std::int64_t(1) << 60); });
   CHECK(contains(e, "cannot reserve"));
   CHECK(contains(e, "free"));
+  CHECK_FALSE(fs::exists(dir.file_path("too.big")));  // no empty file left behind
 }
 
 TEST_CASE("NVMe swap bytes follow the per-parameter costs") {

@@ -1,0 +1,89 @@
+// zinf::train — metrics log and progress line.
+#include "train/metrics.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "log/log.h"
+
+namespace zinf::train {
+
+MetricsLog::MetricsLog(std::string path, std::int64_t keep_through) : path_(std::move(path)) {
+  std::string kept;
+  if (keep_through >= 0 && fs::exists(path_)) {
+    std::istringstream in(fs::read_file(path_));
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty()) continue;
+      try {
+        const auto j = config::Json::parse(line);
+        if (j.value("step", std::int64_t(-1)) <= keep_through) kept += line + "\n";
+      } catch (const std::exception&) {
+        break;  // a line cut by a kill: everything after it is recomputed
+      }
+    }
+  }
+  fs::write_file_atomic(path_, kept);
+  file_ = std::fopen(path_.c_str(), "a");
+  if (!file_) throw Error("cannot append to '" + path_ + "': " + errno_text(errno), "check the output directory");
+}
+
+MetricsLog::~MetricsLog() {
+  if (file_) std::fclose(file_);
+}
+
+void MetricsLog::append(const config::Json& line) {
+  const std::string text = line.dump() + "\n";
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size() || std::fflush(file_) != 0)
+    throw Error("cannot append to '" + path_ + "': " + errno_text(errno), "free some space in the output directory");
+}
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const auto total = static_cast<long long>(s + 0.5);
+  char buf[32];
+  if (total >= 3600)
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", total / 3600, (total % 3600) / 60);
+  else if (total >= 60)
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", total / 60, total % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%llds", total);
+  return buf;
+}
+
+namespace {
+bool stderr_is_tty() {
+  static const bool tty = ::isatty(2) == 1;
+  return tty;
+}
+bool line_open = false;
+}  // namespace
+
+void report_progress(const Progress& p, std::int64_t log_every) {
+  char buf[256];
+  int n = std::snprintf(buf, sizeof buf, "step %lld/%lld | loss %.4f | lr %.3g | %.0f tok/s",
+                        static_cast<long long>(p.step), static_cast<long long>(p.total), p.loss, p.lr, p.tokens_per_s);
+  if (p.tflops > 0) n += std::snprintf(buf + n, sizeof buf - n, " | %.1f TFLOP/s", p.tflops);
+  if (p.val_loss >= 0) n += std::snprintf(buf + n, sizeof buf - n, " | val %.4f", p.val_loss);
+  std::snprintf(buf + n, sizeof buf - n, " | ETA %s", format_duration(p.eta_s).c_str());
+  if (stderr_is_tty()) {
+    std::fprintf(stderr, "\r\033[K%s", buf);
+    std::fflush(stderr);
+    line_open = true;
+    if (p.val_loss >= 0) finish_progress();  // keep validation results on screen
+  } else if (p.step % log_every == 0 || p.step == p.total || p.val_loss >= 0) {
+    log::info(buf);
+  }
+}
+
+void finish_progress() {
+  if (line_open) std::fprintf(stderr, "\n");
+  line_open = false;
+}
+
+}  // namespace zinf::train

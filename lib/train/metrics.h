@@ -1,0 +1,50 @@
+// zinf::train — metrics.jsonl and summary.json.
+// Implements: MetricsLog, one JSON object per optimizer step appended to
+// <output>/metrics.jsonl and flushed, so a killed run leaves every finished
+// step on disk; on resume the lines after the checkpoint's step are dropped
+// (they are recomputed identically). Also the progress line: `\r`-updated on
+// a terminal, plain log lines otherwise.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "config/json.h"
+
+namespace zinf::train {
+
+class MetricsLog {
+ public:
+  // Keeps the existing lines whose "step" <= keep_through (none when < 0).
+  MetricsLog(std::string path, std::int64_t keep_through);
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+
+  void append(const config::Json& line);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+struct Progress {
+  std::int64_t step = 0, total = 0;   // optimizer steps
+  double loss = 0, lr = 0, tokens_per_s = 0;
+  double eta_s = 0;                   // seconds
+  double val_loss = -1;               // < 0: none this step
+  double tflops = 0;                  // 0: not reported (CPU)
+};
+
+// Prints a progress line: rewritten in place on a terminal (stderr is a TTY),
+// one log line every `log_every` steps otherwise.
+void report_progress(const Progress& p, std::int64_t log_every);
+// Ends the in-place line on a terminal.
+void finish_progress();
+
+// "1h02m", "3m05s", "12s".
+std::string format_duration(double seconds);
+
+}  // namespace zinf::train

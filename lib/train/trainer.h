@@ -1,0 +1,49 @@
+// zinf::train — the training loop.
+// Implements: Trainer, which composes its parts — the token data and a
+// resumable sampler (lib/data), the block-structured GPT over flat buffers
+// (lib/model), fp32 master weights and the flat AdamW (train/adamw_flat.h),
+// the LR schedule and fp16 loss scaler (lib/optim), checkpoints
+// (train/checkpoint.h) and metrics (train/metrics.h) — and runs
+// steps: accumulate micro-batches, unscale, clip, step, log, evaluate, save.
+// Precision: fp32 on CPU; on CUDA bf16 (or fp16 with dynamic loss scaling)
+// parameters, activations and gradients with fp32 master weights and moments.
+// Outputs under settings.output_dir: metrics.jsonl, checkpoints/,
+// model.safetensors and summary.json (config.json is the caller's).
+// The header stays free of LibTorch; the parts live in trainer.cpp.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "config/json.h"
+#include "config/settings.h"
+
+namespace zinf::train {
+
+// Refuses, with a UsageError (exit code 2), what this build cannot train yet:
+// ZeRO stage > 0, any offload, --optimize. The one place that decides it.
+void check_supported(const config::Settings& settings);
+
+struct TrainResult {
+  bool interrupted = false;   // stopped by SIGINT/SIGTERM after saving
+  std::int64_t steps = 0;     // optimizer steps completed (in total, resumed ones included)
+  config::Json summary;       // what summary.json holds
+};
+
+class Trainer {
+ public:
+  explicit Trainer(const config::Settings& settings);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Runs to settings.steps (or until *stop turns true after a step).
+  TrainResult run(const std::atomic<bool>* stop = nullptr);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zinf::train

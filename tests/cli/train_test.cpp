@@ -1,0 +1,260 @@
+// cli: `zinf train` and `zinf export` end to end on the tiny model (CPU):
+// the loss falls on the bundled corpus, every output is written, a run killed
+// with SIGKILL resumes to exactly the losses of an uninterrupted run, SIGTERM
+// stops with a checkpoint and exit code 130, and bad input gets clear errors.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "support/test_util.h"
+
+using nlohmann::json;
+using zinf::test::read_text;
+using zinf::test::run_zinf;
+using zinf::test::TempDir;
+using zinf::test::write_text;
+
+namespace {
+
+// A small, quick configuration: the tiny model on short sequences.
+std::vector<std::string> quick_args(const std::string& out, int steps) {
+  return {"train",       "--device",     "cpu", "--model", "tiny", "--seq-len", "64", "--batch-size", "4",
+          "--steps",     std::to_string(steps), "--output-dir", out, "--lr", "1e-3", "--seed", "11"};
+}
+
+std::vector<json> metrics_of(const std::string& out) {
+  std::vector<json> lines;
+  std::istringstream in(read_text(out + "/metrics.jsonl"));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) lines.push_back(json::parse(line));
+  return lines;
+}
+
+std::size_t line_count(const std::string& path) {
+  std::ifstream in(path);
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) n += !line.empty();
+  return n;
+}
+
+// Starts zinf in the background (output discarded); returns its pid.
+pid_t spawn_zinf(const std::vector<std::string>& args) {
+  std::vector<std::string> argv_s = {ZINF_BINARY};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  REQUIRE(posix_spawn(&pid, ZINF_BINARY, &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+// Waits until `path` has at least `lines` lines (or the process ended).
+void wait_for_lines(pid_t pid, const std::string& path, std::size_t lines) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (line_count(path) < lines && std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) FAIL("zinf train ended before step " << lines);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// The tensor names and data size of a safetensors file, parsed by hand.
+std::pair<json, std::size_t> safetensors_header(const std::string& path) {
+  const std::string raw = read_text(path);
+  REQUIRE(raw.size() >= 8);
+  std::uint64_t n = 0;
+  std::memcpy(&n, raw.data(), 8);
+  REQUIRE(8 + n <= raw.size());
+  return {json::parse(raw.substr(8, n)), raw.size() - 8 - n};
+}
+
+}  // namespace
+
+TEST_CASE("zinf train: the loss falls on the bundled corpus and every output is written") {
+  TempDir dir;
+  const std::string out = dir.file("run");
+  auto args = quick_args(out, 60);
+  args.insert(args.end(), {"--eval-every", "20", "--save-every", "25", "--warmup-steps", "5"});
+  const auto r = run_zinf(args);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+
+  const json config = json::parse(read_text(out + "/config.json"));
+  CHECK(config["zinf"]["model"]["seq_len"] == 64);
+  CHECK(config["zinf"]["data"]["dataset_file"].get<std::string>().find("data/corpus.txt") != std::string::npos);
+
+  const auto lines = metrics_of(out);
+  REQUIRE(lines.size() == 60);
+  for (const char* key : {"step", "loss", "lr", "tokens_per_s", "peak_gpu_bytes", "rss_bytes", "nvme_read_bytes",
+                          "nvme_write_bytes"})
+    CHECK_MESSAGE(lines[5].contains(key), key);
+  CHECK(lines[0]["step"] == 1);
+  CHECK(lines[59]["step"] == 60);
+  CHECK(lines[19].contains("val_loss"));
+  CHECK_FALSE(lines[20].contains("val_loss"));
+  CHECK(lines[5]["rss_bytes"].get<double>() > 0);
+  const double first = lines[0]["loss"], last = lines[59]["loss"];
+  CHECK(first == doctest::Approx(std::log(256.0)).epsilon(0.1));
+  CHECK(last < first - 1.5);
+  CHECK(lines[59]["val_loss"].get<double>() < lines[19]["val_loss"].get<double>());
+
+  const json summary = json::parse(read_text(out + "/summary.json"));
+  for (const char* key : {"peak_rss_bytes", "peak_gpu_bytes", "nvme_peak_bytes", "mean_tokens_per_s", "final_loss"})
+    CHECK_MESSAGE(summary.contains(key), key);
+  CHECK(summary["final_loss"] == last);
+  CHECK(summary["mean_tokens_per_s"].get<double>() > 0);
+  CHECK(json::parse(r.out)["steps"] == 60);  // the one-line summary on stdout
+
+  CHECK(read_text(out + "/checkpoints/latest") == "global_step60");
+  CHECK(zinf::test::read_text(out + "/checkpoints/global_step50/state.safetensors").size() > 0);
+  CHECK(read_text(out + "/checkpoints/global_step25/state.safetensors").empty());  // pruned: keep 2
+
+  const auto [header, data_bytes] = safetensors_header(out + "/model.safetensors");
+  CHECK(header.size() == 1 + 2 + 4 * 12 + 2);  // metadata, embedding, 4 blocks, ln_f
+  CHECK(header["transformer.wte.weight"]["shape"] == json::array({256, 128}));
+  CHECK(header["transformer.wte.weight"]["dtype"] == "F32");
+  CHECK(data_bytes == std::size_t(4 * (256 * 128 + 64 * 128 + 4 * 198272 + 256)));
+
+  // zinf export from the final checkpoint gives the same file, byte for byte.
+  const auto e = run_zinf({"export", out, dir.file("exported.safetensors")});
+  INFO(e.err);
+  REQUIRE(e.exit_code == 0);
+  CHECK(read_text(dir.file("exported.safetensors")) == read_text(out + "/model.safetensors"));
+}
+
+TEST_CASE("zinf train: a run killed with SIGKILL resumes to exactly the uninterrupted losses") {
+  TempDir dir;
+  auto args_for = [&](const std::string& out) {
+    auto a = quick_args(out, 14);
+    a.insert(a.end(), {"--save-every", "1", "--grad-accum", "2", "--eval-every", "5", "--lr-schedule", "cosine",
+                       "--warmup-steps", "3"});
+    return a;
+  };
+  const auto full = run_zinf(args_for(dir.file("full")));
+  INFO(full.err);
+  REQUIRE(full.exit_code == 0);
+
+  const std::string out = dir.file("killed");
+  const pid_t pid = spawn_zinf(args_for(out));
+  wait_for_lines(pid, out + "/metrics.jsonl", 6);
+  ::kill(pid, SIGKILL);
+  CHECK(wait_exit(pid) == 128 + SIGKILL);
+  CHECK(line_count(out + "/metrics.jsonl") < 14);
+
+  auto resume = args_for(out);
+  resume.push_back("--resume");
+  const auto r = run_zinf(resume);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find("resumed from") != std::string::npos);
+
+  const auto a = metrics_of(dir.file("full")), b = metrics_of(out);
+  REQUIRE(a.size() == 14);
+  REQUIRE(b.size() == 14);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(b[i]["step"] == a[i]["step"]);
+    CHECK(b[i]["loss"].get<double>() == a[i]["loss"].get<double>());
+    CHECK(b[i]["lr"].get<double>() == a[i]["lr"].get<double>());
+    CHECK(b[i].value("val_loss", -1.0) == a[i].value("val_loss", -1.0));
+  }
+  CHECK(read_text(out + "/model.safetensors") == read_text(dir.file("full") + "/model.safetensors"));
+}
+
+TEST_CASE("zinf train: SIGTERM stops after the current step with a checkpoint and exit code 130") {
+  TempDir dir;
+  const std::string out = dir.file("run");
+  const pid_t pid = spawn_zinf(quick_args(out, 100000));
+  wait_for_lines(pid, out + "/metrics.jsonl", 2);
+  ::kill(pid, SIGTERM);
+  CHECK(wait_exit(pid) == 130);
+  const std::size_t steps = line_count(out + "/metrics.jsonl");
+  CHECK(read_text(out + "/checkpoints/latest") == "global_step" + std::to_string(steps));
+  const json summary = json::parse(read_text(out + "/summary.json"));
+  CHECK(summary["interrupted"] == true);
+  CHECK(summary["steps"] == steps);
+}
+
+TEST_CASE("zinf train: bad data, paths and stages get clear errors") {
+  TempDir dir;
+  int runs = 0;
+  auto run = [&](const std::vector<std::string>& extra) {
+    auto args = quick_args(dir.file("out" + std::to_string(++runs)), 1);
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_zinf(args);
+  };
+  auto missing = run({"--dataset-file", dir.file("missing.txt")});
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err.find("dataset file '" + dir.file("missing.txt") + "' does not exist") != std::string::npos);
+  CHECK(missing.err.find("hint:") != std::string::npos);
+
+  write_text(dir.file("empty.txt"), "");
+  auto empty = run({"--dataset-file", dir.file("empty.txt")});
+  CHECK(empty.exit_code == 2);
+  CHECK(empty.err.find("is empty") != std::string::npos);
+
+  write_text(dir.file("short.txt"), std::string(50, 'a'));
+  auto shortdata = run({"--dataset-file", dir.file("short.txt")});
+  CHECK(shortdata.exit_code == 2);
+  CHECK(shortdata.err.find("seq-len 64 is longer than the data") != std::string::npos);
+  CHECK(shortdata.err.find("lower --seq-len") != std::string::npos);
+
+  // A path below a regular file cannot be created, even by root.
+  write_text(dir.file("file.txt"), "x");
+  auto args = quick_args(dir.file("file.txt/out"), 1);
+  auto unwritable = run_zinf(args);
+  CHECK(unwritable.exit_code != 0);
+  CHECK(unwritable.err.find(dir.file("file.txt/out")) != std::string::npos);
+  CHECK(unwritable.err.find("Not a directory") != std::string::npos);
+
+  auto zero3 = run({"--zero-stage", "zero3"});
+  CHECK(zero3.exit_code == 2);
+  CHECK(zero3.err.find("stage none only so far") != std::string::npos);
+  CHECK(zero3.err.find("--zero-stage none") != std::string::npos);
+
+  auto fp16 = run({"--precision", "fp16"});
+  CHECK(fp16.exit_code == 2);
+  CHECK(fp16.err.find("trains on CUDA only") != std::string::npos);
+
+  // A finished run is not overwritten by accident.
+  const std::string out = dir.file("done");
+  REQUIRE(run_zinf(quick_args(out, 1)).exit_code == 0);
+  auto again = run_zinf(quick_args(out, 2));
+  CHECK(again.exit_code == 2);
+  CHECK(again.err.find("already holds a run") != std::string::npos);
+  auto more = quick_args(out, 2);
+  more.push_back("--resume");
+  CHECK(run_zinf(more).exit_code == 0);
+  CHECK(line_count(out + "/metrics.jsonl") == 2);
+}
+
+TEST_CASE("zinf export: a path that is not a checkpoint is refused") {
+  TempDir dir;
+  const auto r = run_zinf({"export", dir.path(), dir.file("x.safetensors")});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("is not a zinf checkpoint") != std::string::npos);
+}

@@ -1,8 +1,6 @@
 // zinf::zero — the ZeRO-3 / ZeRO-Infinity engine on one rank.
 #include "zero/offload_engine.h"
 
-#include <ATen/Parallel.h>
-
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -313,11 +311,13 @@ struct OffloadEngine::Impl {
   // ------------------------------------------------------------ step
 
   double grad_norm_sq() {
+    if (grads.device().is_cpu()) return optim::l2_norm_squared(grads.data_ptr<float>(), grads.numel());
     return grads.to(torch::kFloat64).pow(2).sum().item<double>();
   }
 
+  // grad_scale: gradients are divided by it (loss scale / clip coefficient).
   void update(double lr, double grad_scale) {
-    AdamHyper h = opt.adam;
+    optim::AdamParams h = opt.adam;
     h.lr = lr;
     h.step = step;
     h.grad_scale = grad_scale;
@@ -325,7 +325,7 @@ struct OffloadEngine::Impl {
       torch::NoGradGuard no_grad;
       const double bc1 = 1.0 - std::pow(h.beta1, double(h.step)), bc2 = 1.0 - std::pow(h.beta2, double(h.step));
       for (std::size_t b = 0; b < blocks.size(); ++b) {
-        torch::Tensor g = grads.narrow(0, offsets[b], blocks[b].numel) * grad_scale;
+        torch::Tensor g = grads.narrow(0, offsets[b], blocks[b].numel) * (1.0 / grad_scale);
         torch::Tensor& p = dev_master[b];
         if (!h.adamw && h.weight_decay != 0) g = g + h.weight_decay * p;
         if (h.adamw && h.weight_decay != 0) p.mul_(1.0 - lr * h.weight_decay);
@@ -349,7 +349,8 @@ struct OffloadEngine::Impl {
     std::deque<std::pair<io::Ticket, offload::PinnedPool::Lease>> writes;
     offload::PinnedPool::Lease stage;
     const float* grad = grads.data_ptr<float>();
-    const bool bf16_home = opt.dtype == torch::kBFloat16;
+    const bool half_home = opt.dtype == torch::kBFloat16 || opt.dtype == torch::kFloat16;
+    const optim::Half16 kind = opt.dtype == torch::kFloat16 ? optim::Half16::kFP16 : optim::Half16::kBF16;
     states->for_each([&](std::size_t k, float* master, float* m, float* v) {
       const auto& g = groups[k];
       const std::size_t b = g.block;
@@ -362,19 +363,14 @@ struct OffloadEngine::Impl {
         }
         stage = pool->acquire();
       }
-      // Where the fused update may write the new weights directly.
-      float* out_f32 = nullptr;
-      std::uint16_t* out_bf16 = nullptr;
-      if (opt.param_home != Tier::kDevice) {
+      // A 16-bit home takes the new weights straight from the fused update.
+      std::uint16_t* out = nullptr;
+      if (half_home && opt.param_home != Tier::kDevice) {
         std::byte* base = nvme_home ? static_cast<std::byte*>(stage.data()) : cpu_params->host(cpu_seg[b]);
-        if (opt.dtype == torch::kFloat32) out_f32 = reinterpret_cast<float*>(base) + off;
-        if (bf16_home) out_bf16 = reinterpret_cast<std::uint16_t*>(base) + off;
+        out = reinterpret_cast<std::uint16_t*>(base) + off;
       }
-      at::parallel_for(0, g.numel, 1 << 16, [&](std::int64_t lo, std::int64_t hi) {
-        adam_update(master + lo, m + lo, v + lo, grad + g.begin + lo, hi - lo, h, out_f32 ? out_f32 + lo : nullptr,
-                    out_bf16 ? out_bf16 + lo : nullptr);
-      });
-      if (!out_f32 && !out_bf16) write_params(b, off, master, g.numel, nvme_home ? stage.data() : nullptr);
+      optim::adam_step(h, master, m, v, grad + g.begin, g.numel, out, kind);
+      if (!out) write_params(b, off, master, g.numel, nvme_home ? stage.data() : nullptr);
       const bool last_of_block = k + 1 == groups.size() || groups[k + 1].block != b;
       if (nvme_home && last_of_block) {
         writes.emplace_back(nvme_params->write(nvme_seg[b], stage.data()), std::move(stage));

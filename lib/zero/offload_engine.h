@@ -15,8 +15,10 @@
 //    pinned -> device) on the worker while the current block computes; CUDA
 //    builds issue those copies on side streams.
 //  - step() clips by the global gradient norm, skips on overflow (fp16), and
-//    runs the fused Adam/AdamW over each sub-group at its home, writing the
-//    updated parameters straight back to theirs.
+//    runs the fused CPU Adam/AdamW (optim/cpu_adam.h) over each sub-group at
+//    its home, writing bf16/fp16 weights straight back to the parameters'
+//    home (or the NVMe staging buffer); with the optimizer on the device it
+//    runs the same arithmetic as LibTorch tensor ops.
 // A block's computation is a callback, so this module never sees the model
 // (lib/train connects the two). World size is 1 here; partitioning across
 // ranks is zero/flat_layout.h's Shard arithmetic applied to the same buffers.
@@ -32,7 +34,7 @@
 
 #include "io/uring_engine.h"
 #include "offload/tier.h"
-#include "zero/adam_kernel.h"
+#include "optim/cpu_adam.h"
 
 namespace zinf::zero {
 
@@ -53,7 +55,7 @@ struct OffloadEngineOptions {
   bool keep_swap_files = false;
   bool pin_memory = true;                    // page-lock host buffers (CUDA builds)
   bool prefetch = true;                      // fetch the next block while this one computes
-  AdamHyper adam;                            // lr and step are set per step()
+  optim::AdamParams adam;                    // lr, step and grad_scale are set per step()
 };
 
 struct EngineBlock {

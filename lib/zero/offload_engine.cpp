@@ -38,6 +38,13 @@ namespace {
 
 std::int64_t elem_bytes(torch::Dtype dtype) { return static_cast<std::int64_t>(c10::elementSize(dtype)); }
 
+// A swap directory name no other engine of this process uses.
+std::string unique_run_id() {
+  static std::atomic<int> engines{0};
+  const int n = engines++;
+  return io::default_run_id() + (n == 0 ? std::string() : "-e" + std::to_string(n));
+}
+
 // A host buffer as a CPU tensor (no copy).
 torch::Tensor host_tensor(void* data, std::int64_t numel, torch::Dtype dtype) {
   return torch::from_blob(data, {numel}, torch::TensorOptions().dtype(dtype));
@@ -238,7 +245,7 @@ struct OffloadEngine::Impl {
       if (opt.nvme_path.empty())
         throw UsageError("NVMe offload needs a path", "set zero_optimization.offload_*.nvme_path (--nvme-path)");
       uring = std::make_unique<io::UringEngine>(opt.aio);
-      swap_dir = std::make_unique<io::SwapDir>(opt.nvme_path, opt.run_id.empty() ? io::default_run_id() : opt.run_id,
+      swap_dir = std::make_unique<io::SwapDir>(opt.nvme_path, opt.run_id.empty() ? unique_run_id() : opt.run_id,
                                                opt.rank, opt.keep_swap_files);
       nvme.engine = uring.get();
       nvme.dir = swap_dir.get();

@@ -82,8 +82,8 @@ TEST_CASE("engine training equals autograd + LibTorch AdamW for every home of pa
                                                     {Tier::kNvme, Tier::kNvme}, {Tier::kDevice, Tier::kNvme},
                                                     {Tier::kNvme, Tier::kCpu}};
   for (const auto& [ph, oh] : homes) {
-    CAPTURE(offload::tier_name(ph));
-    CAPTURE(offload::tier_name(oh));
+    const std::string homes_name = std::string(offload::tier_name(ph)) + "/" + offload::tier_name(oh);
+    CAPTURE(homes_name);
     OffloadEngine e(options(ph, oh, dir.path()), kBlocks, initial());
     for (int s = 0; s < 8; ++s) {
       torch::Tensor l = engine_loss(e, batch(s)) * 4.0;
@@ -93,9 +93,16 @@ TEST_CASE("engine training equals autograd + LibTorch AdamW for every home of pa
       CHECK_FALSE(r.skipped);
     }
     CHECK(e.step_count() == 8);
-    CHECK(torch::allclose(e.parameters(), w.detach(), 1e-5, 1e-6));
+    // Adam moves a weight by up to lr whatever the gradient's size, so float
+    // rounding in near-zero gradients (summation order differs: the tied
+    // weight's gradient arrives in two parts) shows up as ~1e-4 after 8 steps
+    // at lr 0.05; a wrong gradient or update would show up as ~lr.
+    const double params_diff = (e.parameters() - w.detach()).abs().max().item<double>();
+    CHECK(params_diff < 1e-3);
     const EngineState st = e.state();
-    CHECK(torch::allclose(st.master, w.detach(), 1e-5, 1e-6));
+    const double master_diff = (st.master - w.detach()).abs().max().item<double>();
+    CHECK(master_diff < 1e-3);
+    CHECK(torch::equal(st.master, e.parameters()));  // fp32 homes hold exactly the master weights
     const auto c = e.counters();
     if (ph == Tier::kNvme || oh == Tier::kNvme) {
       CHECK(c.nvme_read_bytes > 0);

@@ -29,13 +29,13 @@ offload::Tier tier_of(config::Device d) {
 std::string nvme_unusable(const std::string& path, std::int64_t bytes) {
   if (path.empty()) return "no nvme_path is set";
   try {
-    make_dirs(path);
+    fs::make_dirs(path);
   } catch (const Error& e) {
     return std::string("cannot create ") + path + ": " + e.what();
   }
   const hw::IoSupport io = hw::probe_io(path);
   if (!io.io_uring) return "io_uring is unavailable (" + io.io_uring_error + ")";
-  const std::int64_t free = free_bytes(path);
+  const std::int64_t free = fs::free_bytes(path);
   if (free < bytes)
     return path + " has " + format_bytes(double(free)) + " free but the swap files need " + format_bytes(double(bytes));
   return {};

@@ -524,7 +524,7 @@ StepResult OffloadEngine::step(double lr, double loss_scale, double max_grad_nor
     if (c < 1.0) coef = c;
   }
   ++e.step;
-  e.update(lr, coef / loss_scale);
+  e.update(lr, loss_scale / coef);  // adam_step divides gradients by this
   zero_grads();
   return r;
 }
@@ -619,5 +619,6 @@ std::int64_t OffloadEngine::host_state_bytes() const {
 std::string OffloadEngine::swap_dir() const { return impl_->swap_dir ? impl_->swap_dir->path() : std::string(); }
 
 const std::vector<EngineBlock>& OffloadEngine::blocks() const { return impl_->blocks; }
+const OffloadEngineOptions& OffloadEngine::options() const { return impl_->opt; }
 
 }  // namespace zinf::zero

@@ -112,6 +112,7 @@ class OffloadEngine {
   std::int64_t host_state_bytes() const;     // host memory holding params/optimizer/grads/buffers
   std::string swap_dir() const;              // "" when nothing is on NVMe
   const std::vector<EngineBlock>& blocks() const;
+  const OffloadEngineOptions& options() const;
 
   struct Impl;  // opaque; public only so the autograd function can reach it
 

@@ -231,7 +231,7 @@ TEST_CASE("zinf train: bad data, paths and stages get clear errors") {
   CHECK(unwritable.err.find(dir.file("file.txt/out")) != std::string::npos);
   CHECK(unwritable.err.find("Not a directory") != std::string::npos);
 
-  auto nvme_grads = run({"--zero-stage", "infinity", "--nvme-offload-gradients"});
+  auto nvme_grads = run({"--zero-stage", "infinity", "--nvme-offload-path", dir.file("swap"), "--nvme-offload-gradients"});
   CHECK(nvme_grads.exit_code == 2);
   CHECK(nvme_grads.err.find("--nvme-offload-gradients) is not implemented yet") != std::string::npos);
 

@@ -93,15 +93,13 @@ TEST_CASE("engine training equals autograd + LibTorch AdamW for every home of pa
       CHECK_FALSE(r.skipped);
     }
     CHECK(e.step_count() == 8);
-    // Adam moves a weight by up to lr whatever the gradient's size, so float
-    // rounding in near-zero gradients (summation order differs: the tied
-    // weight's gradient arrives in two parts) shows up as ~1e-4 after 8 steps
-    // at lr 0.05; a wrong gradient or update would show up as ~lr.
+    // Clipping changes the gradient's scale from step to step, so a wrong
+    // unscale/clip factor shows here (Adam's first steps barely see it).
     const double params_diff = (e.parameters() - w.detach()).abs().max().item<double>();
-    CHECK(params_diff < 1e-3);
+    CHECK(params_diff < 1e-5);
     const EngineState st = e.state();
     const double master_diff = (st.master - w.detach()).abs().max().item<double>();
-    CHECK(master_diff < 1e-3);
+    CHECK(master_diff < 1e-5);
     CHECK(torch::equal(st.master, e.parameters()));  // fp32 homes hold exactly the master weights
     const auto c = e.counters();
     if (ph == Tier::kNvme || oh == Tier::kNvme) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <optional>
 
 #ifdef ZINF_WITH_CUDA
@@ -103,6 +104,14 @@ std::string dims(const ModelSpec& s) {
 
 // ------------------------------------------------------------ the parts
 
+struct StepResult {
+  double loss = 0;        // mean over the step's micro-batches, unscaled
+  double grad_norm = 0;   // global L2 norm before clipping, unscaled
+  double lr = 0;
+  double loss_scale = 1;  // fp16: the scale this step used
+  bool applied = true;    // false: fp16 overflow, step skipped
+};
+
 struct Trainer::Impl {
   Settings settings;
   torch::Device device = torch::kCPU;
@@ -133,7 +142,24 @@ struct Trainer::Impl {
   bool resume();
   double evaluate();
   void save();
+  StepResult train_step();
+  StepResult engine_step();
   TrainResult loop(const std::atomic<bool>* stop);
+  // The step's micro-batches as [grad_accum, rows, cols] inputs and targets
+  // on the device: one copy per step, from pinned memory and asynchronous on
+  // CUDA, so the GPU never waits for the host between micro-batches.
+  std::pair<torch::Tensor, torch::Tensor> next_step_tokens() {
+    const std::int64_t rows = settings.micro_batch, cols = settings.model.seq_len;
+    const auto opts = torch::TensorOptions().dtype(torch::kInt64).pinned_memory(device.is_cuda());
+    torch::Tensor in = torch::empty({settings.grad_accum, rows, cols}, opts), tg = torch::empty_like(in);
+    const std::size_t bytes = std::size_t(rows * cols) * sizeof(std::int64_t);
+    for (std::int64_t micro = 0; micro < settings.grad_accum; ++micro) {
+      const data::Batch b = sampler->next(rows);
+      std::memcpy(in[micro].data_ptr<std::int64_t>(), b.inputs.data(), bytes);
+      std::memcpy(tg[micro].data_ptr<std::int64_t>(), b.targets.data(), bytes);
+    }
+    return {in.to(device, /*non_blocking=*/true), tg.to(device, /*non_blocking=*/true)};
+  }
   torch::Tensor to_device(std::vector<std::int64_t>& v, std::int64_t rows, std::int64_t cols) const {
     return torch::from_blob(v.data(), {rows, cols}, torch::kInt64).to(device, torch::kInt64, /*non_blocking=*/false, /*copy=*/true);
   }
@@ -143,10 +169,14 @@ void Trainer::Impl::setup() {
   const Settings& s = settings;
   check_supported(s);
   device = pick_device(s);
-  if (s.precision != Precision::kFp32 && !device.is_cuda())
-    throw UsageError(std::string("--precision ") + config::precision_name(s.precision) +
-                         " trains on CUDA only; on CPU zinf trains in fp32",
+  // LibTorch's CPU kernels lack fp16 for much of the model; bf16 works (slowly)
+  // and runs the same master-weight code path as CUDA, which is how CI tests it.
+  if (s.precision == Precision::kFp16 && !device.is_cuda())
+    throw UsageError("--precision fp16 trains on CUDA only; on CPU zinf trains in fp32 (or bf16)",
                      "use --precision fp32 (or auto) with --device cpu");
+  if (s.precision == Precision::kBf16 && !device.is_cuda())
+    log::warn("--precision bf16 on CPU: bf16 parameters and activations with fp32 master weights; "
+              "expect it to be slower than fp32 on most CPUs");
   dtype = s.precision == Precision::kBf16 ? torch::kBFloat16 : s.precision == Precision::kFp16 ? torch::kFloat16
                                                                                                 : torch::kFloat32;
   // Output directory first: a bad path should fail before minutes of loading.
@@ -309,6 +339,75 @@ void Trainer::Impl::save() {
   checkpoints->save(state, settings.model, {p.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), p.numel()});
 }
 
+// One optimizer step: forward/backward over the step's micro-batches (grads
+// summed in fp32), unscale, clip, AdamW on the fp32 master, refresh the
+// low-precision copy. Reads the loss and the gradient norm back once.
+// The step through the ZeRO engine: gradients flow to the engine block by
+// block during backward; unscale, clip, the overflow check and the optimizer
+// run inside engine().step().
+StepResult Trainer::Impl::engine_step() {
+  const Settings& s = settings;
+  StepResult r;
+  r.lr = schedule.lr_at(state.step);
+  r.loss_scale = scaler ? scaler->scale() : 1.0;
+  double loss_sum = 0;
+  const auto [inputs, targets] = next_step_tokens();
+  for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
+    const torch::Tensor loss = zero->loss(inputs[micro], targets[micro]);
+    (loss * (r.loss_scale / double(s.grad_accum))).backward();
+    loss_sum += loss.detach().item<double>();
+  }
+  const zero::StepResult z = zero->engine().step(r.lr, r.loss_scale, s.gradient_clipping);
+  if (scaler) r.applied = scaler->update(z.skipped);
+  r.loss = loss_sum / double(s.grad_accum);
+  r.grad_norm = z.grad_norm;
+  if (!scaler && z.skipped)
+    throw Error("the gradient norm is " + std::to_string(r.grad_norm) + " at step " + std::to_string(state.step + 1) +
+                    " (loss " + std::to_string(r.loss) + "): the run diverged",
+                "lower --lr, keep --gradient-clipping on, or resume from the last checkpoint");
+  return r;
+}
+
+StepResult Trainer::Impl::train_step() {
+  if (zero) return engine_step();
+  const Settings& s = settings;
+  StepResult r;
+  r.lr = schedule.lr_at(state.step);
+  r.loss_scale = scaler ? scaler->scale() : 1.0;
+  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  const auto [inputs, targets] = next_step_tokens();
+  for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
+    const torch::Tensor loss = model->loss(inputs[micro], targets[micro]);
+    (loss * (r.loss_scale / double(s.grad_accum))).backward();
+    torch::NoGradGuard no_grad;
+    loss_sum += loss.detach();
+    if (dtype != torch::kFloat32) {  // accumulate in fp32, one op per micro-batch
+      if (micro == 0) grad32.copy_(model->grads());
+      else grad32.add_(model->grads());
+      model->zero_grads();
+    }
+  }
+  torch::NoGradGuard no_grad;
+  if (r.loss_scale != 1.0) grad32.mul_(1.0 / r.loss_scale);
+  const torch::Tensor norm = grad32.norm();
+  if (scaler) r.applied = scaler->update(!std::isfinite(norm.item<double>()));  // fp16 needs the answer now
+  if (r.applied) {
+    if (s.gradient_clipping > 0) grad32.mul_((s.gradient_clipping / (norm + 1e-6)).clamp_max(1.0));
+    optimizer->step(grad32, r.lr);
+    if (dtype != torch::kFloat32) model->load_flat(master);
+  }
+  if (dtype == torch::kFloat32) model->zero_grads();
+  // One device-to-host copy per step: it also waits for the step's kernels.
+  const torch::Tensor host = torch::stack({loss_sum / double(s.grad_accum), norm}).to(torch::kCPU);
+  r.loss = host[0].item<double>();
+  r.grad_norm = host[1].item<double>();
+  if (!scaler && !std::isfinite(r.grad_norm))
+    throw Error("the gradient norm is " + std::to_string(r.grad_norm) + " at step " + std::to_string(state.step + 1) +
+                    " (loss " + std::to_string(r.loss) + "): the run diverged",
+                "lower --lr, keep --gradient-clipping on, or resume from the last checkpoint");
+  return r;
+}
+
 TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   const Settings& s = settings;
   const std::int64_t tokens_per_step = s.micro_batch * s.grad_accum * s.model.seq_len;
@@ -326,67 +425,32 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   const auto run_start = Clock::now();
   while (state.step < s.steps) {
     const auto t0 = Clock::now();
-    const double lr = schedule.lr_at(state.step);
-    const double scale = scaler ? scaler->scale() : 1.0;
-    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-    for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
-      data::Batch b = sampler->next(s.micro_batch);
-      const torch::Tensor loss = this->loss(to_device(b.inputs, b.rows, b.cols), to_device(b.targets, b.rows, b.cols));
-      (loss * (scale / double(s.grad_accum))).backward();
-      torch::NoGradGuard no_grad;
-      loss_sum += loss.detach();
-      if (dtype != torch::kFloat32 && !zero) {  // accumulate in fp32, one op per micro-batch
-        if (micro == 0) grad32.copy_(model->grads());
-        else grad32.add_(model->grads());
-        model->zero_grads();
-      }
-    }
-    torch::NoGradGuard no_grad;
-    torch::Tensor norm;
-    bool apply = true;
-    if (zero) {  // unscale, clip, overflow check and the optimizer run inside the engine
-      const zero::StepResult r = zero->engine().step(lr, scale, s.gradient_clipping);
-      norm = torch::full({}, r.grad_norm, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-      if (scaler) apply = scaler->update(r.skipped);
-    } else {
-    if (scale != 1.0) grad32.mul_(1.0 / scale);
-    norm = grad32.norm();
-    if (scaler) apply = scaler->update(!std::isfinite(norm.item<double>()));  // fp16 needs the answer now
-    }
-    if (apply && !zero) {
-      if (s.gradient_clipping > 0) grad32.mul_((s.gradient_clipping / (norm + 1e-6)).clamp_max(1.0));
-      optimizer->step(grad32, lr);
-      if (dtype != torch::kFloat32) model->load_flat(master);
-    }
-    if (dtype == torch::kFloat32 && !zero) model->zero_grads();
-    // One device-to-host copy per step: it also waits for the step's kernels.
-    const torch::Tensor host = torch::stack({loss_sum / double(s.grad_accum), norm}).to(torch::kCPU);
-    last_loss = host[0].item<double>();
-    const double grad_norm = host[1].item<double>();
-    if (!scaler && !std::isfinite(grad_norm))
-      throw Error("the gradient norm is " + std::to_string(grad_norm) + " at step " + std::to_string(state.step + 1) +
-                      " (loss " + std::to_string(last_loss) + "): the run diverged",
-                  "lower --lr, keep --gradient-clipping on, or resume from the last checkpoint");
+    double untimed_s = 0;  // validation and checkpoint time in this iteration
+    const StepResult r = train_step();
+    last_loss = r.loss;
     const double dt = seconds_since(t0);
     ++state.step;
     state.tokens_seen += tokens_per_step;
     const double tokens_per_s = double(tokens_per_step) / dt;
     const double tflops = flops_per_token * tokens_per_s / 1e12;
-    if (state.step - first_step > kWarmupSteps || s.steps - first_step <= kWarmupSteps) {
-      timed_s += dt;
-      timed_tokens += tokens_per_step;
-      peak_tflops = std::max(peak_tflops, tflops);
-    }
+    // The run's mean counts whole iterations (bookkeeping included) except
+    // validation and checkpoint writes, and leaves out the warmup steps.
+    const bool timed = state.step - first_step > kWarmupSteps || s.steps - first_step <= kWarmupSteps;
+    if (timed) peak_tflops = std::max(peak_tflops, tflops);
     peak_gpu = std::max(peak_gpu, peak_gpu_bytes(device));
 
     double val = -1;
     const bool last = state.step == s.steps;
-    if ((s.eval_every > 0 && state.step % s.eval_every == 0) || last) val = last_val = evaluate();
+    if ((s.eval_every > 0 && state.step % s.eval_every == 0) || last) {
+      const auto te = Clock::now();
+      val = last_val = evaluate();
+      untimed_s += seconds_since(te);
+    }
 
     config::Json line = {{"step", state.step},
                          {"loss", last_loss},
-                         {"lr", lr},
-                         {"grad_norm", grad_norm},
+                         {"lr", r.lr},
+                         {"grad_norm", r.grad_norm},
                          {"tokens_per_s", tokens_per_s},
                          {"tflops", tflops},
                          {"step_time_s", dt},
@@ -407,16 +471,24 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
     }
     if (val >= 0) line["val_loss"] = val;
     if (scaler) {
-      line["loss_scale"] = scale;
-      line["skipped"] = !apply;
+      line["loss_scale"] = r.loss_scale;
+      line["skipped"] = !r.applied;
     }
     metrics->append(line);
     const double eta = double(s.steps - state.step) * seconds_since(run_start) / double(state.step - first_step);
-    report_progress({state.step, s.steps, last_loss, lr, tokens_per_s, eta, val, device.is_cuda() ? tflops : 0},
+    report_progress({state.step, s.steps, r.loss, r.lr, tokens_per_s, eta, val, device.is_cuda() ? tflops : 0},
                     s.log_every);
 
     const bool stopping = stop && stop->load();
-    if ((s.save_every > 0 && state.step % s.save_every == 0) || last || stopping) save();
+    if ((s.save_every > 0 && state.step % s.save_every == 0) || last || stopping) {
+      const auto ts = Clock::now();
+      save();
+      untimed_s += seconds_since(ts);
+    }
+    if (timed) {
+      timed_s += seconds_since(t0) - untimed_s;
+      timed_tokens += tokens_per_step;
+    }
     if (stopping) {
       finish_progress();
       log::warn("stopped by a signal after step " + std::to_string(state.step) + "; checkpoint saved, resume with --resume");

@@ -2,7 +2,7 @@
 // liburing reference loop, with the same file size, block size, queue depth
 // and O_DIRECT, for comparison with fio (tools/bench_io.sh runs them side by side).
 // Implements: `zinf_io_bench --dir D --size-mb N --bs BYTES --qd N [--runs R]
-// [--mode engine|reference] [--no-register] [--checksums]`: one line of
+// [--mode engine|reference|crc] [--no-register] [--checksums]`: one line of
 // results per run, "mode write_gbps W read_gbps R cpu_s_per_gb C".
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "io/aligned_buffer.h"
 #include "io/bench.h"
+#include "io/checksum.h"
 
 namespace {
 
@@ -87,6 +88,23 @@ double cpu_seconds() {
   return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
+// CRC32C throughput, hardware path vs table code, over 1 MiB pieces of `bytes`.
+void crc_speed(std::int64_t bytes) {
+  zinf::io::AlignedBuffer buf(bytes);
+  for (std::int64_t i = 0; i < buf.size(); ++i) buf.as<unsigned char>()[i] = static_cast<unsigned char>(i * 131);
+  auto measure = [&](auto fn) {
+    const auto t0 = Clock::now();
+    std::uint32_t c = 0;
+    for (std::int64_t o = 0; o < buf.size(); o += 1 << 20) c ^= fn(buf.as<unsigned char>() + o, std::size_t(1) << 20);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    return std::make_pair(double(buf.size()) / s / 1e9, c);
+  };
+  const auto hw = measure([](const void* p, std::size_t n) { return zinf::io::crc32c(p, n); });
+  const auto sw = measure([](const void* p, std::size_t n) { return zinf::io::crc32c_portable(p, n); });
+  std::printf("crc32c %s %.2f GB/s, table %.2f GB/s, agree %s\n",
+              zinf::io::crc32c_hardware() ? "sse4.2" : "table", hw.first, sw.first, hw.second == sw.second ? "yes" : "NO");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -114,7 +132,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: zinf_io_bench --dir D [--size-mb 1024] [--bs 1048576] [--qd 8] [--runs 3]\n"
-                   "                     [--mode engine|reference] [--no-register] [--checksums]\n");
+                   "                     [--mode engine|reference|crc] [--no-register] [--checksums]\n");
       return 2;
     }
   }
@@ -122,6 +140,10 @@ int main(int argc, char** argv) {
     for (int k = 0; k < runs; ++k) {
       double w = 0, r = 0;
       const double cpu0 = cpu_seconds();
+      if (mode == "crc") {
+        crc_speed(size_mb << 20);
+        continue;
+      }
       if (mode == "reference") {
         reference(dir, size_mb << 20, bs, qd, w, r);
       } else {

@@ -26,16 +26,28 @@ fio_gbps() {  # rw -> GB/s (1e9 B/s) from fio's JSON
     python3 -c "import json,sys; j=json.load(sys.stdin)['jobs'][0]; print('%.3f' % (j['$2']['bw_bytes']/1e9))"
 }
 
-for ((i = 1; i <= runs; i++)); do
-  if command -v fio >/dev/null; then
-    w=$(fio_gbps write write); r=$(fio_gbps read read)
-    echo "fio write_gbps $w read_gbps $r" | tee -a "$results"
-    rm -f "$dir/.fio-bench.dat"
-  fi
-  "$bench" --dir "$dir" --size-mb "$size_mb" --bs "$bs" --qd "$qd" --runs 1 --mode reference | tee -a "$results"
-  "$bench" --dir "$dir" --size-mb "$size_mb" --bs "$bs" --qd "$qd" --runs 1 | tee -a "$results"
-  "$bench" --dir "$dir" --size-mb "$size_mb" --bs "$bs" --qd "$qd" --runs 1 --no-register |
-    sed 's/^engine/engine-noreg/' | tee -a "$results"
+run_tool() {
+  case $1 in
+    fio)
+      command -v fio >/dev/null || return 0
+      local w r
+      w=$(fio_gbps write write); r=$(fio_gbps read read)
+      rm -f "$dir/.fio-bench.dat"
+      echo "fio write_gbps $w read_gbps $r" ;;
+    reference) "$bench" --dir "$dir" --size-mb "$size_mb" --bs "$bs" --qd "$qd" --runs 1 --mode reference ;;
+    engine) "$bench" --dir "$dir" --size-mb "$size_mb" --bs "$bs" --qd "$qd" --runs 1 ;;
+    engine-noreg) "$bench" --dir "$dir" --size-mb "$size_mb" --bs "$bs" --qd "$qd" --runs 1 --no-register |
+                    sed 's/^engine/engine-noreg/' ;;
+    engine-crc) "$bench" --dir "$dir" --size-mb "$size_mb" --bs "$bs" --qd "$qd" --runs 1 --checksums |
+                  sed 's/^engine/engine-crc/' ;;
+  esac
+}
+
+tools=(fio reference engine engine-noreg engine-crc)
+for ((i = 0; i < runs; i++)); do
+  for ((k = 0; k < ${#tools[@]}; k++)); do  # rotate the order each run: no tool always goes first
+    run_tool "${tools[(i + k) % ${#tools[@]}]}" | tee -a "$results"
+  done
 done
 
 python3 - "$results" <<'PY'
@@ -43,13 +55,13 @@ import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     f = line.split()
-    rows.setdefault(f[0], []).append((float(f[2]), float(f[4])))
-med = {k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v)) for k, v in rows.items()}
-print("\nmedian GB/s      write    read")
-for k, (w, r) in med.items():
-    print(f"  {k:<14} {w:6.3f}  {r:6.3f}")
+    rows.setdefault(f[0], []).append((float(f[2]), float(f[4]), float(f[6]) if len(f) > 6 else float("nan")))
+med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in rows.items()}
+print("\nmedian over %d runs  write GB/s  read GB/s  CPU s/GB (process)" % len(next(iter(rows.values()))))
+for k, (w, r, c) in med.items():
+    print(f"  {k:<18} {w:8.3f}  {r:9.3f}  {c:8.3f}")
 base = "fio" if "fio" in med else "reference"
-w0, r0 = med[base]
-w1, r1 = med["engine"]
+w0, r0, _ = med[base]
+w1, r1, _ = med["engine"]
 print(f"engine / {base}: write {w1 / w0:.2f}, read {r1 / r0:.2f}")
 PY

@@ -173,8 +173,9 @@ Report validate(const ValidateCommand& c) {
   }
   r.io = hw::probe_io(c.path);
   if (!r.io.io_uring)
-    unusable(r, "io_uring is not available (" + r.io.io_uring_error +
-                    "): zinf's NVMe engine needs it (Linux >= 5.10; containers may block it with seccomp)");
+    r.warnings.push_back("io_uring is not available (" + r.io.io_uring_error +
+                         "): swap I/O falls back to pread/pwrite, one request at a time, far below the disk's "
+                         "speed (Linux >= 5.10 needed; containers may block io_uring with seccomp)");
   if (!r.io.o_direct)
     r.warnings.push_back("O_DIRECT is refused on " + r.disk.filesystem + " (" + r.io.o_direct_error +
                          "): swap I/O will be buffered through the page cache (more CPU and RAM, slower)");

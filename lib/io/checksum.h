@@ -14,6 +14,9 @@ namespace zinf::io {
 // crc32c("123456789") == 0xE3069283.
 std::uint32_t crc32c(const void* data, std::size_t bytes, std::uint32_t crc = 0);
 
+// The same value from the table-driven code alone (for tests and benchmarks).
+std::uint32_t crc32c_portable(const void* data, std::size_t bytes, std::uint32_t crc = 0);
+
 // True when crc32c uses the hardware instruction on this CPU.
 bool crc32c_hardware();
 

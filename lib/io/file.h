@@ -60,7 +60,7 @@ std::string io_error_hint(int err);
 // ---------------------------------------------------------------- test hook
 namespace testing {
 
-enum class FaultSite { kOpenDirect, kReserve, kRead, kWrite };
+enum class FaultSite { kRingSetup, kOpenDirect, kReserve, kRead, kWrite };
 
 // Called before the operation; a non-zero return is the errno the operation
 // fails with instead of running. Tests only: production code never sets it.

@@ -3,6 +3,7 @@
 
 #include <liburing.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -45,6 +46,7 @@ struct Job {
   int fixed = -1;          // registered buffer index, -1 when none
   std::int64_t next = 0;   // next request byte to hand to a piece
   int in_flight = 0;       // pieces submitted and not yet completed
+  int checks = 0;          // completed pieces whose checksum is still being verified
   std::string error;       // first failure
   std::string hint;
   bool done = false;
@@ -62,6 +64,18 @@ struct Piece {
   int retries = 0;
 };
 
+// Checksum work done by the worker outside the lock, while the device works:
+// recording a written piece's CRC after it was submitted, verifying a read one
+// after it completed.
+struct CrcTask {
+  Job* job = nullptr;
+  const char* mem = nullptr;  // user memory of the piece
+  std::int64_t rel = 0;       // piece offset in the request
+  std::int64_t len = 0;       // bytes
+  bool verify = false;        // read: compare; write: record
+  std::uint32_t crc = 0;      // computed outside the lock
+};
+
 struct FixedBuffer {
   const char* base = nullptr;
   std::int64_t bytes = 0;
@@ -73,6 +87,8 @@ struct UringEngine::Impl {
   EngineOptions opt;
   io_uring ring{};
   bool fixed_table = false;  // sparse registered-buffer table set up
+  bool ring_ok = false;      // false: io_uring unavailable, pieces run as pread/pwrite on the worker
+  std::vector<int> sync_ready;  // without a ring: prepared pieces waiting for the worker
   std::vector<FixedBuffer> fixed;
 
   mutable std::mutex mu;
@@ -89,6 +105,7 @@ struct UringEngine::Impl {
   std::vector<AlignedBuffer> bounce;  // one block per slot, allocated on first use
   int in_flight = 0;
   int unsubmitted = 0;
+  std::vector<CrcTask> crc_tasks;
 
   IoCounters counters;
   Clock::time_point busy_since;
@@ -107,7 +124,7 @@ struct UringEngine::Impl {
 
   void finish_if_done(Job& job) {
     const bool issued_all = job.next >= job.req.bytes || !job.error.empty();
-    if (issued_all && job.in_flight == 0 && !job.done) {
+    if (issued_all && job.in_flight == 0 && job.checks == 0 && !job.done) {
       job.done = true;  // a waiter may free it from now on: no queue entry may point at it
       queue.erase(std::remove(queue.begin(), queue.end(), &job), queue.end());
       if (job.error.empty()) {
@@ -123,6 +140,10 @@ struct UringEngine::Impl {
 
   // Fills one io_uring SQE for piece `p` from its current progress.
   void prep(int slot) {
+    if (!ring_ok) {
+      sync_ready.push_back(slot);
+      return;
+    }
     Piece& p = pieces[slot];
     Job& job = *p.job;
     io_uring_sqe* sqe = io_uring_get_sqe(&ring);  // never null: in flight <= queue depth <= SQ size
@@ -146,6 +167,7 @@ struct UringEngine::Impl {
   }
 
   void submit_pending() {
+    if (!ring_ok) return;
     while (unsubmitted > 0) {
       const int rc = io_uring_submit(&ring);
       if (rc >= 0) {
@@ -199,11 +221,6 @@ struct UringEngine::Impl {
         p.mem = user;
         p.io_len = p.len;
       }
-      if (job.req.op == Op::kWrite && job.req.crc) {
-        const std::int64_t i = p.rel / opt.block_size;
-        job.req.crc[i] = crc32c(user, static_cast<std::size_t>(p.len));
-        job.req.crc_bytes[i] = p.len;
-      }
       const int injected = testing::fault(job.req.op == Op::kRead ? testing::FaultSite::kRead : testing::FaultSite::kWrite,
                                           job.req.file->path(), job.req.offset + p.rel);
       if (injected != 0) {
@@ -212,6 +229,11 @@ struct UringEngine::Impl {
              io_error_hint(injected));
         free_slots.push_back(slot);
         continue;
+      }
+      if (job.req.op == Op::kWrite && job.req.crc) {
+        // Recorded right after submission, before this worker reaps the piece:
+        // the CRC is in place before the request can be reported done.
+        crc_tasks.push_back(CrcTask{&job, user, p.rel, p.len, false, 0});
       }
       ++job.in_flight;
       if (in_flight++ == 0) busy_since = Clock::now();
@@ -243,7 +265,8 @@ struct UringEngine::Impl {
         finished = true;  // the padding of an odd tail may lie past the end of the file
       } else if (!read && p.progress >= p.io_len) {
         finished = true;
-      } else if (res == 0) {
+      } else if (res == 0 || (read && job.req.file->direct() && p.progress % kDirectAlignment != 0)) {
+        // Nothing more, or (O_DIRECT) a partial block: the file ended there.
         if (read) {
           fail(job,
                "short read from " + where(job, p.rel) + ": the file ends after " + std::to_string(p.progress) +
@@ -266,18 +289,9 @@ struct UringEngine::Impl {
     if (finished && job.error.empty()) {
       char* user = static_cast<char*>(job.req.data) + p.rel;
       if (read && p.bounced) std::memcpy(user, p.mem, static_cast<std::size_t>(p.len));
-      if (read && job.req.crc) {
-        const std::int64_t i = p.rel / opt.block_size;
-        if (job.req.crc_bytes[i] == p.len) {
-          const std::uint32_t got = crc32c(user, static_cast<std::size_t>(p.len));
-          if (got != job.req.crc[i]) {
-            fail(job,
-                 "checksum mismatch reading " + std::to_string(p.len) + " bytes from " + where(job, p.rel) +
-                     ": crc32c " + hex32(got) + ", written as " + hex32(job.req.crc[i]),
-                 "the data read back differs from what this run wrote: check `dmesg` and the drive's health "
-                 "(smartctl), and move the offload path to another disk");
-          }
-        }
+      if (read && job.req.crc && job.req.crc_bytes[p.rel / opt.block_size] == p.len) {
+        crc_tasks.push_back(CrcTask{&job, user, p.rel, p.len, true, 0});
+        ++job.checks;  // the job is not done until the check is
       }
       if (job.error.empty()) {
         if (read)
@@ -294,13 +308,68 @@ struct UringEngine::Impl {
     finish_if_done(job);
   }
 
+  // Computes the queued checksums with `mu` released, then records or checks them.
+  void run_crc_tasks(std::unique_lock<std::mutex>& lock) {
+    std::vector<CrcTask> tasks;
+    tasks.swap(crc_tasks);
+    lock.unlock();
+    for (CrcTask& t : tasks) t.crc = crc32c(t.mem, static_cast<std::size_t>(t.len));
+    lock.lock();
+    for (const CrcTask& t : tasks) {
+      Job& job = *t.job;
+      const std::int64_t i = t.rel / opt.block_size;
+      if (!t.verify) {
+        job.req.crc[i] = t.crc;
+        job.req.crc_bytes[i] = t.len;
+        continue;
+      }
+      if (t.crc != job.req.crc[i]) {
+        fail(job,
+             "checksum mismatch reading " + std::to_string(t.len) + " bytes from " + where(job, t.rel) +
+                 ": crc32c " + hex32(t.crc) + ", written as " + hex32(job.req.crc[i]),
+             "the data read back differs from what this run wrote: check `dmesg` and the drive's health "
+             "(smartctl), and move the offload path to another disk");
+      }
+      --job.checks;
+      finish_if_done(job);
+    }
+  }
+
+  // Without io_uring: the prepared pieces as plain pread/pwrite, one at a time.
+  void run_sync(std::unique_lock<std::mutex>& lock) {
+    std::vector<int> slots;
+    slots.swap(sync_ready);
+    std::vector<int> results(slots.size());
+    lock.unlock();
+    for (std::size_t k = 0; k < slots.size(); ++k) {
+      const Piece& p = pieces[static_cast<std::size_t>(slots[k])];
+      const Request& r = p.job->req;
+      const off_t off = static_cast<off_t>(r.offset + p.rel + p.progress);
+      const std::size_t n = static_cast<std::size_t>(p.io_len - p.progress);
+      const ssize_t got = r.op == Op::kRead ? ::pread(r.file->fd(), p.mem + p.progress, n, off)
+                                            : ::pwrite(r.file->fd(), p.mem + p.progress, n, off);
+      results[k] = got < 0 ? -errno : static_cast<int>(got);
+    }
+    lock.lock();
+    for (std::size_t k = 0; k < slots.size(); ++k) complete(slots[k], results[k]);
+  }
+
   void run() {
     std::unique_lock<std::mutex> lock(mu);
     for (;;) {
       issue_locked();
+      if (!crc_tasks.empty()) {
+        submit_pending();  // the device starts on the new pieces while we checksum
+        run_crc_tasks(lock);
+        continue;
+      }
       if (in_flight == 0) {
         if (stop && queue.empty()) return;
         work_cv.wait(lock, [&] { return has_work_locked(); });
+        continue;
+      }
+      if (!ring_ok) {
+        run_sync(lock);
         continue;
       }
       lock.unlock();
@@ -346,13 +415,19 @@ UringEngine::UringEngine(EngineOptions options) : impl_(std::make_unique<Impl>()
     params = io_uring_params{};
     rc = io_uring_queue_init_params(entries, &d.ring, &params);
   }
-  if (rc < 0) {
-    throw Error("cannot set up io_uring (" + std::to_string(entries) + " entries): " + errno_text(-rc),
-                "zinf needs Linux >= 5.10 with io_uring enabled (sysctl kernel.io_uring_disabled=0; container "
-                "seccomp profiles often block it: docker run --security-opt seccomp=unconfined), or offload to "
-                "CPU memory instead of NVMe");
+  if (const int injected = testing::fault(testing::FaultSite::kRingSetup, "", 0)) {
+    if (rc == 0) io_uring_queue_exit(&d.ring);
+    rc = -injected;
   }
-  d.fixed_table = io_uring_register_buffers_sparse(&d.ring, kFixedBufferSlots) == 0;
+  d.ring_ok = rc == 0;
+  if (!d.ring_ok) {
+    log::warn_once("io.nouring",
+                   "io_uring is not available (" + errno_text(-rc) +
+                       "): NVMe I/O falls back to pread/pwrite on one thread, one request at a time, which "
+                       "reaches a fraction of an NVMe drive's bandwidth. Enable io_uring (Linux >= 5.10, sysctl "
+                       "kernel.io_uring_disabled=0; in containers: docker run --security-opt seccomp=unconfined).");
+  }
+  d.fixed_table = d.ring_ok && io_uring_register_buffers_sparse(&d.ring, kFixedBufferSlots) == 0;
   if (d.fixed_table) d.fixed.resize(kFixedBufferSlots);
   d.pieces.resize(static_cast<std::size_t>(options.queue_depth));
   d.bounce.resize(static_cast<std::size_t>(options.queue_depth));
@@ -371,7 +446,7 @@ UringEngine::~UringEngine() {
   std::size_t failed = 0;
   for (const auto& [id, job] : d.jobs) failed += job->error.empty() ? 0 : 1;
   if (failed) log::warn(std::to_string(failed) + " I/O request(s) failed and were never waited for");
-  io_uring_queue_exit(&d.ring);
+  if (d.ring_ok) io_uring_queue_exit(&d.ring);
 }
 
 Ticket UringEngine::submit(const Request& r) {
@@ -525,5 +600,7 @@ void UringEngine::reset_counters() {
 }
 
 const EngineOptions& UringEngine::options() const { return impl_->opt; }
+
+bool UringEngine::uses_io_uring() const { return impl_->ring_ok; }
 
 }  // namespace zinf::io

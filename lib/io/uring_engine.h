@@ -10,7 +10,9 @@
 // Failures (EIO, ENOSPC, short reads, checksum mismatches) come back from
 // wait()/poll() as zinf::Error naming the file, the offset and the sizes; a
 // piece is retried at most 3 times on EAGAIN/EINTR and never otherwise.
-// Counters say how many bytes moved and how long the device was busy.
+// Counters say how many bytes moved and how long the device was busy. Where
+// io_uring is unavailable (old kernel, container seccomp) the same pieces run
+// as pread/pwrite on the worker thread, with one warning saying what it costs.
 #pragma once
 
 #include <cstdint>
@@ -55,8 +57,8 @@ struct IoCounters {
 
 class UringEngine {
  public:
-  // Sets up the ring and the worker thread. Throws zinf::Error when the
-  // options are out of range or io_uring is unavailable (kernel, seccomp).
+  // Sets up the ring and the worker thread. Throws zinf::Error (usage) when
+  // the options are out of range.
   explicit UringEngine(EngineOptions options = {});
   // Waits for everything still in flight (buffers may not be freed under it).
   ~UringEngine();
@@ -87,6 +89,8 @@ class UringEngine {
   IoCounters counters() const;
   void reset_counters();
   const EngineOptions& options() const;
+  // False when io_uring was unavailable and I/O runs as synchronous pread/pwrite.
+  bool uses_io_uring() const;
 
  private:
   struct Impl;

@@ -132,7 +132,9 @@ Kernels kernels_for(Isa isa) {
 
 bool cpu_has(Isa isa) {
 #if defined(ZINF_X86_KERNELS)
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  // __builtin_cpu_supports also checks that the OS saves the YMM/ZMM state.
+  static const bool avx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                                                      __builtin_cpu_supports("f16c"));
   static const bool avx512 = avx2 && __builtin_cpu_supports("avx512f");
   if (isa == Isa::kAvx2) return avx2;
   if (isa == Isa::kAvx512) return avx512;

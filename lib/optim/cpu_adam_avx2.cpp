@@ -69,6 +69,10 @@ void adam_range(const AdamConsts& c, const AdamArgs& a, std::int64_t begin, std:
   float* const mom = a.m;
   float* const var = a.v;
   std::int64_t i = begin;
+  // The 16-bit copy is written, never read here: stream it past the cache
+  // (no read-for-ownership, 2 fewer bytes of traffic per parameter) when the
+  // stores are aligned, which page-aligned pinned buffers always are.
+  const bool stream = O != OutKind::kNone && (reinterpret_cast<std::uintptr_t>(a.out + begin) % 16) == 0;
   for (; i + 8 <= end; i += 8) {
     __m256 g = _mm256_mul_ps(load_grad<G>(a.grad, i), inv_gs);
     __m256 p = _mm256_loadu_ps(master + i);
@@ -84,11 +88,22 @@ void adam_range(const AdamConsts& c, const AdamArgs& a, std::int64_t begin, std:
     _mm256_storeu_ps(mom + i, m);
     _mm256_storeu_ps(var + i, v);
     if constexpr (O == OutKind::kBF16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(a.out + i), to_bf16_vec(p));
+      const auto h = to_bf16_vec(p);
+      if (stream) {
+        _mm_stream_si128(reinterpret_cast<__m128i*>(a.out + i), h);
+      } else {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(a.out + i), h);
+      }
     } else if constexpr (O == OutKind::kFP16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(a.out + i), to_fp16_vec(p));
+      const auto h = to_fp16_vec(p);
+      if (stream) {
+        _mm_stream_si128(reinterpret_cast<__m128i*>(a.out + i), h);
+      } else {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(a.out + i), h);
+      }
     }
   }
+  if (stream) _mm_sfence();  // streamed stores visible before the pool reports completion
   adam_range_scalar(c, a, i, end);
 }
 

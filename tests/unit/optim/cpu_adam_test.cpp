@@ -425,6 +425,35 @@ TEST_CASE("adam_step results are bit-identical across instruction sets and threa
   }
 }
 
+TEST_CASE("adam_step writes the same 16-bit weights at any output alignment (streamed or not)") {
+  IsaGuard guard;
+  const std::int64_t n = 70001;  // spans two chunks: both start aligned alike
+  for (Isa isa : isas_here()) {
+    force_isa(isa);
+    for (Half16 kind : {Half16::kBF16, Half16::kFP16}) {
+      for (std::size_t offset : {0, 1, 3, 8, 16, 31}) {
+        const std::string isa_s = isa_name(isa);
+        CAPTURE(isa_s);
+        CAPTURE(offset);
+        std::vector<std::uint16_t> storage(static_cast<std::size_t>(n) + 64 + 32);
+        // A 64-byte aligned base, then `offset` elements in.
+        auto base = reinterpret_cast<std::uintptr_t>(storage.data());
+        std::uint16_t* out = reinterpret_cast<std::uint16_t*>((base + 63) / 64 * 64) + offset;
+        State s(n, 8);
+        const auto g = randn(n, 0.01f, 1000);
+        AdamParams a = adamw_params();
+        adam_step(a, s.p.data(), s.m.data(), s.v.data(), g.data(), n, out, kind);
+        int wrong = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+          const std::uint16_t want = kind == Half16::kBF16 ? float_to_bf16(s.p[std::size_t(i)]) : float_to_fp16(s.p[std::size_t(i)]);
+          wrong += out[i] != want;
+        }
+        CHECK(wrong == 0);
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- 16-bit gradients
 TEST_CASE("adam_step on bf16/fp16 gradients equals the fp32 step on the same values") {
   IsaGuard guard;

@@ -498,7 +498,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   }
   finish_progress();
 
-  const torch::Tensor weights = zero ? zero->engine().state().master : master.to(torch::kCPU).contiguous();
+  const torch::Tensor weights = zero ? zero->engine().master_weights() : master.to(torch::kCPU).contiguous();
   write_model_safetensors(s.output_dir + "/model.safetensors", s.model, weights.data_ptr<float>());
   const double mean_tps = timed_s > 0 ? double(timed_tokens) / timed_s : 0;
   result.steps = state.step;

@@ -554,6 +554,15 @@ EngineState OffloadEngine::state() {
   return s;
 }
 
+torch::Tensor OffloadEngine::master_weights() {
+  auto& e = *impl_;
+  e.worker.drain();
+  if (e.opt.optimizer_home == Tier::kDevice) return torch::cat(e.dev_master).to(torch::kCPU);
+  torch::Tensor master = torch::empty({e.numel}, torch::kFloat32);
+  e.states->save(master.data_ptr<float>(), nullptr, nullptr);
+  return master;
+}
+
 void OffloadEngine::load_state(const EngineState& s) {
   auto& e = *impl_;
   for (const torch::Tensor* t : {&s.master, &s.exp_avg, &s.exp_avg_sq})

@@ -104,6 +104,7 @@ class OffloadEngine {
   std::int64_t step_count() const;
 
   EngineState state();                       // copies out (reads NVMe when it lives there)
+  torch::Tensor master_weights();            // [numel] fp32 CPU, the master weights only (export)
   void load_state(const EngineState& state); // and refreshes the parameters from the master weights
   torch::Tensor parameters();                // [numel] fp32 CPU, the parameters as the blocks see them
 

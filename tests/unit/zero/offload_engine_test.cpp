@@ -101,6 +101,7 @@ TEST_CASE("engine training equals autograd + LibTorch AdamW for every home of pa
     const double master_diff = (st.master - w.detach()).abs().max().item<double>();
     CHECK(master_diff < 1e-5);
     CHECK(torch::equal(st.master, e.parameters()));  // fp32 homes hold exactly the master weights
+    CHECK(torch::equal(e.master_weights(), st.master));
     const auto c = e.counters();
     if (ph == Tier::kNvme || oh == Tier::kNvme) {
       CHECK(c.nvme_read_bytes > 0);

@@ -530,6 +530,8 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
     result.summary["nvme_write_bytes"] = c.nvme_write_bytes;
     result.summary["h2d_bytes"] = c.h2d_bytes;
     result.summary["d2h_bytes"] = c.d2h_bytes;
+    result.summary["prefetch_hits"] = c.prefetch_hits;
+    result.summary["fetch_misses"] = c.fetch_misses;
     result.summary["offload_param"] = offload::tier_name(zero->engine().options().param_home);
     result.summary["offload_optimizer"] = offload::tier_name(zero->engine().options().optimizer_home);
     result.summary["host_state_bytes"] = zero->engine().host_state_bytes();

@@ -94,7 +94,7 @@ struct OffloadEngine::Impl {
   std::unique_ptr<c10::cuda::CUDAStream> h2d_stream, d2h_stream;
 #endif
 
-  std::atomic<std::int64_t> h2d{0}, d2h{0};
+  std::atomic<std::int64_t> h2d{0}, d2h{0}, hits{0}, misses{0};
 
   bool is_cuda() const { return opt.device.is_cuda(); }
   std::int64_t pbytes() const { return elem_bytes(opt.dtype); }
@@ -153,9 +153,11 @@ struct OffloadEngine::Impl {
     }
     torch::Tensor dev;
     if (f) {
+      ++hits;
       f->done.get();
       dev = std::move(f->device);
     } else {
+      if (opt.param_home != Tier::kDevice) ++misses;
       dev = fetch_now(b);
     }
 #ifdef ZINF_WITH_CUDA
@@ -603,6 +605,8 @@ TransferCounters OffloadEngine::counters() const {
   TransferCounters c;
   c.h2d_bytes = e.h2d.load();
   c.d2h_bytes = e.d2h.load();
+  c.prefetch_hits = e.hits.load();
+  c.fetch_misses = e.misses.load();
   if (e.nvme_params) {
     c.nvme_read_bytes += e.nvme_params->nvme_read_bytes();
     c.nvme_write_bytes += e.nvme_params->nvme_write_bytes();

@@ -68,6 +68,8 @@ struct TransferCounters {
   std::int64_t d2h_bytes = 0;         // device -> host gradient downloads
   std::int64_t nvme_read_bytes = 0;   // parameters and optimizer states read from NVMe
   std::int64_t nvme_write_bytes = 0;  // written to NVMe
+  std::int64_t prefetch_hits = 0;     // block fetches already under way when the block was needed
+  std::int64_t fetch_misses = 0;      // block fetches that made the compute thread wait from the start
 };
 
 struct StepResult {

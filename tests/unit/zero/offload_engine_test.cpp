@@ -111,7 +111,20 @@ TEST_CASE("engine training equals autograd + LibTorch AdamW for every home of pa
       CHECK(c.nvme_read_bytes == 0);
       CHECK(e.swap_dir().empty());
     }
-    if (ph != Tier::kDevice) CHECK(c.h2d_bytes >= 8 * 2 * 112 * 4);  // every block fetched for forward and backward
+    if (ph != Tier::kDevice) {
+      CHECK(c.h2d_bytes >= 8 * 2 * 112 * 4);  // every block fetched for forward and backward
+      // Each forward call prefetches the next call's blocks, each backward
+      // call the previous call's, and (once a whole forward has been seen)
+      // the last forward call its own blocks for the backward right after it.
+      // Step 1 learns the schedule while running it: its forward (4 block
+      // fetches) and the first backward call (2) wait, the other 2 backward
+      // fetches hit. Later steps: only the first forward call waits (1 miss,
+      // 7 hits).
+      CHECK(c.prefetch_hits == 2 + 7 * 7);
+      CHECK(c.fetch_misses == 6 + 7 * 1);
+    } else {
+      CHECK(c.prefetch_hits == 0);
+    }
     if (oh != Tier::kDevice) CHECK(c.d2h_bytes == 8 * (112 + 40) * 4);  // the tied block's grad arrives twice
   }
 }

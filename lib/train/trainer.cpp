@@ -25,6 +25,7 @@
 #include "train/adamw_flat.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
+#include "train/zero_gpt.h"
 
 namespace zinf::train {
 
@@ -37,18 +38,17 @@ void check_supported(const Settings& s) {
   if (s.optimize)
     throw UsageError("--optimize: the planner is not wired into zinf train yet",
                      "pick the stage yourself; this build trains with --zero-stage none");
-  std::string asked;
-  if (s.zero_stage > 0) asked += "zero_optimization.stage = " + std::to_string(s.zero_stage);
-  auto offload = [&](const char* key, config::Device d) {
-    if (d == config::Device::kNone) return;
-    asked += (asked.empty() ? "" : ", ") + std::string(key) + " = " + config::device_name(d);
-  };
-  offload("offload_param.device", s.offload_param.device);
-  offload("offload_optimizer.device", s.offload_optimizer.device);
-  if (s.offload_gradients_nvme) asked += std::string(asked.empty() ? "" : ", ") + "zinf.offload.gradients = nvme";
-  if (!asked.empty())
-    throw UsageError("this build of zinf train runs ZeRO stage none only so far; the configuration asks for " + asked,
-                     "use --zero-stage none (the ZeRO and offload engine is not integrated into train yet)");
+  // ZeRO stages 1-3 and CPU/NVMe offload run on one rank through the offload
+  // engine (uses_offload_engine); gradients on NVMe are not implemented.
+  if (s.offload_gradients_nvme)
+    throw UsageError("zinf.offload.gradients = nvme (--nvme-offload-gradients) is not implemented yet",
+                     "drop --nvme-offload-gradients: gradients then accumulate in CPU memory next to the optimizer");
+}
+
+// Stage 3 (and any offload) trains through the ZeRO engine; stages 1 and 2
+// without offload are stage none on one rank (one partition = everything).
+bool uses_offload_engine(const Settings& s) {
+  return s.zero_stage >= 3 || s.offload_optimizer.device != config::Device::kNone;
 }
 
 // ------------------------------------------------------------ helpers
@@ -128,16 +128,22 @@ struct Trainer::Impl {
   optim::LrSchedule schedule;
   std::optional<optim::LossScaler> scaler;
   // outputs
+  std::unique_ptr<ZeroGpt> zero;  // ZeRO-3 / offload runs: model, master, optimizer live in the engine
+  zero::TransferCounters transfers;     // engine counters at the last metrics line
   std::unique_ptr<CheckpointDir> checkpoints;
   std::unique_ptr<MetricsLog> metrics;
   TrainerState state;
 
   explicit Impl(const Settings& s) : settings(s) {}
   void setup();
+  void setup_engine();
+  std::int64_t numel() const { return zero ? settings.model.parameter_count() : model->numel(); }
+  torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) { return zero ? zero->loss(x, y) : model->loss(x, y); }
   bool resume();
   double evaluate();
   void save();
   StepResult train_step();
+  StepResult engine_step();
   TrainResult loop(const std::atomic<bool>* stop);
   // The step's micro-batches as [grad_accum, rows, cols] inputs and targets
   // on the device: one copy per step, from pinned memory and asynchronous on
@@ -182,6 +188,9 @@ void Trainer::Impl::setup() {
   split = data::split_tokens(tokens, s.val_fraction, s.model.seq_len);
   sampler = std::make_unique<data::Sampler>(tokens.ids, split.train, s.model.seq_len, std::uint64_t(s.seed), true);
 
+  if (uses_offload_engine(s)) {
+    setup_engine();
+  } else {
   model = std::make_unique<model::Gpt>(model::GptOptions{s.model, dtype, device, s.activation_checkpointing});
   if (dtype == torch::kFloat32) {
     master = model->params();
@@ -196,6 +205,7 @@ void Trainer::Impl::setup() {
   }
   if (dtype != torch::kFloat32) model->load_flat(master);
   optimizer = std::make_unique<AdamWFlat>(master, AdamWOptions{s.beta1, s.beta2, s.eps, s.weight_decay, s.adamw});
+  }
 
   schedule.type = s.scheduler;
   schedule.base_lr = s.lr;
@@ -217,6 +227,30 @@ void Trainer::Impl::setup() {
   }
   state.seed = std::uint64_t(s.seed);
   state.dataset_tokens = std::int64_t(tokens.ids.size());
+}
+
+// ZeRO-3 / offload: the engine holds parameters, master weights and moments
+// at their homes. An NVMe fallback is recorded in config.json, which then
+// shows what really runs.
+void Trainer::Impl::setup_engine() {
+  const Settings& s = settings;
+  const OffloadPlan plan = resolve_offload(s, device, dtype);
+  if (plan.fell_back) {
+    const std::string path = s.output_dir + "/config.json";
+    config::Json cfg = fs::exists(path) ? config::Json::parse(fs::read_file(path)) : config::Json::object();
+    auto& zo = cfg["zero_optimization"];
+    for (const char* key : {"offload_param", "offload_optimizer"})
+      if (zo.contains(key) && zo[key].is_object() && zo[key].value("device", "none") == "nvme") {
+        zo[key]["device"] = "cpu";
+        zo[key].erase("nvme_path");
+      }
+    cfg["zinf"]["offload"]["nvme_fallback"] = plan.reason;
+    fs::write_file_atomic(path, cfg.dump(2) + "\n");
+  }
+  zero = std::make_unique<ZeroGpt>(s.model, model::Gpt::initial_weights(s.model, std::uint64_t(s.seed)), plan.engine);
+  log::info(std::string("ZeRO engine: parameters on ") + offload::tier_name(plan.engine.param_home) +
+            ", optimizer on " + offload::tier_name(plan.engine.optimizer_home) +
+            (plan.engine.nvme_path.empty() ? "" : ", swap files in " + zero->engine().swap_dir()));
 }
 
 bool Trainer::Impl::resume() {
@@ -252,11 +286,20 @@ bool Trainer::Impl::resume() {
     torch::NoGradGuard no_grad;
     dst.copy_(torch::from_blob(buf.data(), {info.numel}, torch::kFloat32));
   };
+  if (zero) {
+    zero::EngineState es;
+    for (torch::Tensor* t : {&es.master, &es.exp_avg, &es.exp_avg_sq}) *t = torch::empty({info.numel}, torch::kFloat32);
+    read_checkpoint_tensors(info, es.master.data_ptr<float>(), es.exp_avg.data_ptr<float>(),
+                            es.exp_avg_sq.data_ptr<float>());
+    es.step = info.state.adam_steps;
+    zero->engine().load_state(es);
+  } else {
   load(master, 0);
   load(optimizer->exp_avg(), 1);
   load(optimizer->exp_avg_sq(), 2);
   if (dtype != torch::kFloat32) model->load_flat(master);
   optimizer->set_step_count(info.state.adam_steps);
+  }
   state = info.state;
   sampler = std::make_unique<data::Sampler>(tokens.ids, split.train, settings.model.seq_len, state.seed, true);
   sampler->restore(state.data);
@@ -272,17 +315,23 @@ double Trainer::Impl::evaluate() {
   torch::Tensor total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   for (std::int64_t i = 0; i < settings.eval_batches; ++i) {
     data::Batch b = val.next(settings.micro_batch);
-    total += model->loss(to_device(b.inputs, b.rows, b.cols), to_device(b.targets, b.rows, b.cols));
+    total += loss(to_device(b.inputs, b.rows, b.cols), to_device(b.targets, b.rows, b.cols));
   }
   return total.item<double>() / double(settings.eval_batches);
 }
 
 void Trainer::Impl::save() {
   state.data = sampler->state();
-  state.adam_steps = optimizer->step_count();
+  state.adam_steps = zero ? zero->engine().step_count() : optimizer->step_count();
   if (scaler) {
     state.has_loss_scaler = true;
     state.loss_scaler = scaler->state();
+  }
+  if (zero) {  // the full state, wherever it lives (NVMe is read back through the pipeline)
+    const zero::EngineState es = zero->engine().state();
+    checkpoints->save(state, settings.model, {es.master.data_ptr<float>(), es.exp_avg.data_ptr<float>(),
+                                              es.exp_avg_sq.data_ptr<float>(), es.master.numel()});
+    return;
   }
   const torch::Tensor p = master.to(torch::kCPU).contiguous();
   const torch::Tensor m = optimizer->exp_avg().to(torch::kCPU).contiguous();
@@ -293,7 +342,34 @@ void Trainer::Impl::save() {
 // One optimizer step: forward/backward over the step's micro-batches (grads
 // summed in fp32), unscale, clip, AdamW on the fp32 master, refresh the
 // low-precision copy. Reads the loss and the gradient norm back once.
+// The step through the ZeRO engine: gradients flow to the engine block by
+// block during backward; unscale, clip, the overflow check and the optimizer
+// run inside engine().step().
+StepResult Trainer::Impl::engine_step() {
+  const Settings& s = settings;
+  StepResult r;
+  r.lr = schedule.lr_at(state.step);
+  r.loss_scale = scaler ? scaler->scale() : 1.0;
+  double loss_sum = 0;
+  const auto [inputs, targets] = next_step_tokens();
+  for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
+    const torch::Tensor loss = zero->loss(inputs[micro], targets[micro]);
+    (loss * (r.loss_scale / double(s.grad_accum))).backward();
+    loss_sum += loss.detach().item<double>();
+  }
+  const zero::StepResult z = zero->engine().step(r.lr, r.loss_scale, s.gradient_clipping);
+  if (scaler) r.applied = scaler->update(z.skipped);
+  r.loss = loss_sum / double(s.grad_accum);
+  r.grad_norm = z.grad_norm;
+  if (!scaler && z.skipped)
+    throw Error("the gradient norm is " + std::to_string(r.grad_norm) + " at step " + std::to_string(state.step + 1) +
+                    " (loss " + std::to_string(r.loss) + "): the run diverged",
+                "lower --lr, keep --gradient-clipping on, or resume from the last checkpoint");
+  return r;
+}
+
 StepResult Trainer::Impl::train_step() {
+  if (zero) return engine_step();
   const Settings& s = settings;
   StepResult r;
   r.lr = schedule.lr_at(state.step);
@@ -338,7 +414,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   const double flops_per_token = model::flops_per_token(s.model);
   const std::int64_t first_step = state.step;
   reset_peak_gpu(device);
-  log::info("training " + s.model.name + " (" + format_count(double(model->numel())) + " parameters, " +
+  log::info("training " + s.model.name + " (" + format_count(double(numel())) + " parameters, " +
             dims(s.model) + ") on " + device.str() + " in " + config::precision_name(s.precision) + ", " +
             std::to_string(tokens_per_step) + " tokens per step, steps " + std::to_string(first_step + 1) + ".." +
             std::to_string(s.steps));
@@ -383,6 +459,16 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                          {"rss_bytes", hw::rss_bytes()},
                          {"nvme_read_bytes", 0},
                          {"nvme_write_bytes", 0}};
+    if (zero) {  // bytes moved per tier this step, and what they achieved
+      const zero::TransferCounters c = zero->engine().counters();
+      line["nvme_read_bytes"] = c.nvme_read_bytes - transfers.nvme_read_bytes;
+      line["nvme_write_bytes"] = c.nvme_write_bytes - transfers.nvme_write_bytes;
+      line["h2d_bytes"] = c.h2d_bytes - transfers.h2d_bytes;
+      line["d2h_bytes"] = c.d2h_bytes - transfers.d2h_bytes;
+      line["nvme_gbps"] = double(c.nvme_read_bytes - transfers.nvme_read_bytes + c.nvme_write_bytes -
+                                 transfers.nvme_write_bytes) / dt / 1e9;
+      transfers = c;
+    }
     if (val >= 0) line["val_loss"] = val;
     if (scaler) {
       line["loss_scale"] = r.loss_scale;
@@ -412,7 +498,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   }
   finish_progress();
 
-  const torch::Tensor weights = master.to(torch::kCPU).contiguous();
+  const torch::Tensor weights = zero ? zero->engine().master_weights() : master.to(torch::kCPU).contiguous();
   write_model_safetensors(s.output_dir + "/model.safetensors", s.model, weights.data_ptr<float>());
   const double mean_tps = timed_s > 0 ? double(timed_tokens) / timed_s : 0;
   result.steps = state.step;
@@ -428,7 +514,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                     {"flops_per_token", flops_per_token},
                     {"tokens_per_step", tokens_per_step},
                     {"tokens_seen", state.tokens_seen},
-                    {"parameters", model->numel()},
+                    {"parameters", numel()},
                     {"model", s.model.name},
                     {"device", device.str()},
                     {"precision", config::precision_name(s.precision)},
@@ -438,6 +524,18 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                     {"nvme_peak_bytes", 0},
                     {"nvme_read_bytes", 0},
                     {"nvme_write_bytes", 0}};
+  if (zero) {
+    const zero::TransferCounters c = zero->engine().counters();
+    result.summary["nvme_read_bytes"] = c.nvme_read_bytes;
+    result.summary["nvme_write_bytes"] = c.nvme_write_bytes;
+    result.summary["h2d_bytes"] = c.h2d_bytes;
+    result.summary["d2h_bytes"] = c.d2h_bytes;
+    result.summary["prefetch_hits"] = c.prefetch_hits;
+    result.summary["fetch_misses"] = c.fetch_misses;
+    result.summary["offload_param"] = offload::tier_name(zero->engine().options().param_home);
+    result.summary["offload_optimizer"] = offload::tier_name(zero->engine().options().optimizer_home);
+    result.summary["host_state_bytes"] = zero->engine().host_state_bytes();
+  }
   fs::write_file_atomic(s.output_dir + "/summary.json", result.summary.dump(2) + "\n");
   return result;
 }

@@ -22,8 +22,13 @@
 namespace zinf::train {
 
 // Refuses, with a UsageError (exit code 2), what this build cannot train yet:
-// ZeRO stage > 0, any offload, --optimize. The one place that decides it.
+// --optimize and gradients on NVMe. The one place that decides it.
 void check_supported(const config::Settings& settings);
+
+// True when the run trains through the ZeRO/offload engine (train/zero_gpt.h):
+// stage 3, or an offloaded optimizer (ZeRO-Offload on stages 1-2). Stages 1
+// and 2 without offload are stage none on one rank.
+bool uses_offload_engine(const config::Settings& settings);
 
 struct TrainResult {
   bool interrupted = false;   // stopped by SIGINT/SIGTERM after saving

@@ -6,18 +6,26 @@
 
 using namespace zinf;
 
-TEST_CASE("ZeRO stages, offload and --optimize are refused until the engine is integrated") {
+TEST_CASE("ZeRO stages and offload are supported; gradients on NVMe and --optimize are refused") {
   config::Settings s;
   CHECK_NOTHROW(train::check_supported(s));
+  CHECK_FALSE(train::uses_offload_engine(s));
+  s.zero_stage = 2;
+  CHECK_FALSE(train::uses_offload_engine(s));  // one rank: stage none
+  s.offload_optimizer.device = config::Device::kCpu;
+  CHECK(train::uses_offload_engine(s));         // ZeRO-Offload
   s.zero_stage = 3;
+  s.offload_optimizer.device = config::Device::kNone;
   s.offload_param.device = config::Device::kNvme;
+  CHECK_NOTHROW(train::check_supported(s));
+  CHECK(train::uses_offload_engine(s));
+  s.offload_gradients_nvme = true;
   try {
     train::check_supported(s);
     FAIL("expected a refusal");
   } catch (const Error& e) {
     CHECK(e.code() == ExitCode::kUsage);
-    CHECK(std::string(e.what()).find("zero_optimization.stage = 3, offload_param.device = nvme") != std::string::npos);
-    CHECK(e.hint().find("--zero-stage none") != std::string::npos);
+    CHECK(std::string(e.what()).find("zinf.offload.gradients = nvme") != std::string::npos);
   }
   config::Settings o;
   o.optimize = true;

@@ -1,0 +1,65 @@
+// zinf::offload — optimizer states in sub-groups.
+// Implements: OptimizerStates, the fp32 master weights and Adam moments of a
+// flat parameter range cut into sub-groups of at most sub_group_size
+// elements (never across a block boundary), each sub-group one segment
+// [master | m | v] of a FlatStore on CPU or NVMe; and for_each(), the
+// pipeline that hands sub-group k to an update function while sub-group k+1
+// is read and sub-group k-1 written back (three rotating pinned buffers on
+// NVMe; in place, no copies, on CPU). auto_sub_group_size() picks the size
+// DeepSpeed's "auto" means here: what fits a host-memory budget.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "offload/flat_store.h"
+
+namespace zinf::offload {
+
+struct SubGroup {
+  std::size_t block = 0;      // block it belongs to
+  std::int64_t begin = 0;     // elements into the flat parameter range
+  std::int64_t numel = 0;     // elements
+};
+
+// Cuts blocks (their element counts, in order) into sub-groups of at most
+// `sub_group_size` elements (<= 0: one sub-group per block).
+std::vector<SubGroup> make_sub_groups(const std::vector<std::int64_t>& block_numels, std::int64_t sub_group_size);
+
+// The largest sub-group size whose three pipeline buffers (16 B per element:
+// master, m, v, and the gradient) fit `host_budget_bytes`, clamped to
+// [1M, 1G] elements, as DeepSpeed's default is 1e9.
+std::int64_t auto_sub_group_size(std::int64_t host_budget_bytes);
+
+class OptimizerStates {
+ public:
+  OptimizerStates(Tier tier, std::vector<SubGroup> groups, const NvmeBackend& backend = {}, bool pin = false);
+
+  const std::vector<SubGroup>& groups() const { return groups_; }
+  Tier tier() const { return store_->tier(); }
+  FlatStore& store() { return *store_; }
+
+  // fn(k, master, m, v): update sub-group k in place ([groups()[k].numel]
+  // fp32 each). On NVMe, reads of k+1 and write-back of k-1 are in flight
+  // while fn(k) runs. `trace` (tests) records "read k", "update k", "write k",
+  // "written k" in the order they happen.
+  using UpdateFn = std::function<void(std::size_t k, float* master, float* m, float* v)>;
+  void for_each(const UpdateFn& fn, std::vector<std::string>* trace = nullptr);
+
+  // Whole-state access for initialisation and checkpoints: copies between
+  // the store and flat fp32 arrays [total numel] (any may be null).
+  void load(const float* master, const float* m, const float* v);
+  void save(float* master, float* m, float* v);
+
+  std::int64_t host_buffer_bytes() const;  // pipeline buffers (NVMe) or the store (CPU)
+
+ private:
+  std::vector<SubGroup> groups_;
+  std::unique_ptr<FlatStore> store_;
+  std::vector<io::AlignedBuffer> ring_;  // [3] NVMe pipeline buffers
+};
+
+}  // namespace zinf::offload

@@ -1,0 +1,151 @@
+// zinf::train — the GPT trained through the ZeRO-3 / ZeRO-Infinity engine.
+#include "train/zero_gpt.h"
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/units.h"
+#include "hw/probe.h"
+#include "io/swap_file.h"
+#include "log/log.h"
+#include "model/gpt.h"
+
+namespace zinf::train {
+
+// ---------------------------------------------------------------- offload plan
+
+namespace {
+
+offload::Tier tier_of(config::Device d) {
+  switch (d) {
+    case config::Device::kNone: return offload::Tier::kDevice;
+    case config::Device::kCpu: return offload::Tier::kCpu;
+    case config::Device::kNvme: return offload::Tier::kNvme;
+  }
+  return offload::Tier::kDevice;
+}
+
+// Empty when `path` can hold `bytes` of swap files through io_uring; the
+// reason otherwise.
+std::string nvme_unusable(const std::string& path, std::int64_t bytes) {
+  if (path.empty()) return "no nvme_path is set";
+  try {
+    fs::make_dirs(path);
+  } catch (const Error& e) {
+    return std::string("cannot create ") + path + ": " + e.what();
+  }
+  const hw::IoSupport io = hw::probe_io(path);
+  if (!io.io_uring) return "io_uring is unavailable (" + io.io_uring_error + ")";
+  const std::int64_t free = fs::free_bytes(path);
+  if (free < bytes)
+    return path + " has " + format_bytes(double(free)) + " free but the swap files need " + format_bytes(double(bytes));
+  return {};
+}
+
+}  // namespace
+
+OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, torch::Dtype dtype) {
+  OffloadPlan plan;
+  auto& o = plan.engine;
+  o.device = device;
+  o.dtype = dtype;
+  o.rank = 0;
+  // Stages 1 and 2 on one rank partition over a single rank: parameters stay
+  // on the device; only the optimizer may be offloaded (ZeRO-Offload).
+  o.param_home = s.zero_stage >= 3 ? tier_of(s.offload_param.device) : offload::Tier::kDevice;
+  o.optimizer_home = tier_of(s.offload_optimizer.device);
+  o.buffer_count = s.offload_param.buffer_count > 0 ? s.offload_param.buffer_count : 5;
+  o.buffer_size = s.offload_param.buffer_size;
+  o.max_in_cpu = s.offload_param.max_in_cpu;
+  o.sub_group_size = s.sub_group_size;
+  o.aio.block_size = s.aio_block_size;
+  o.aio.queue_depth = static_cast<int>(s.aio_queue_depth);
+  o.aio.single_submit = s.aio_single_submit;
+  o.checksums = s.checksums;
+  o.keep_swap_files = s.keep_swap_files;
+  o.pin_memory = s.offload_param.pin_memory || s.offload_optimizer.pin_memory;
+  o.adam.adamw = s.adamw;
+  o.adam.beta1 = s.beta1;
+  o.adam.beta2 = s.beta2;
+  o.adam.eps = s.eps;
+  o.adam.weight_decay = s.weight_decay;
+
+  const bool params_nvme = o.param_home == offload::Tier::kNvme;
+  const bool optim_nvme = o.optimizer_home == offload::Tier::kNvme;
+  if (!params_nvme && !optim_nvme) return plan;
+  o.nvme_path = params_nvme ? s.offload_param.nvme_path : s.offload_optimizer.nvme_path;
+  if (params_nvme && optim_nvme && s.offload_optimizer.nvme_path != s.offload_param.nvme_path &&
+      !s.offload_optimizer.nvme_path.empty())
+    log::warn_once("zero.nvme_paths", "offload_param and offload_optimizer name different nvme_path values; " +
+                                          o.nvme_path + " holds both");
+  io::NvmeResidency r;
+  r.params = params_nvme;
+  r.param_bytes = static_cast<int>(c10::elementSize(dtype));
+  r.optimizer = optim_nvme;
+  const std::int64_t need = io::nvme_swap_bytes(s.model.parameter_count(), r);
+  const std::string why = nvme_unusable(o.nvme_path, need);
+  if (why.empty()) return plan;
+  if (s.strict_nvme)
+    throw Error("NVMe offload is unusable: " + why,
+                "fix the path (--nvme-path) or drop --strict-nvme to fall back to CPU offload", ExitCode::kUnusable);
+  log::warn_once("zero.nvme_fallback", "NVMe offload is unusable: " + why + "; falling back to CPU offload");
+  if (params_nvme) o.param_home = offload::Tier::kCpu;
+  if (optim_nvme) o.optimizer_home = offload::Tier::kCpu;
+  o.nvme_path.clear();
+  plan.fell_back = true;
+  plan.reason = why;
+  return plan;
+}
+
+// ---------------------------------------------------------------- model
+
+namespace {
+
+// Views of a block's parameters over its gathered flat buffer.
+std::vector<torch::Tensor> views(const model::BlockLayout& block, const torch::Tensor& flat) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : block.params) out.push_back(flat.narrow(0, p.offset - block.offset, p.numel).view(p.shape));
+  return out;
+}
+
+}  // namespace
+
+ZeroGpt::ZeroGpt(const ModelSpec& spec, const torch::Tensor& initial, zero::OffloadEngineOptions options)
+    : spec_(spec), layout_(model::gpt_layout(spec)) {
+  std::vector<zero::EngineBlock> blocks;
+  for (const auto& b : layout_) blocks.push_back({b.name, b.numel});
+  engine_ = std::make_unique<zero::OffloadEngine>(std::move(options), std::move(blocks), initial);
+}
+
+torch::Tensor ZeroGpt::forward(const torch::Tensor& idx) {
+  const std::int64_t T = idx.size(1);
+  if (T > spec_.seq_len)
+    throw UsageError("a sequence of " + std::to_string(T) + " tokens exceeds the model's seq-len " +
+                     std::to_string(spec_.seq_len));
+  const auto& layout = layout_;
+  const std::size_t head = layout.size() - 1;
+  torch::Tensor x = engine_->run({0}, [&layout](const torch::Tensor& tokens, const std::vector<torch::Tensor>& f) {
+    const auto p = views(layout[0], f[0]);
+    return at::embedding(p[0], tokens) + p[1].narrow(0, 0, tokens.size(1));
+  }, idx);
+  const std::int64_t heads = spec_.heads;
+  for (std::size_t b = 1; b < head; ++b) {
+    x = engine_->run({b}, [&layout, b, heads](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
+      return model::transformer_block(in, views(layout[b], f[0]), heads);
+    }, x);
+  }
+  const std::int64_t H = spec_.hidden_size;
+  // The head is tied to wte, which lives in the embedding block: the head
+  // call gathers both, and wte's gradient adds up from both calls.
+  return engine_->run({head, 0}, [&layout, head, H](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
+    const auto ln = views(layout[head], f[0]);
+    const auto emb = views(layout[0], f[1]);
+    return at::linear(at::layer_norm(in, {H}, ln[0], ln[1], 1e-5), emb[0]);
+  }, x);
+}
+
+torch::Tensor ZeroGpt::loss(const torch::Tensor& idx, const torch::Tensor& targets) {
+  const torch::Tensor logits = forward(idx);
+  return at::cross_entropy_loss(logits.view({-1, spec_.vocab_size}).to(torch::kFloat32), targets.reshape({-1}));
+}
+
+}  // namespace zinf::train

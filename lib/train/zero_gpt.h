@@ -1,0 +1,57 @@
+// zinf::train — the GPT trained through the ZeRO-3 / ZeRO-Infinity engine.
+// Implements: ZeroGpt, which hands the GPT's blocks (embedding, transformer
+// blocks, head tied to the embedding) to zero::OffloadEngine as callbacks
+// that rebuild parameter views over the gathered flat buffer, so the model
+// never holds its parameters and the engine never sees the model; and
+// resolve_offload(), which turns the ZeRO settings into engine options and
+// falls back from NVMe to CPU offload (one warning with the reason) when the
+// NVMe path is unusable at start, unless strict_nvme makes that an error.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/settings.h"
+#include "core/model_spec.h"
+#include "model/layout.h"
+#include "zero/offload_engine.h"
+
+namespace zinf::train {
+
+// What offload really runs with, after the NVMe checks.
+struct OffloadPlan {
+  zero::OffloadEngineOptions engine;
+  bool fell_back = false;   // NVMe was asked for and CPU offload runs instead
+  std::string reason;       // why, when fell_back
+};
+
+// Engine options for `s` on `device`. NVMe homes are checked (directory can
+// be created, io_uring works, free space holds the swap files); on failure
+// warns once and uses CPU offload, or throws zinf::Error (exit code 3) when
+// s.strict_nvme.
+OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, torch::Dtype dtype);
+
+class ZeroGpt {
+ public:
+  // initial: [spec.parameter_count()] fp32 CPU (model::Gpt::initial_weights).
+  ZeroGpt(const ModelSpec& spec, const torch::Tensor& initial, zero::OffloadEngineOptions options);
+
+  // Mean next-token cross entropy in fp32; backward() on it sends every
+  // block's gradient to the engine. idx, targets: [B, T] int64 on the device.
+  torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets);
+  torch::Tensor forward(const torch::Tensor& idx);  // logits [B, T, vocab]
+
+  zero::OffloadEngine& engine() { return *engine_; }
+  const std::vector<model::BlockLayout>& layout() const { return layout_; }
+
+ private:
+  ModelSpec spec_;
+  std::vector<model::BlockLayout> layout_;
+  std::unique_ptr<zero::OffloadEngine> engine_;
+};
+
+}  // namespace zinf::train

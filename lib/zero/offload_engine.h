@@ -1,0 +1,129 @@
+// zinf::zero — the ZeRO-3 / ZeRO-Infinity engine on one rank.
+// Implements: OffloadEngine, which owns every block's state at its home tier
+// and runs blocks without PyTorch-style hooks:
+//  - parameters (in the compute dtype) live on the device, in pinned CPU
+//    memory, or on NVMe (with max_in_cpu elements kept in CPU memory);
+//  - fp32 master weights and Adam moments live on the device, in CPU memory
+//    or on NVMe in sub-groups (offload/subgroup_pipeline.h);
+//  - fp32 gradient accumulators live next to the optimizer (device or CPU);
+//  - run() executes one block inside a custom autograd function: forward
+//    fetches the block's parameters, computes without a graph, keeps only its
+//    input and drops the parameters; backward fetches them again, recomputes,
+//    back-propagates, and hands the block's gradient to the engine, which
+//    copies it off the device into the accumulator on the worker thread while
+//    backward goes on. The next block's parameters are prefetched (NVMe ->
+//    pinned -> device) on the worker while the current block computes; CUDA
+//    builds issue those copies on side streams.
+//  - step() clips by the global gradient norm, skips on overflow (fp16), and
+//    runs the fused CPU Adam/AdamW (optim/cpu_adam.h) over each sub-group at
+//    its home, writing bf16/fp16 weights straight back to the parameters'
+//    home (or the NVMe staging buffer); with the optimizer on the device it
+//    runs the same arithmetic as LibTorch tensor ops.
+// A block's computation is a callback, so this module never sees the model
+// (lib/train connects the two). World size is 1 here; partitioning across
+// ranks is zero/flat_layout.h's Shard arithmetic applied to the same buffers.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/uring_engine.h"
+#include "offload/tier.h"
+#include "optim/cpu_adam.h"
+
+namespace zinf::zero {
+
+struct OffloadEngineOptions {
+  torch::Device device = torch::kCPU;
+  torch::Dtype dtype = torch::kFloat32;      // parameters as the blocks compute with them
+  offload::Tier param_home = offload::Tier::kDevice;
+  offload::Tier optimizer_home = offload::Tier::kDevice;
+  std::string nvme_path;                     // root of the swap directory (either home kNvme)
+  std::string run_id;                        // swap directory name; "" = io::default_run_id()
+  int rank = 0;
+  std::int64_t buffer_count = 5;             // pinned staging buffers for NVMe parameters
+  std::int64_t buffer_size = 0;              // elements per staging buffer; 0 = the largest block
+  std::int64_t max_in_cpu = 0;               // elements of NVMe-homed parameters kept in CPU memory
+  std::int64_t sub_group_size = 0;           // elements per optimizer sub-group; 0 = one per block
+  io::EngineOptions aio;
+  bool checksums = true;
+  bool keep_swap_files = false;
+  bool pin_memory = true;                    // page-lock host buffers (CUDA builds)
+  bool prefetch = true;                      // fetch the next block while this one computes
+  optim::AdamParams adam;                    // lr, step and grad_scale are set per step()
+};
+
+struct EngineBlock {
+  std::string name;           // "embedding", "block.0", "head"
+  std::int64_t numel = 0;     // elements
+};
+
+struct TransferCounters {
+  std::int64_t h2d_bytes = 0;         // host -> device parameter uploads
+  std::int64_t d2h_bytes = 0;         // device -> host gradient downloads
+  std::int64_t nvme_read_bytes = 0;   // parameters and optimizer states read from NVMe
+  std::int64_t nvme_write_bytes = 0;  // written to NVMe
+  std::int64_t prefetch_hits = 0;     // block fetches already under way when the block was needed
+  std::int64_t fetch_misses = 0;      // block fetches that made the compute thread wait from the start
+};
+
+struct StepResult {
+  double grad_norm = 0;  // global L2 norm of the unscaled gradient, before clipping
+  bool skipped = false;  // inf/NaN in the gradient: nothing was updated
+};
+
+// The full optimizer state, as flat fp32 CPU tensors [numel] (checkpoints).
+struct EngineState {
+  torch::Tensor master, exp_avg, exp_avg_sq;
+  std::int64_t step = 0;
+};
+
+class OffloadEngine {
+ public:
+  // initial: [sum of block numels] fp32 on the CPU, the blocks back to back.
+  OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlock> blocks, const torch::Tensor& initial);
+  ~OffloadEngine();
+  OffloadEngine(const OffloadEngine&) = delete;
+  OffloadEngine& operator=(const OffloadEngine&) = delete;
+
+  // y = fn(x, flats) with flats[i] the parameters of blocks[i] as one flat
+  // device tensor [numel] (dtype); the same block may appear in several
+  // calls (a tied head lists the embedding), its gradients add up. fn must be
+  // deterministic: backward recomputes it.
+  using Compute = std::function<torch::Tensor(const torch::Tensor& x, const std::vector<torch::Tensor>& flats)>;
+  torch::Tensor run(const std::vector<std::size_t>& blocks, Compute fn, const torch::Tensor& x);
+
+  // Waits for the gradient offloads, then updates every parameter with
+  // lr; gradients are divided by loss_scale and clipped to max_grad_norm
+  // (0 = off). Zeroes the gradients.
+  StepResult step(double lr, double loss_scale = 1.0, double max_grad_norm = 0.0);
+  void zero_grads();
+  std::int64_t step_count() const;
+
+  EngineState state();                       // copies out (reads NVMe when it lives there)
+  torch::Tensor master_weights();            // [numel] fp32 CPU, the master weights only (export)
+  void load_state(const EngineState& state); // and refreshes the parameters from the master weights
+  torch::Tensor parameters();                // [numel] fp32 CPU, the parameters as the blocks see them
+
+  TransferCounters counters() const;
+  std::int64_t pinned_pool_bytes() const;    // staging buffers allocated
+  std::int64_t host_state_bytes() const;     // host memory holding params/optimizer/grads/buffers
+  std::string swap_dir() const;              // "" when nothing is on NVMe
+  const std::vector<EngineBlock>& blocks() const;
+  const OffloadEngineOptions& options() const;
+
+  struct Impl;  // opaque; public only so the autograd function can reach it
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// "none" | "cpu" | "nvme" -> Tier; throws UsageError naming `key` otherwise.
+offload::Tier parse_tier(const std::string& key, const std::string& value);
+
+}  // namespace zinf::zero

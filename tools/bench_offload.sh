@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Implements: the CPU-offload benchmarks of issue 5 (2a and 2b) on one GPU.
+# The 1.4B model (24 layers, hidden 2048, 16 heads, seq 1024, micro-batch 8),
+# bf16, at grad-accum 1 and 4, one run after the other on the same GPU:
+#   zinf stage none            (in-GPU, for reference)
+#   zinf infinity-cpu          (ZeRO-3, parameters and optimizer in pinned CPU memory)
+#   PyTorch FSDP2 + CPUOffloadPolicy   (bench/fsdp2_offload.py --mode fsdp2-offload)
+#   plain in-GPU PyTorch       (bench/fsdp2_offload.py --mode plain)
+# and prints a table of step time and TFLOP/s with the issue's two ratios:
+#   2a: zinf infinity-cpu step time / FSDP2-offload step time at grad-accum 1 (target <= 0.45)
+#   2b: zinf infinity-cpu TFLOP/s / plain PyTorch TFLOP/s at grad-accum 4    (target >= 0.6)
+# zinf's metrics.jsonl of each run also holds h2d_bytes / d2h_bytes per step.
+#
+# Usage: tools/bench_offload.sh [ZINF_BINARY]      (default build-gpu/zinf)
+#   STEPS=10 PYTHON=python3 OUT=/tmp/zinf-offload-bench tools/bench_offload.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ZINF=${1:-${ZINF:-build-gpu/zinf}}
+STEPS=${STEPS:-10}
+PYTHON=${PYTHON:-python3}
+OUT=${OUT:-$(mktemp -d /tmp/zinf-offload-bench.XXXXXX)}
+[[ -x "$ZINF" ]] || { echo "error: no zinf binary at $ZINF (build it, or pass its path)" >&2; exit 2; }
+
+MODEL_Z="--model gpt2-small --hidden-size 2048 --layers 24 --heads 16 --seq-len 1024 --batch-size 8"
+MODEL_P="--hidden-size 2048 --layers 24 --heads 16 --seq-len 1024 --batch-size 8"
+rows=()
+for ga in 1 4; do
+  for stage in none infinity-cpu; do
+    dir="$OUT/zinf-$stage-ga$ga"
+    rm -rf "$dir"
+    if [[ $stage == none ]]; then sopt="--zero-stage none"; else sopt="--preset infinity-cpu"; fi
+    echo "== zinf $stage, grad-accum $ga" >&2
+    # shellcheck disable=SC2086
+    if "$ZINF" train --device cuda --precision bf16 $sopt $MODEL_Z --grad-accum "$ga" --steps "$STEPS" \
+        --output-dir "$dir" --keep-checkpoints 1 --log-every 1 >"$dir.json"; then
+      rows+=("zinf-$stage|$ga|$dir/summary.json")
+    else
+      echo "   zinf $stage failed (exit $?), see above" >&2
+    fi
+  done
+  for mode in fsdp2-offload plain; do
+    echo "== PyTorch $mode, grad-accum $ga" >&2
+    # shellcheck disable=SC2086
+    if "$PYTHON" bench/fsdp2_offload.py --mode "$mode" $MODEL_P --grad-accum "$ga" --steps "$STEPS" \
+        >"$OUT/$mode-ga$ga.json"; then
+      rows+=("pytorch-$mode|$ga|$OUT/$mode-ga$ga.json")
+    else
+      echo "   PyTorch $mode failed (exit $?), see above" >&2
+    fi
+  done
+done
+
+"$PYTHON" - "${rows[@]}" <<'PY'
+import json, sys
+res = {}
+print("| impl | grad-accum | step time (s) | tokens/s | TFLOP/s | peak GPU memory |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+for arg in sys.argv[1:]:
+    impl, ga, path = arg.split("|")
+    d = json.loads(open(path).read().strip().splitlines()[-1])
+    step_s = d.get("mean_step_s") or d["tokens_per_step"] / d["mean_tokens_per_s"]
+    res[(impl, int(ga))] = (step_s, d["mean_tflops"])
+    print(f"| {impl} | {ga} | {step_s:.3f} | {d['mean_tokens_per_s']:.0f} | {d['mean_tflops']:.1f} | "
+          f"{d['peak_gpu_bytes'] / 2**30:.2f} GiB |")
+print()
+z1, f1 = res.get(("zinf-infinity-cpu", 1)), res.get(("pytorch-fsdp2-offload", 1))
+if z1 and f1:
+    r = z1[0] / f1[0]
+    print(f"2a: zinf infinity-cpu / FSDP2-offload step time at grad-accum 1 = {r:.3f} ({'ok' if r <= 0.45 else 'ABOVE 0.45'})")
+z4, p4 = res.get(("zinf-infinity-cpu", 4)), res.get(("pytorch-plain", 4))
+if z4 and p4:
+    r = z4[1] / p4[1]
+    print(f"2b: zinf infinity-cpu / plain PyTorch TFLOP/s at grad-accum 4 = {r:.3f} ({'ok' if r >= 0.6 else 'BELOW 0.6'})")
+PY

@@ -19,6 +19,7 @@ ZINF=${1:-${ZINF:-build-gpu/zinf}}
 STEPS=${STEPS:-10}
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-$(mktemp -d /tmp/zinf-offload-bench.XXXXXX)}
+mkdir -p "$OUT"
 [[ -x "$ZINF" ]] || { echo "error: no zinf binary at $ZINF (build it, or pass its path)" >&2; exit 2; }
 
 MODEL_Z="--model gpt2-small --hidden-size 2048 --layers 24 --heads 16 --seq-len 1024 --batch-size 8"

@@ -1,9 +1,11 @@
-// zinf train — train a model (stage none so far).
+// zinf train — train a model.
 // Implements: the `train` subcommand: resolve the configuration (same flags,
-// presets and merge order as `zinf config`), refuse what the engine does not
-// do yet, save OUTPUT_DIR/config.json, run the trainer with SIGINT/SIGTERM
-// stopping after the current step, and print the run summary as one JSON line
-// on stdout. Exit code 130 when stopped by a signal (after a checkpoint).
+// presets and merge order as `zinf config`); with --optimize, let the planner
+// pick the ZeRO stage and offload; print the planner's estimate; refuse what the
+// engine does not do yet; save OUTPUT_DIR/config.json; run the trainer with
+// SIGINT/SIGTERM stopping after the current step; print the measured peaks next
+// to the estimate and the run summary as one JSON line on stdout. Exit code 130
+// when stopped by a signal (after a checkpoint).
 #include <iostream>
 #include <memory>
 
@@ -11,7 +13,10 @@
 #include "config/settings.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/units.h"
 #include "log/log.h"
+#include "plan/estimate.h"
+#include "plan/recommend.h"
 #include "train/stop_signal.h"
 #include "train/trainer.h"
 
@@ -22,17 +27,62 @@ struct TrainCommand {
   ConfigOptions options;
 };
 
+plan::Target target_of(const config::Settings& s) {
+  return s.device == "cuda" ? plan::Target::kCuda : plan::Target::kCpu;
+}
+
+const char* device_key(config::Device d) { return config::device_name(d); }
+
+// --optimize: the fastest stage/offload that fits this machine (lib/plan),
+// written into the resolved configuration so config.json shows what ran.
+void apply_optimize(config::Resolved& r, config::Settings& s) {
+  const std::string nvme_path = s.offload_optimizer.nvme_path.empty() ? s.offload_param.nvme_path
+                                                                      : s.offload_optimizer.nvme_path;
+  const plan::Choice choice =
+      plan::choose(plan::inputs_from(s, 1, 1, target_of(s)), plan::detect_hardware(nvme_path));
+  config::Json& cfg = r.config;
+  config::set_path(cfg, "zero_optimization.stage", choice.option.zero_stage);
+  config::set_path(cfg, "zero_optimization.offload_param.device", device_key(choice.option.offload_param));
+  config::set_path(cfg, "zero_optimization.offload_optimizer.device", device_key(choice.option.offload_optimizer));
+  for (const char* key : {"zero_optimization.stage", "zero_optimization.offload_param.device",
+                          "zero_optimization.offload_optimizer.device"})
+    r.origins.set(key, "--optimize");
+  s = config::settings_from(cfg);
+  log::info("--optimize chose " + choice.option.name + ": " + choice.explanation);
+}
+
 void run_train(const TrainCommand& c) {
-  const config::Resolved r = config::build_config(c.options.sources(), detect_machine_facts());
+  config::Resolved r = config::build_config(c.options.sources(), detect_machine_facts());
   for (const auto& w : r.warnings) log::warn(w);
-  const config::Settings settings = config::settings_from(r.config);
+  config::Settings settings = config::settings_from(r.config);
+  if (settings.optimize) apply_optimize(r, settings);
   train::check_supported(settings);
+  const plan::Target target = target_of(settings);
+  const plan::Need need =
+      plan::estimate_option(plan::inputs_from(settings, 1, 1, target), plan::option_from(settings));
+  const plan::Option option = plan::option_from(settings);
+  log::info("estimate for " + option.name + " (details: zinf estimate): " +
+            (target == plan::Target::kCuda ? "GPU " + format_bytes(double(need.gpu_bytes)) + ", " : std::string()) +
+            "CPU " + format_bytes(double(need.cpu_bytes)) +
+            (need.nvme_bytes > 0 ? ", NVMe " + format_bytes(double(need.nvme_bytes)) : std::string()));
   fs::make_dirs(settings.output_dir);
   fs::write_file_atomic(settings.output_dir + "/config.json", r.config.dump(2) + "\n");
 
   train::Trainer trainer(settings);
   const train::TrainResult result = trainer.run(&train::install_stop_signals());
   std::cout << result.summary.dump() << std::endl;
+  // Every run checks the planner: measured peaks next to the estimate.
+  const auto measured = [&](const char* key) {
+    return result.summary.contains(key) ? result.summary[key].get<std::int64_t>() : std::int64_t{0};
+  };
+  std::string peaks = "measured peaks: CPU RSS " + format_bytes(double(measured("peak_rss_bytes"))) + " (estimated " +
+                      format_bytes(double(need.cpu_bytes)) + ")";
+  if (target == plan::Target::kCuda)
+    peaks += ", GPU " + format_bytes(double(measured("peak_gpu_bytes"))) + " (estimated " +
+             format_bytes(double(need.gpu_bytes)) + ")";
+  if (need.nvme_bytes > 0)
+    peaks += ", NVMe files estimated " + format_bytes(double(need.nvme_bytes));
+  log::info(peaks);
   log::info("outputs in " + settings.output_dir + ": config.json, metrics.jsonl, summary.json, checkpoints/, model.safetensors");
   if (result.interrupted) set_exit_code(static_cast<int>(ExitCode::kInterrupted));
 }

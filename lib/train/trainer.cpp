@@ -35,9 +35,6 @@ using config::Settings;
 // ------------------------------------------------------------ what is supported
 
 void check_supported(const Settings& s) {
-  if (s.optimize)
-    throw UsageError("--optimize: the planner is not wired into zinf train yet",
-                     "pick the stage yourself; this build trains with --zero-stage none");
   // ZeRO stages 1-3 and CPU/NVMe offload run on one rank through the offload
   // engine (uses_offload_engine); gradients on NVMe are not implemented.
   if (s.offload_gradients_nvme)

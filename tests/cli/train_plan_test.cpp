@@ -15,7 +15,7 @@ bool has(const std::string& s, const std::string& part) { return s.find(part) !=
 
 TEST_CASE("zinf train prints the planner's estimate and the measured peaks beside it") {
   TempDir dir("zinf-plan");
-  const auto r = run_zinf({"train", "--steps", "2", "--seq-len", "32", "--batch-size", "2", "--output-dir",
+  const auto r = run_zinf({"train", "--device", "cpu", "--steps", "2", "--seq-len", "32", "--batch-size", "2", "--output-dir",
                            dir.file("out")},
                           kEnv);
   REQUIRE(r.exit_code == 0);
@@ -26,7 +26,7 @@ TEST_CASE("zinf train prints the planner's estimate and the measured peaks besid
 
 TEST_CASE("--optimize picks the fastest option that fits and config.json records it") {
   TempDir dir("zinf-plan");
-  const auto r = run_zinf({"train", "--optimize", "--zero-stage", "zero3", "--steps", "2", "--seq-len", "32",
+  const auto r = run_zinf({"train", "--device", "cpu", "--optimize", "--zero-stage", "zero3", "--steps", "2", "--seq-len", "32",
                            "--batch-size", "2", "--output-dir", dir.file("out")},
                           kEnv);
   REQUIRE(r.exit_code == 0);

@@ -11,82 +11,55 @@
 namespace zinf::config {
 namespace {
 
+// The fields every key has; the helpers below add what their kind needs.
+KeySpec key(std::string path, Kind kind, Json def, std::string help, bool auto_ok) {
+  KeySpec k;
+  k.path = std::move(path);
+  k.kind = kind;
+  k.default_value = std::move(def);
+  k.auto_ok = auto_ok;
+  k.help = std::move(help);
+  return k;
+}
+
 KeySpec boolean(std::string path, Json def, std::string help, bool auto_ok = false) {
-  KeySpec k;
-  k.path = std::move(path);
-  k.kind = Kind::kBool;
-  k.default_value = def;
-  k.auto_ok = auto_ok;
-  k.help = std::move(help);
+  return key(std::move(path), Kind::kBool, std::move(def), std::move(help), auto_ok);
+}
+
+KeySpec ranged(std::string path, Kind kind, Json def, double min, double max, std::string help, bool auto_ok) {
+  KeySpec k = key(std::move(path), kind, std::move(def), std::move(help), auto_ok);
+  k.min = min;
+  k.max = max;
   return k;
 }
 
-KeySpec integer(std::string path, Json def, double min, double max, std::string help,
-                bool auto_ok = false) {
-  KeySpec k;
-  k.path = std::move(path);
-  k.kind = Kind::kInt;
-  k.default_value = std::move(def);
-  k.min = min;
-  k.max = max;
-  k.auto_ok = auto_ok;
-  k.help = std::move(help);
-  return k;
+KeySpec integer(std::string path, Json def, double min, double max, std::string help, bool auto_ok = false) {
+  return ranged(std::move(path), Kind::kInt, std::move(def), min, max, std::move(help), auto_ok);
 }
 
-KeySpec number(std::string path, Json def, double min, double max, std::string help,
-               bool auto_ok = false) {
-  KeySpec k;
-  k.path = std::move(path);
-  k.kind = Kind::kNumber;
-  k.default_value = std::move(def);
-  k.min = min;
-  k.max = max;
-  k.auto_ok = auto_ok;
-  k.help = std::move(help);
-  return k;
+KeySpec number(std::string path, Json def, double min, double max, std::string help, bool auto_ok = false) {
+  return ranged(std::move(path), Kind::kNumber, std::move(def), min, max, std::move(help), auto_ok);
 }
 
 KeySpec number_list(std::string path, Json def, std::string help, bool auto_ok) {
-  KeySpec k;
-  k.path = std::move(path);
-  k.kind = Kind::kNumberList;
-  k.default_value = std::move(def);
-  k.auto_ok = auto_ok;
-  k.help = std::move(help);
-  return k;
+  return key(std::move(path), Kind::kNumberList, std::move(def), std::move(help), auto_ok);
 }
 
 KeySpec string(std::string path, Json def, std::string help, bool nullable = false, bool auto_ok = false) {
-  KeySpec k;
-  k.path = std::move(path);
-  k.kind = Kind::kString;
-  k.default_value = std::move(def);
+  KeySpec k = key(std::move(path), Kind::kString, std::move(def), std::move(help), auto_ok);
   k.nullable = nullable;
-  k.auto_ok = auto_ok;
-  k.help = std::move(help);
   return k;
 }
 
 KeySpec choice(std::string path, Json def, std::vector<std::string> allowed, std::string help,
                bool auto_ok = false) {
-  KeySpec k;
-  k.path = std::move(path);
-  k.kind = Kind::kEnum;
-  k.default_value = std::move(def);
+  KeySpec k = key(std::move(path), Kind::kEnum, std::move(def), std::move(help), auto_ok);
   k.allowed = std::move(allowed);
-  k.auto_ok = auto_ok;
-  k.help = std::move(help);
   return k;
 }
 
 KeySpec opaque(std::string path) {
-  KeySpec k;
-  k.path = std::move(path);
-  k.kind = Kind::kOpaque;
-  k.default_value = nullptr;
-  k.help = "accepted for DeepSpeed compatibility; zinf ignores it";
-  return k;
+  return key(std::move(path), Kind::kOpaque, nullptr, "accepted for DeepSpeed compatibility; zinf ignores it", false);
 }
 
 constexpr double kBig = 9.0e18;

@@ -458,8 +458,12 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                          {"nvme_write_bytes", 0}};
     if (zero) {  // bytes moved per tier this step, and what they achieved
       const zero::TransferCounters c = zero->engine().counters();
-      line["nvme_read_bytes"] = c.nvme_read_bytes - transfers.nvme_read_bytes;
-      line["nvme_write_bytes"] = c.nvme_write_bytes - transfers.nvme_write_bytes;
+      // nvme_*_bytes are cumulative over the run (issue 4's metrics contract);
+      // the *_step fields and h2d/d2h are this step's traffic.
+      line["nvme_read_bytes"] = c.nvme_read_bytes;
+      line["nvme_write_bytes"] = c.nvme_write_bytes;
+      line["nvme_read_bytes_step"] = c.nvme_read_bytes - transfers.nvme_read_bytes;
+      line["nvme_write_bytes_step"] = c.nvme_write_bytes - transfers.nvme_write_bytes;
       line["h2d_bytes"] = c.h2d_bytes - transfers.h2d_bytes;
       line["d2h_bytes"] = c.d2h_bytes - transfers.d2h_bytes;
       line["nvme_gbps"] = double(c.nvme_read_bytes - transfers.nvme_read_bytes + c.nvme_write_bytes -

@@ -31,22 +31,11 @@ using zinf::test::run_zinf;
 using zinf::test::TempDir;
 using zinf::test::write_text;
 
+using zinf::test::free_port;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A TCP port nobody listens on right now.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // The launcher started in the background, stdout/stderr into files.
 struct Background {

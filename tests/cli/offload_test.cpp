@@ -72,6 +72,14 @@ TEST_CASE("zinf train: zero3, infinity-cpu and infinity-nvme give stage none's l
     if (std::string(c.name) == "infinity-nvme") {
       CHECK(last["nvme_read_bytes"].get<long long>() > 0);
       CHECK(last["nvme_write_bytes"].get<long long>() > 0);
+      // cumulative totals grow by exactly each step's traffic
+      long long read_total = 0, write_total = 0;
+      for (const json& m : metrics(out)) {
+        read_total += m["nvme_read_bytes_step"].get<long long>();
+        write_total += m["nvme_write_bytes_step"].get<long long>();
+        CHECK(m["nvme_read_bytes"].get<long long>() == read_total);
+        CHECK(m["nvme_write_bytes"].get<long long>() == write_total);
+      }
       CHECK(summary["offload_param"] == "nvme");
       CHECK(summary["offload_optimizer"] == "nvme");
     } else {

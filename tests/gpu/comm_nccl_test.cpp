@@ -8,22 +8,12 @@
 #include <torch/torch.h>
 
 #include "comm/communicator.h"
+#include "support/test_util.h"
 
 using namespace zinf::comm;
 
-namespace {
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-}  // namespace
+using zinf::test::free_port;
+
 
 TEST_CASE("NCCL collectives on one GPU give exact values") {
   REQUIRE(torch::cuda::is_available());

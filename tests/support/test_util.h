@@ -37,6 +37,9 @@ RunResult run_program(const std::string& program, const std::vector<std::string>
 RunResult run_zinf(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
 
 void write_text(const std::string& path, const std::string& text);
+
+// A loopback TCP port nobody listens on right now.
+int free_port();
 std::string read_text(const std::string& path);
 
 }  // namespace zinf::test

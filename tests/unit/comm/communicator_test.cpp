@@ -12,24 +12,14 @@
 #include <functional>
 
 #include "comm/communicator.h"
+#include "support/test_util.h"
 #include "core/error.h"
 
 using namespace zinf::comm;
 
-namespace {
+using zinf::test::free_port;
 
-// A TCP port nobody listens on right now.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+namespace {
 
 // Runs `body(rank)` in `world` forked processes; returns how many failed.
 int run_ranks(int world, const std::function<bool(Communicator&)>& body) {

@@ -52,7 +52,14 @@ void apply_optimize(config::Resolved& r, config::Settings& s) {
 }
 
 void run_train(const TrainCommand& c) {
-  config::Resolved r = config::build_config(c.options.sources(), detect_machine_facts());
+  const config::MachineFacts facts = detect_machine_facts();
+  // Ranks would each train alone and write the same output directory: refuse
+  // until the engine partitions across ranks (issue 7).
+  if (facts.world_size > 1)
+    throw UsageError("zinf train does not train across several ranks yet (WORLD_SIZE=" +
+                         std::to_string(facts.world_size) + ")",
+                     "run one process: zinf train ... (ZeRO-3/Infinity offload work on one GPU)");
+  config::Resolved r = config::build_config(c.options.sources(), facts);
   for (const auto& w : r.warnings) log::warn(w);
   config::Settings settings = config::settings_from(r.config);
   if (settings.optimize) apply_optimize(r, settings);

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/error.h"
 #include "core/fs.h"
 
 extern char** environ;
@@ -90,6 +91,15 @@ RunResult run_zinf(const std::vector<std::string>& args, const std::map<std::str
   std::map<std::string, std::string> full = env;
   full.emplace("ZINF_PRESETS_DIR", std::string(ZINF_SOURCE_DIR) + "/presets");
   return run_program(ZINF_BINARY, args, full);
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return std::string(e.what()) + " | hint: " + e.hint();
+  }
+  return "(no error)";
 }
 
 int free_port() {

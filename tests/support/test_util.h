@@ -1,6 +1,7 @@
 // Test support: temporary directories and running the built zinf binary.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -37,6 +38,10 @@ RunResult run_program(const std::string& program, const std::vector<std::string>
 RunResult run_zinf(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
 
 void write_text(const std::string& path, const std::string& text);
+
+// "what | hint: hint" of the zinf::Error `fn` throws; "(no error)" when it
+// throws none (so a CHECK on the message fails visibly).
+std::string error_of(const std::function<void()>& fn);
 
 // A loopback TCP port nobody listens on right now.
 int free_port();

@@ -13,16 +13,9 @@
 using namespace zinf;
 using namespace zinf::data;
 
-namespace {
+using zinf::test::error_of;
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return std::string(e.what()) + " | " + e.hint();
-  }
-  return "";
-}
+namespace {
 
 Tokens byte_tokens(std::size_t n) {
   Tokens t;

@@ -20,16 +20,9 @@ using namespace zinf::io;
 using zinf::test::random_bytes;
 using zinf::test::TempDir;
 
-namespace {
+using zinf::test::error_of;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return std::string(e.what()) + " | hint: " + e.hint();
-  }
-  return "(no error)";
-}
+namespace {
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

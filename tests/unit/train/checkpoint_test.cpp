@@ -16,16 +16,9 @@
 using namespace zinf;
 using namespace zinf::train;
 
-namespace {
+using zinf::test::error_of;
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return std::string(e.what()) + " | " + e.hint();
-  }
-  return "";
-}
+namespace {
 
 std::vector<float> ramp(std::int64_t n, float start) {
   std::vector<float> v(static_cast<std::size_t>(n));

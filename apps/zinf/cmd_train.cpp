@@ -31,19 +31,21 @@ plan::Target target_of(const config::Settings& s) {
   return s.device == "cuda" ? plan::Target::kCuda : plan::Target::kCpu;
 }
 
-const char* device_key(config::Device d) { return config::device_name(d); }
-
 // --optimize: the fastest stage/offload that fits this machine (lib/plan),
 // written into the resolved configuration so config.json shows what ran.
 void apply_optimize(config::Resolved& r, config::Settings& s) {
-  const std::string nvme_path = s.offload_optimizer.nvme_path.empty() ? s.offload_param.nvme_path
-                                                                      : s.offload_optimizer.nvme_path;
+  // The configured path, even when the asked stage keeps nothing on NVMe
+  // (Settings only carries a path for a device that is nvme).
+  std::string nvme_path;
+  for (const char* key : {"zero_optimization.offload_optimizer.nvme_path", "zero_optimization.offload_param.nvme_path"})
+    if (const config::Json* v = config::find_path(r.config, key); v && v->is_string() && nvme_path.empty())
+      nvme_path = v->get<std::string>();
   const plan::Choice choice =
       plan::choose(plan::inputs_from(s, 1, 1, target_of(s)), plan::detect_hardware(nvme_path));
   config::Json& cfg = r.config;
   config::set_path(cfg, "zero_optimization.stage", choice.option.zero_stage);
-  config::set_path(cfg, "zero_optimization.offload_param.device", device_key(choice.option.offload_param));
-  config::set_path(cfg, "zero_optimization.offload_optimizer.device", device_key(choice.option.offload_optimizer));
+  config::set_path(cfg, "zero_optimization.offload_param.device", config::device_name(choice.option.offload_param));
+  config::set_path(cfg, "zero_optimization.offload_optimizer.device", config::device_name(choice.option.offload_optimizer));
   for (const char* key : {"zero_optimization.stage", "zero_optimization.offload_param.device",
                           "zero_optimization.offload_optimizer.device"})
     r.origins.set(key, "--optimize");

@@ -110,44 +110,60 @@ void OptimizerStates::for_each(const UpdateFn& fn, std::vector<std::string>* tra
   }
 }
 
-void OptimizerStates::load(const float* master, const float* m, const float* v) {
-  const float* src[3] = {master, m, v};
+void OptimizerStates::write_each(const UpdateFn& fn) {
   io::AlignedBuffer tmp;
   for (std::size_t k = 0; k < groups_.size(); ++k) {
-    const auto& g = groups_[k];
+    const std::int64_t c = groups_[k].numel;
     float* base;
     if (store_->tier() == Tier::kCpu) {
       base = reinterpret_cast<float*>(store_->host(k));
     } else {
-      if (tmp.size() < 12 * g.numel) tmp = io::AlignedBuffer(12 * g.numel);
+      if (tmp.size() < 12 * c) tmp = io::AlignedBuffer(12 * c);
       base = tmp.as<float>();
     }
-    for (int i = 0; i < 3; ++i) {
-      if (src[i])
-        std::memcpy(base + i * g.numel, src[i] + g.begin, sizeof(float) * g.numel);
-      else
-        std::memset(base + i * g.numel, 0, sizeof(float) * g.numel);
-    }
+    fn(k, base, base + c, base + 2 * c);
     store_->wait(store_->write(k, base));
   }
 }
 
-void OptimizerStates::save(float* master, float* m, float* v) {
-  float* dst[3] = {master, m, v};
+void OptimizerStates::read_each(const ReadFn& fn) {
   io::AlignedBuffer tmp;
   for (std::size_t k = 0; k < groups_.size(); ++k) {
-    const auto& g = groups_[k];
+    const std::int64_t c = groups_[k].numel;
     const float* base;
     if (store_->tier() == Tier::kCpu) {
       base = reinterpret_cast<const float*>(store_->host(k));
     } else {
-      if (tmp.size() < 12 * g.numel) tmp = io::AlignedBuffer(12 * g.numel);
+      if (tmp.size() < 12 * c) tmp = io::AlignedBuffer(12 * c);
       store_->wait(store_->read(k, tmp.data()));
       base = tmp.as<float>();
     }
-    for (int i = 0; i < 3; ++i)
-      if (dst[i]) std::memcpy(dst[i] + g.begin, base + i * g.numel, sizeof(float) * g.numel);
+    fn(k, base, base + c, base + 2 * c);
   }
+}
+
+void OptimizerStates::load(const float* master, const float* m, const float* v) {
+  const float* src[3] = {master, m, v};
+  write_each([&](std::size_t k, float* mw, float* mm, float* vv) {
+    const auto& g = groups_[k];
+    float* dst[3] = {mw, mm, vv};
+    for (int i = 0; i < 3; ++i) {
+      if (src[i])
+        std::memcpy(dst[i], src[i] + g.begin, sizeof(float) * g.numel);
+      else
+        std::memset(dst[i], 0, sizeof(float) * g.numel);
+    }
+  });
+}
+
+void OptimizerStates::save(float* master, float* m, float* v) {
+  float* dst[3] = {master, m, v};
+  read_each([&](std::size_t k, const float* mw, const float* mm, const float* vv) {
+    const auto& g = groups_[k];
+    const float* src[3] = {mw, mm, vv};
+    for (int i = 0; i < 3; ++i)
+      if (dst[i]) std::memcpy(dst[i] + g.begin, src[i], sizeof(float) * g.numel);
+  });
 }
 
 }  // namespace zinf::offload

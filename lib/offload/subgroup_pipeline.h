@@ -49,8 +49,15 @@ class OptimizerStates {
   using UpdateFn = std::function<void(std::size_t k, float* master, float* m, float* v)>;
   void for_each(const UpdateFn& fn, std::vector<std::string>* trace = nullptr);
 
-  // Whole-state access for initialisation and checkpoints: copies between
-  // the store and flat fp32 arrays [total numel] (any may be null).
+  // Streaming access (checkpoints): read_each hands sub-group k's state to
+  // fn in order, read-only; write_each lets fn fill sub-group k, then stores
+  // it. On NVMe both go through one buffer of the largest sub-group.
+  using ReadFn = std::function<void(std::size_t k, const float* master, const float* m, const float* v)>;
+  void read_each(const ReadFn& fn);
+  void write_each(const UpdateFn& fn);
+
+  // Whole-state access for initialisation: copies between the store and flat
+  // fp32 arrays [total numel] (any may be null: zeros / not wanted).
   void load(const float* master, const float* m, const float* v);
   void save(float* master, float* m, float* v);
 

@@ -538,6 +538,54 @@ void OffloadEngine::zero_grads() {
 
 std::int64_t OffloadEngine::step_count() const { return impl_->step; }
 
+std::vector<FlatRange> OffloadEngine::owned_ranges() const { return {FlatRange{0, impl_->numel}}; }
+
+void OffloadEngine::save_state(const StateSink& sink) {
+  auto& e = *impl_;
+  e.worker.drain();
+  if (e.opt.optimizer_home == Tier::kDevice) {
+    for (std::size_t b = 0; b < e.blocks.size(); ++b) {
+      const torch::Tensor p = e.dev_master[b].cpu(), m = e.dev_m[b].cpu(), v = e.dev_v[b].cpu();
+      sink({e.offsets[b], e.blocks[b].numel}, p.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>());
+    }
+    return;
+  }
+  const auto& groups = e.states->groups();
+  e.states->read_each([&](std::size_t k, const float* p, const float* m, const float* v) {
+    sink({groups[k].begin, groups[k].numel}, p, m, v);
+  });
+}
+
+void OffloadEngine::load_state(const StateSource& source, std::int64_t step) {
+  auto& e = *impl_;
+  e.worker.drain();
+  e.prefetched.clear();
+  if (e.opt.optimizer_home == Tier::kDevice) {
+    for (std::size_t b = 0; b < e.blocks.size(); ++b) {
+      const std::int64_t n = e.blocks[b].numel;
+      torch::Tensor p = torch::empty({n}, torch::kFloat32), m = torch::empty_like(p), v = torch::empty_like(p);
+      source({e.offsets[b], n}, p.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>());
+      e.dev_master[b].copy_(p);
+      e.dev_m[b].copy_(m);
+      e.dev_v[b].copy_(v);
+      e.write_block_params(b, p.data_ptr<float>());
+    }
+  } else {
+    const auto& groups = e.states->groups();
+    // A block's parameters are refreshed once all its sub-groups are loaded.
+    std::vector<float> block_master;
+    e.states->write_each([&](std::size_t k, float* p, float* m, float* v) {
+      const auto& g = groups[k];
+      source({g.begin, g.numel}, p, m, v);
+      const std::size_t b = g.block;
+      if (block_master.size() < std::size_t(e.blocks[b].numel)) block_master.resize(std::size_t(e.blocks[b].numel));
+      std::memcpy(block_master.data() + (g.begin - e.offsets[b]), p, sizeof(float) * g.numel);
+      if (k + 1 == groups.size() || groups[k + 1].block != b) e.write_block_params(b, block_master.data());
+    });
+  }
+  e.step = step;
+}
+
 EngineState OffloadEngine::state() {
   auto& e = *impl_;
   e.worker.drain();

@@ -32,9 +32,14 @@
 #include <string>
 #include <vector>
 
+#include "core/flat_state.h"
 #include "io/uring_engine.h"
 #include "offload/tier.h"
 #include "optim/cpu_adam.h"
+
+namespace zinf::comm {
+class Communicator;
+}
 
 namespace zinf::zero {
 
@@ -56,6 +61,7 @@ struct OffloadEngineOptions {
   bool pin_memory = true;                    // page-lock host buffers (CUDA builds)
   bool prefetch = true;                      // fetch the next block while this one computes
   optim::AdamParams adam;                    // lr, step and grad_scale are set per step()
+  comm::Communicator* comm = nullptr;        // data-parallel ranks (caller-owned); nullptr = one rank
 };
 
 struct EngineBlock {
@@ -104,6 +110,16 @@ class OffloadEngine {
   StepResult step(double lr, double loss_scale = 1.0, double max_grad_norm = 0.0);
   void zero_grads();
   std::int64_t step_count() const;
+
+  // This rank's part of the flat parameter vector: the ranges whose fp32
+  // master weights and moments it holds, increasing (world size 1: all).
+  std::vector<FlatRange> owned_ranges() const;
+  // Streams the owned ranges' master, m and v to `sink` in pieces no larger
+  // than the engine's own buffers (sub-groups), in increasing order.
+  void save_state(const StateSink& sink);
+  // Reads the owned ranges from `source`, sets the step count and refreshes
+  // the parameters' home from the master weights.
+  void load_state(const StateSource& source, std::int64_t step);
 
   EngineState state();                       // copies out (reads NVMe when it lives there)
   torch::Tensor master_weights();            // [numel] fp32 CPU, the master weights only (export)

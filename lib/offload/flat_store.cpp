@@ -55,27 +55,43 @@ std::byte* FlatStore::host(std::size_t seg) const {
   return host_.bytes() + offset_.at(seg);
 }
 
-io::Ticket FlatStore::read(std::size_t seg, void* buf) {
+io::Ticket FlatStore::read(std::size_t seg, void* buf) { return read(seg, 0, bytes_.at(seg), buf); }
+io::Ticket FlatStore::write(std::size_t seg, const void* buf) { return write(seg, 0, bytes_.at(seg), buf); }
+
+void FlatStore::check_piece(const char* what, std::size_t seg, std::int64_t offset, std::int64_t bytes) const {
   const std::int64_t n = bytes_.at(seg);
-  if (n == 0) return 0;
-  if (tier_ == Tier::kCpu) {
-    if (buf != host(seg)) std::memcpy(buf, host(seg), static_cast<std::size_t>(n));
-    return 0;
-  }
-  nvme_read_ += n;
-  return file_->read(offset_[seg], buf, n);
+  const bool aligned = tier_ == Tier::kCpu ||
+                       (offset % io::kDirectAlignment == 0 && (offset + bytes == n || bytes % io::kDirectAlignment == 0));
+  if (offset < 0 || bytes < 0 || offset + bytes > n || !aligned)
+    throw Error(std::string(what) + " of bytes [" + std::to_string(offset) + ", " + std::to_string(offset + bytes) +
+                    ") of segment " + std::to_string(seg) + " of '" + name_ + "' (" + std::to_string(n) +
+                    " bytes) is out of range or not 4096-aligned",
+                "this is a bug in the caller: pieces of NVMe segments start and end on 4096-byte boundaries");
 }
 
-io::Ticket FlatStore::write(std::size_t seg, const void* buf) {
-  const std::int64_t n = bytes_.at(seg);
-  if (n == 0) return 0;
+io::Ticket FlatStore::read(std::size_t seg, std::int64_t offset, std::int64_t bytes, void* buf) {
+  check_piece("read", seg, offset, bytes);
+  if (bytes == 0) return 0;
   if (tier_ == Tier::kCpu) {
-    if (buf != host(seg)) std::memcpy(host(seg), buf, static_cast<std::size_t>(n));
+    if (buf != host(seg) + offset) std::memcpy(buf, host(seg) + offset, static_cast<std::size_t>(bytes));
     return 0;
   }
-  nvme_write_ += n;
-  return file_->write(offset_[seg], buf, n);
+  nvme_read_ += bytes;
+  return file_->read(offset_[seg] + offset, buf, bytes);
 }
+
+io::Ticket FlatStore::write(std::size_t seg, std::int64_t offset, std::int64_t bytes, const void* buf) {
+  check_piece("write", seg, offset, bytes);
+  if (bytes == 0) return 0;
+  if (tier_ == Tier::kCpu) {
+    if (buf != host(seg) + offset) std::memcpy(host(seg) + offset, buf, static_cast<std::size_t>(bytes));
+    return 0;
+  }
+  nvme_write_ += bytes;
+  return file_->write(offset_[seg] + offset, buf, bytes);
+}
+
+std::int64_t FlatStore::reserved_bytes() const { return file_ ? round_up(file_->size(), io::kDirectAlignment) : 0; }
 
 void FlatStore::wait(io::Ticket ticket) {
   if (ticket != 0) backend_.engine->wait(ticket);

@@ -56,13 +56,20 @@ class FlatStore {
   // same segment.
   io::Ticket read(std::size_t seg, void* buf);
   io::Ticket write(std::size_t seg, const void* buf);
+  // Bytes [offset, offset + bytes) of the segment; on NVMe `offset` is a
+  // multiple of 4096 and, unless the piece ends the segment, so is `bytes`
+  // (O_DIRECT rounds the length up), so pieces of one segment never overlap.
+  io::Ticket read(std::size_t seg, std::int64_t offset, std::int64_t bytes, void* buf);
+  io::Ticket write(std::size_t seg, std::int64_t offset, std::int64_t bytes, const void* buf);
   void wait(io::Ticket ticket);
 
   std::int64_t nvme_read_bytes() const { return nvme_read_.load(); }
   std::int64_t nvme_write_bytes() const { return nvme_write_.load(); }
   std::string file_path() const;  // "" for kCpu
+  std::int64_t reserved_bytes() const;  // bytes reserved on disk (kNvme), 0 for kCpu
 
  private:
+  void check_piece(const char* what, std::size_t seg, std::int64_t offset, std::int64_t bytes) const;
   std::string name_;
   Tier tier_;
   std::vector<std::int64_t> bytes_;    // [segments] payload bytes

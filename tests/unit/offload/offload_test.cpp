@@ -34,7 +34,7 @@ std::size_t index_of(const std::vector<std::string>& trace, const std::string& w
 
 TEST_CASE("the pinned pool is never larger than the blocks need") {
   const PoolShape s = pool_shape(5, 1000000, 2, {300, 700, 500});
-  CHECK(s.count == 3);               // three blocks: a fourth buffer would never be used
+  CHECK(s.count == 3);               // three blocks of one piece each: a fourth buffer would never be used
   CHECK(s.buffer_bytes == 700 * 2);  // the largest block, not buffer_size
   const PoolShape t = pool_shape(2, 0, 4, {300, 700, 500});
   CHECK(t.count == 2);
@@ -42,11 +42,20 @@ TEST_CASE("the pinned pool is never larger than the blocks need") {
   PinnedPool pool(s, /*pin=*/false);
   CHECK(pool.count() == 3);
   CHECK(pool.total_bytes() == 3 * 4096);  // each buffer rounded up to the O_DIRECT unit
+  // auto (0) caps a buffer at kAutoBufferBytes for large blocks
+  const PoolShape a = pool_shape(5, 0, 4, {std::int64_t(1) << 26});
+  CHECK(a.buffer_bytes == kAutoBufferBytes);
+  CHECK(a.count == 5);
 }
 
-TEST_CASE("a buffer_size smaller than a block is refused with the size that works") {
-  CHECK_THROWS_WITH(pool_shape(4, 100, 2, {300, 700}),
-                    doctest::Contains("buffer_size 100 elements cannot hold the largest block (700 elements)"));
+TEST_CASE("a block larger than buffer_size streams through in granule-aligned pieces") {
+  const std::int64_t mib = 1 << 20;
+  // 3 MiB blocks of bf16 in 1 MiB-granule buffers of about 1.5 MiB: 1 MiB pieces.
+  const PoolShape s = pool_shape(4, 3 * mib / 4, 2, {3 * mib / 2, mib / 4}, mib);
+  CHECK(s.buffer_bytes == mib);
+  CHECK(pieces_of(s, 3 * mib) == 3);
+  CHECK(pieces_of(s, mib / 2) == 1);
+  CHECK(s.count == 4);  // 3 + 1 pieces
   CHECK_THROWS_WITH(pool_shape(0, 0, 2, {300}), doctest::Contains("buffer_count is 0"));
 }
 
@@ -153,7 +162,7 @@ TEST_CASE("the NVMe sub-group pipeline reads k+1 and writes back k-1 around upda
       // Three buffers: sub-group k+3 is read only once k's write has landed.
       for (std::size_t k = 0; k + 3 < n; ++k)
         CHECK(index_of(trace, "written " + std::to_string(k)) < index_of(trace, "read " + std::to_string(k + 3)));
-      CHECK(states.store().nvme_read_bytes() == 3 * 4 * total * 2);
+      CHECK(states.nvme_read_bytes() == 3 * 4 * total * 2);
       CHECK(states.host_buffer_bytes() < 3 * 4 * total);  // three sub-groups, not the whole state
     }
     std::vector<float> w(total), mm(total), vv(total);
@@ -166,6 +175,61 @@ TEST_CASE("the NVMe sub-group pipeline reads k+1 and writes back k-1 around upda
     CHECK(mm[13999] == doctest::Approx(13999.0f));
   }
   CHECK(results[0] == results[1]);
+}
+
+TEST_CASE("optimizer states split between CPU and NVMe, with gradients read from NVMe, update like all-CPU") {
+  test::TempDir dir("zinf-offload");
+  io::UringEngine engine;
+  io::SwapDir swap(dir.path(), "run", 0);
+  NvmeBackend nvme{&engine, &swap, {}};
+  const std::vector<std::int64_t> blocks = {5000, 3000, 6000};
+  const auto groups = make_sub_groups(blocks, 2048);
+  std::vector<float> master(14000);
+  for (std::size_t i = 0; i < master.size(); ++i) master[i] = float(i) * 0.25f;
+  // Gradient segments, one per sub-group, on NVMe: g = begin + i.
+  std::vector<std::int64_t> grad_bytes;
+  for (const auto& g : groups) grad_bytes.push_back(4 * g.numel);
+  FlatStore grads("grads", Tier::kNvme, grad_bytes, nvme);
+  for (std::size_t k = 0; k < groups.size(); ++k) {
+    io::AlignedBuffer b(4 * groups[k].numel);
+    for (std::int64_t i = 0; i < groups[k].numel; ++i) b.as<float>()[i] = float(groups[k].begin + i);
+    grads.wait(grads.write(k, b.data()));
+  }
+  std::vector<std::vector<float>> results;
+  for (std::int64_t max_in_cpu : {std::int64_t(1) << 40, std::int64_t(0), std::int64_t(5000)}) {
+    CAPTURE(max_in_cpu);
+    // 1 << 40: everything in CPU memory (tier kCpu); 0: all on NVMe; 5000: block 0's three sub-groups in CPU.
+    const Tier tier = max_in_cpu > 14000 ? Tier::kCpu : Tier::kNvme;
+    OptimizerStates states(tier, groups, nvme, false, max_in_cpu);
+    if (max_in_cpu == 5000) {
+      CHECK(states.tier_of(0) == Tier::kCpu);
+      CHECK(states.tier_of(1) == Tier::kCpu);
+      CHECK(states.tier_of(2) == Tier::kCpu);
+      CHECK(states.tier_of(3) == Tier::kNvme);
+      CHECK(states.nvme_reserved_bytes() >= 12 * 9000);
+      CHECK(states.nvme_reserved_bytes() < 12 * 9000 + 6 * 4096);
+    }
+    states.load(master.data(), nullptr, nullptr);
+    std::vector<std::string> trace;
+    for (int pass = 0; pass < 2; ++pass)
+      states.for_each([&](std::size_t k, float* w, float* m, float* v, const float* g) {
+        REQUIRE(g != nullptr);
+        for (std::int64_t i = 0; i < states.groups()[k].numel; ++i) {
+          w[i] -= 0.5f * g[i];
+          m[i] += g[i];
+          v[i] = float(k);
+        }
+      }, &grads, &trace);
+    std::vector<float> w(14000), m(14000), v(14000);
+    states.save(w.data(), m.data(), v.data());
+    CHECK(w[7] == doctest::Approx(7 * 0.25f - 7.0f));
+    CHECK(m[13999] == doctest::Approx(2 * 13999.0f));
+    w.insert(w.end(), m.begin(), m.end());
+    w.insert(w.end(), v.begin(), v.end());
+    results.push_back(w);
+  }
+  CHECK(results[0] == results[1]);
+  CHECK(results[0] == results[2]);
 }
 
 TEST_CASE("the worker runs jobs in order and hands their errors to the waiter") {

@@ -1,27 +1,40 @@
-// zinf::zero — the ZeRO-3 / ZeRO-Infinity engine on one rank.
+// zinf::zero — the ZeRO-3 / ZeRO-Infinity engine, on one rank or many.
 // Implements: OffloadEngine, which owns every block's state at its home tier
 // and runs blocks without PyTorch-style hooks:
 //  - parameters (in the compute dtype) live on the device, in pinned CPU
-//    memory, or on NVMe (with max_in_cpu elements kept in CPU memory);
-//  - fp32 master weights and Adam moments live on the device, in CPU memory
-//    or on NVMe in sub-groups (offload/subgroup_pipeline.h);
-//  - fp32 gradient accumulators live next to the optimizer (device or CPU);
+//    memory, or on NVMe (with max_in_cpu elements kept in CPU memory); with
+//    several ranks each rank's home holds only its shard of every block
+//    (stage 3), or the device keeps whole blocks (stages 1-2);
+//  - fp32 master weights and Adam moments of this rank's shard live on the
+//    device, in CPU memory or on NVMe in sub-groups (offload/
+//    subgroup_pipeline.h), optionally split between CPU and NVMe;
+//  - gradients of this rank's shard accumulate next to the optimizer:
+//    device, host (fp32, or the compute dtype when nothing accumulates), or
+//    NVMe segments;
 //  - run() executes one block inside a custom autograd function: forward
-//    fetches the block's parameters, computes without a graph, keeps only its
-//    input and drops the parameters; backward fetches them again, recomputes,
+//    fetches the block's parameters (home -> pinned -> device, all-gathered
+//    across ranks), computes without a graph, keeps only its input and drops
+//    the parameters; backward fetches them again, recomputes,
 //    back-propagates, and hands the block's gradient to the engine, which
-//    copies it off the device into the accumulator on the worker thread while
-//    backward goes on. The next block's parameters are prefetched (NVMe ->
-//    pinned -> device) on the worker while the current block computes; CUDA
-//    builds issue those copies on side streams.
-//  - step() clips by the global gradient norm, skips on overflow (fp16), and
-//    runs the fused CPU Adam/AdamW (optim/cpu_adam.h) over each sub-group at
-//    its home, writing bf16/fp16 weights straight back to the parameters'
-//    home (or the NVMe staging buffer); with the optimizer on the device it
-//    runs the same arithmetic as LibTorch tensor ops.
+//    reduce-scatters it to its owners and copies it off the device while
+//    backward goes on. Upcoming blocks are prefetched on a worker thread
+//    while the current block computes;
+//  - step() clips by the global gradient norm (summed as gradients arrive,
+//    all-reduced across ranks), skips on overflow (fp16), and starts the
+//    fused CPU Adam/AdamW (optim/cpu_adam.h) over the sub-groups on a worker
+//    thread, block by block in forward order, writing the bf16/fp16 weights
+//    straight into the parameters' home: the next forward starts as soon as
+//    its first block is updated, so the optimizer overlaps the next step's
+//    compute. With the optimizer on the device it runs as tensor ops.
+// Threads and streams: a fetch worker (NVMe reads, host->device copies on a
+// side stream), a gradient worker (device->host copies on a second side
+// stream, accumulation), an optimizer worker and, with several ranks, one
+// communication worker that issues every collective in the order the
+// compute thread asked for them, so all ranks agree on the order. CUDA work
+// is ordered by events, never by host waits on the compute thread. On CPU
+// builds the same threads run the same pipeline, which is how CI tests it.
 // A block's computation is a callback, so this module never sees the model
-// (lib/train connects the two). World size is 1 here; partitioning across
-// ranks is zero/flat_layout.h's Shard arithmetic applied to the same buffers.
+// (lib/train connects the two).
 #pragma once
 
 #include <torch/torch.h>
@@ -62,6 +75,28 @@ struct OffloadEngineOptions {
   bool prefetch = true;                      // fetch the next block while this one computes
   optim::AdamParams adam;                    // lr, step and grad_scale are set per step()
   comm::Communicator* comm = nullptr;        // data-parallel ranks (caller-owned); nullptr = one rank
+  bool partition_params = true;              // stage 3: each rank's home holds its shard of the
+                                             // parameters; false (stages 1-2): whole blocks on the
+                                             // device, only optimizer state and gradients partitioned
+  std::int64_t optimizer_max_in_cpu = 0;     // optimizer on NVMe: elements of its state kept in CPU memory
+  bool gradients_on_nvme = false;            // gradient accumulators as NVMe segments (optimizer off-device)
+  bool accumulate_gradients = true;          // false (grad_accum 1): host gradients in the compute dtype
+  bool overlap_optimizer = true;             // step() returns while the CPU optimizer runs; blocks
+                                             // wait for their own update before the next fetch
+};
+
+// Where the time of one optimizer step went (seconds; take_timeline()).
+// Device times come from CUDA events on the engine's streams; on CPU builds
+// from host clocks around the same work.
+struct StepTimeline {
+  double compute_s = 0;           // block computations: forward, recompute and backward
+  double h2d_s = 0;               // host -> device copies (parameters)
+  double d2h_s = 0;               // device -> host copies (gradients)
+  double grad_accumulate_s = 0;   // CPU adding gradients into their accumulators
+  double optimizer_s = 0;         // the optimizer pass (CPU Adam + writes of the new weights)
+  double nvme_wait_s = 0;         // threads waiting on NVMe reads and writes
+  double fetch_wait_s = 0;        // the compute thread waiting for parameters to arrive
+  double comm_s = 0;              // collectives, host time on the communication worker
 };
 
 struct EngineBlock {
@@ -110,6 +145,8 @@ class OffloadEngine {
   StepResult step(double lr, double loss_scale = 1.0, double max_grad_norm = 0.0);
   void zero_grads();
   std::int64_t step_count() const;
+  // Waits until the last step's optimizer pass (and everything in flight) is done.
+  void synchronize();
 
   // This rank's part of the flat parameter vector: the ranges whose fp32
   // master weights and moments it holds, increasing (world size 1: all).
@@ -121,12 +158,20 @@ class OffloadEngine {
   // the parameters' home from the master weights.
   void load_state(const StateSource& source, std::int64_t step);
 
+  // Whole-state forms for one rank (tests, small models): copies in full.
   EngineState state();                       // copies out (reads NVMe when it lives there)
-  torch::Tensor master_weights();            // [numel] fp32 CPU, the master weights only (export)
+  torch::Tensor master_weights();            // [numel] fp32 CPU, the master weights only
   void load_state(const EngineState& state); // and refreshes the parameters from the master weights
-  torch::Tensor parameters();                // [numel] fp32 CPU, the parameters as the blocks see them
+  // [numel] fp32 CPU, the parameters as the blocks see them. With several
+  // ranks every rank must call it (it gathers).
+  torch::Tensor parameters();
+  int world_size() const;
+  int rank() const;
 
   TransferCounters counters() const;
+  // The timeline since the last call (waits for the device work it timed).
+  StepTimeline take_timeline();
+  std::int64_t nvme_reserved_bytes() const;  // swap space reserved on disk, all files
   std::int64_t pinned_pool_bytes() const;    // staging buffers allocated
   std::int64_t host_state_bytes() const;     // host memory holding params/optimizer/grads/buffers
   std::string swap_dir() const;              // "" when nothing is on NVMe

@@ -306,16 +306,27 @@ void resolve_rest(Json& cfg, Origins& origins, const MachineFacts& machine) {
   resolve_auto(cfg, origins, "zero_optimization.stage3_max_live_parameters", 1000000000);
   resolve_auto(cfg, origins, "zero_optimization.stage3_max_reuse_distance", 1000000000);
   resolve_auto(cfg, origins, "zero_optimization.stage3_gather_16bit_weights_on_model_save", false);
-  // Parameter swap buffers hold one block (the embedding is a block too).
+  // Parameter swap buffers: blocks larger than a buffer stream through in
+  // pieces, so "auto" caps a buffer at 8M elements (16 MiB of bf16) and
+  // never exceeds the largest block (the embedding is a block too).
   const std::int64_t largest_block = std::max(spec.block_parameter_count(), spec.vocab_size * hidden);
-  resolve_auto(cfg, origins, "zero_optimization.offload_param.buffer_size", largest_block);
-  // Optimizer sub-groups: DeepSpeed's 1e9 elements, but three in flight (read,
-  // update, write) at 16 bytes per element (master, m, v, grad) must fit in a
-  // quarter of RAM, and never less than one block.
-  std::int64_t sub_group = 1000000000;
-  if (machine.cpu_memory_bytes > 0) sub_group = std::min<std::int64_t>(sub_group, machine.cpu_memory_bytes / 4 / (3 * 16));
-  sub_group = std::max(sub_group, spec.block_parameter_count());
+  resolve_auto(cfg, origins, "zero_optimization.offload_param.buffer_size",
+               std::min<std::int64_t>(largest_block, std::int64_t(8) << 20));
+  // Optimizer sub-groups: three in flight (read, update, write) at 16 bytes
+  // per element (master, m, v, gradient). "auto" scales with the model
+  // (1/64 of it, between 1M and 16M elements: large enough for full-speed
+  // NVMe requests, small enough that the pipeline is a sliver of RAM) and
+  // never takes more than a quarter of RAM. DeepSpeed's own default is 1e9.
+  std::int64_t sub_group = std::clamp<std::int64_t>(spec.parameter_count() / 64, std::int64_t(1) << 20,
+                                                    std::int64_t(16) << 20);
+  if (machine.cpu_memory_bytes > 0)
+    sub_group = std::max<std::int64_t>(1, std::min<std::int64_t>(sub_group, machine.cpu_memory_bytes / 4 / (3 * 16)));
   resolve_auto(cfg, origins, "zero_optimization.sub_group_size", sub_group);
+  // Gradients follow an NVMe optimizer to NVMe, as DeepSpeed swaps them with
+  // the optimizer states; with the optimizer in memory they stay in memory.
+  const bool optimizer_nvme = get_str(cfg, "zero_optimization.offload_optimizer.device") == "nvme";
+  resolve_auto(cfg, origins, "zinf.offload.gradients",
+               optimizer_nvme && get_int(cfg, "zero_optimization.stage") >= 2 ? "nvme" : "none");
 }
 
 // ------------------------------------------------------------- rules

@@ -87,11 +87,15 @@ std::vector<OptionSpec> build_options() {
        "keep parameters on NVMe between uses (default with infinity); --no-... keeps them in CPU memory", zero, {},
        nvme_switch(kOffloadParam)},
       {"nvme-offload-gradients", OptionType::kBoolPair, "",
-       "stream gradients to NVMe as well (default off)", zero, {},
+       "keep gradient accumulators on NVMe (default: when the optimizer is on NVMe); --no-... keeps them in CPU memory",
+       zero, {},
        [](Json& cfg, const std::string& v, const std::string& origin, Origins& origins) {
          set_path(cfg, "zinf.offload.gradients", v == "true" ? "nvme" : "none");
          origins.set("zinf.offload.gradients", origin);
        }},
+      {"optimizer-max-in-cpu", OptionType::kInt, "N",
+       "with the optimizer on NVMe: elements of its state kept in CPU memory, the rest on NVMe (default 0)", zero, {},
+       set_paths({"zinf.offload.optimizer_max_in_cpu"}, OptionType::kInt)},
       {"aio-block-size", OptionType::kBytes, "BYTES",
        "bytes per NVMe request, a positive multiple of 4096 (default 1048576)", zero, {},
        set_paths({"aio.block_size"}, OptionType::kBytes)},
@@ -164,6 +168,9 @@ std::vector<OptionSpec> build_options() {
        set_paths({"zinf.train.save_every"}, OptionType::kInt)},
       {"keep-checkpoints", OptionType::kInt, "N", "checkpoints kept (default 2)", train, {},
        set_paths({"zinf.train.keep_checkpoints"}, OptionType::kInt)},
+      {"save", OptionType::kBoolPair, "",
+       "write checkpoints and model.safetensors (default on); --no-save trains and reports only", train, {},
+       set_paths({"zinf.train.save"}, OptionType::kBoolPair)},
       {"eval-every", OptionType::kInt, "N", "validation loss every N steps (0 = only at the end)", train, {},
        set_paths({"zinf.data.eval_every"}, OptionType::kInt)},
       {"log-every", OptionType::kInt, "N", "log a line every N steps (default 1)", train, {},

@@ -69,6 +69,7 @@ Settings settings_from(const Json& resolved) {
   s.offload_param.buffer_size = r.i("zero_optimization.offload_param.buffer_size");
   s.offload_param.max_in_cpu = r.i("zero_optimization.offload_param.max_in_cpu");
   s.offload_gradients_nvme = r.s("zinf.offload.gradients") == "nvme";
+  s.optimizer_max_in_cpu = r.i("zinf.offload.optimizer_max_in_cpu");
   s.sub_group_size = r.i("zero_optimization.sub_group_size");
   s.reduce_bucket_size = r.i("zero_optimization.reduce_bucket_size");
   s.allgather_bucket_size = r.i("zero_optimization.allgather_bucket_size");
@@ -92,6 +93,7 @@ Settings settings_from(const Json& resolved) {
   s.seed = r.i("zinf.train.seed");
   s.save_every = r.i("zinf.train.save_every");
   s.keep_checkpoints = r.i("zinf.train.keep_checkpoints");
+  s.save = r.b("zinf.train.save");
   s.log_every = r.i("zinf.train.log_every");
   s.device = r.s("zinf.train.device");
   s.gpus = r.s("zinf.train.gpus");

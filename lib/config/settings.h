@@ -50,6 +50,7 @@ struct Settings {
   int zero_stage = 0;
   OffloadSettings offload_param, offload_optimizer;
   bool offload_gradients_nvme = false;
+  std::int64_t optimizer_max_in_cpu = 0;       // elements of NVMe optimizer state kept in CPU memory
   std::int64_t sub_group_size = 0;            // elements
   std::int64_t reduce_bucket_size = 0;        // elements
   std::int64_t allgather_bucket_size = 0;     // elements
@@ -70,6 +71,7 @@ struct Settings {
   std::string gpus;                // "0,1" or "none"
   std::string output_dir;
   bool resume = false;
+  bool save = true;                // checkpoints and model.safetensors
   bool optimize = false;
 };
 

@@ -24,6 +24,7 @@
 #include "optim/lr_schedule.h"
 #include "train/adamw_flat.h"
 #include "train/checkpoint.h"
+#include "train/engine_report.h"
 #include "train/metrics.h"
 #include "train/zero_gpt.h"
 
@@ -35,11 +36,11 @@ using config::Settings;
 // ------------------------------------------------------------ what is supported
 
 void check_supported(const Settings& s) {
-  // ZeRO stages 1-3 and CPU/NVMe offload run on one rank through the offload
-  // engine (uses_offload_engine); gradients on NVMe are not implemented.
-  if (s.offload_gradients_nvme)
-    throw UsageError("zinf.offload.gradients = nvme (--nvme-offload-gradients) is not implemented yet",
-                     "drop --nvme-offload-gradients: gradients then accumulate in CPU memory next to the optimizer");
+  // Gradients on NVMe feed the CPU optimizer: the engine runs them with an
+  // offloaded optimizer only.
+  if (s.offload_gradients_nvme && s.offload_optimizer.device == config::Device::kNone)
+    throw UsageError("zinf.offload.gradients = nvme (--nvme-offload-gradients) needs the optimizer offloaded too",
+                     "add --nvme-offload-optimizer (or use --zero-stage infinity), or drop --nvme-offload-gradients");
 }
 
 // Stage 3 (and any offload) trains through the ZeRO engine; stages 1 and 2
@@ -126,7 +127,7 @@ struct Trainer::Impl {
   std::optional<optim::LossScaler> scaler;
   // outputs
   std::unique_ptr<ZeroGpt> zero;  // ZeRO-3 / offload runs: model, master, optimizer live in the engine
-  zero::TransferCounters transfers;     // engine counters at the last metrics line
+  std::unique_ptr<EngineReport> report;  // the engine's per-step and per-run fields
   std::unique_ptr<CheckpointDir> checkpoints;
   std::unique_ptr<MetricsLog> metrics;
   TrainerState state;
@@ -245,6 +246,7 @@ void Trainer::Impl::setup_engine() {
     fs::write_file_atomic(path, cfg.dump(2) + "\n");
   }
   zero = std::make_unique<ZeroGpt>(s.model, model::Gpt::initial_weights(s.model, std::uint64_t(s.seed)), plan.engine);
+  report = std::make_unique<EngineReport>(zero->engine());
   log::info(std::string("ZeRO engine: parameters on ") + offload::tier_name(plan.engine.param_home) +
             ", optimizer on " + offload::tier_name(plan.engine.optimizer_home) +
             (plan.engine.nvme_path.empty() ? "" : ", swap files in " + zero->engine().swap_dir()));
@@ -355,6 +357,9 @@ StepResult Trainer::Impl::engine_step() {
     loss_sum += loss.detach().item<double>();
   }
   const zero::StepResult z = zero->engine().step(r.lr, r.loss_scale, s.gradient_clipping);
+  // The optimizer runs on while the next step starts; the run's last step
+  // waits for it, so its time includes it.
+  if (state.step + 1 == s.steps) zero->engine().synchronize();
   if (scaler) r.applied = scaler->update(z.skipped);
   r.loss = loss_sum / double(s.grad_accum);
   r.grad_norm = z.grad_norm;
@@ -456,20 +461,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                          {"rss_bytes", hw::rss_bytes()},
                          {"nvme_read_bytes", 0},
                          {"nvme_write_bytes", 0}};
-    if (zero) {  // bytes moved per tier this step, and what they achieved
-      const zero::TransferCounters c = zero->engine().counters();
-      // nvme_*_bytes are cumulative over the run (issue 4's metrics contract);
-      // the *_step fields and h2d/d2h are this step's traffic.
-      line["nvme_read_bytes"] = c.nvme_read_bytes;
-      line["nvme_write_bytes"] = c.nvme_write_bytes;
-      line["nvme_read_bytes_step"] = c.nvme_read_bytes - transfers.nvme_read_bytes;
-      line["nvme_write_bytes_step"] = c.nvme_write_bytes - transfers.nvme_write_bytes;
-      line["h2d_bytes"] = c.h2d_bytes - transfers.h2d_bytes;
-      line["d2h_bytes"] = c.d2h_bytes - transfers.d2h_bytes;
-      line["nvme_gbps"] = double(c.nvme_read_bytes - transfers.nvme_read_bytes + c.nvme_write_bytes -
-                                 transfers.nvme_write_bytes) / dt / 1e9;
-      transfers = c;
-    }
+    if (report) report->add_step(line, dt);  // bytes per tier, GB/s, the step's timeline
     if (val >= 0) line["val_loss"] = val;
     if (scaler) {
       line["loss_scale"] = r.loss_scale;
@@ -481,7 +473,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                     s.log_every);
 
     const bool stopping = stop && stop->load();
-    if ((s.save_every > 0 && state.step % s.save_every == 0) || last || stopping) {
+    if (s.save && ((s.save_every > 0 && state.step % s.save_every == 0) || last || stopping)) {
       const auto ts = Clock::now();
       save();
       untimed_s += seconds_since(ts);
@@ -492,15 +484,18 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
     }
     if (stopping) {
       finish_progress();
-      log::warn("stopped by a signal after step " + std::to_string(state.step) + "; checkpoint saved, resume with --resume");
+      log::warn("stopped by a signal after step " + std::to_string(state.step) +
+                (s.save ? "; checkpoint saved, resume with --resume" : "; nothing saved (--no-save)"));
       result.interrupted = true;
       break;
     }
   }
   finish_progress();
 
-  const torch::Tensor weights = zero ? zero->engine().master_weights() : master.to(torch::kCPU).contiguous();
-  write_model_safetensors(s.output_dir + "/model.safetensors", s.model, weights.data_ptr<float>());
+  if (s.save) {
+    const torch::Tensor weights = zero ? zero->engine().master_weights() : master.to(torch::kCPU).contiguous();
+    write_model_safetensors(s.output_dir + "/model.safetensors", s.model, weights.data_ptr<float>());
+  }
   const double mean_tps = timed_s > 0 ? double(timed_tokens) / timed_s : 0;
   result.steps = state.step;
   result.summary = {{"steps", state.step},
@@ -525,18 +520,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                     {"nvme_peak_bytes", 0},
                     {"nvme_read_bytes", 0},
                     {"nvme_write_bytes", 0}};
-  if (zero) {
-    const zero::TransferCounters c = zero->engine().counters();
-    result.summary["nvme_read_bytes"] = c.nvme_read_bytes;
-    result.summary["nvme_write_bytes"] = c.nvme_write_bytes;
-    result.summary["h2d_bytes"] = c.h2d_bytes;
-    result.summary["d2h_bytes"] = c.d2h_bytes;
-    result.summary["prefetch_hits"] = c.prefetch_hits;
-    result.summary["fetch_misses"] = c.fetch_misses;
-    result.summary["offload_param"] = offload::tier_name(zero->engine().options().param_home);
-    result.summary["offload_optimizer"] = offload::tier_name(zero->engine().options().optimizer_home);
-    result.summary["host_state_bytes"] = zero->engine().host_state_bytes();
-  }
+  if (report) report->add_summary(result.summary);
   fs::write_file_atomic(s.output_dir + "/summary.json", result.summary.dump(2) + "\n");
   return result;
 }

@@ -63,6 +63,10 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   o.checksums = s.checksums;
   o.keep_swap_files = s.keep_swap_files;
   o.pin_memory = s.offload_param.pin_memory || s.offload_optimizer.pin_memory;
+  o.partition_params = s.zero_stage >= 3;
+  o.accumulate_gradients = s.grad_accum > 1;
+  o.gradients_on_nvme = s.offload_gradients_nvme && o.optimizer_home != offload::Tier::kDevice;
+  o.optimizer_max_in_cpu = s.optimizer_max_in_cpu;
   o.adam.adamw = s.adamw;
   o.adam.beta1 = s.beta1;
   o.adam.beta2 = s.beta2;
@@ -71,8 +75,9 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
 
   const bool params_nvme = o.param_home == offload::Tier::kNvme;
   const bool optim_nvme = o.optimizer_home == offload::Tier::kNvme;
-  if (!params_nvme && !optim_nvme) return plan;
+  if (!params_nvme && !optim_nvme && !o.gradients_on_nvme) return plan;
   o.nvme_path = params_nvme ? s.offload_param.nvme_path : s.offload_optimizer.nvme_path;
+  if (o.nvme_path.empty()) o.nvme_path = s.offload_param.nvme_path;
   if (params_nvme && optim_nvme && s.offload_optimizer.nvme_path != s.offload_param.nvme_path &&
       !s.offload_optimizer.nvme_path.empty())
     log::warn_once("zero.nvme_paths", "offload_param and offload_optimizer name different nvme_path values; " +
@@ -81,7 +86,9 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   r.params = params_nvme;
   r.param_bytes = static_cast<int>(c10::elementSize(dtype));
   r.optimizer = optim_nvme;
-  const std::int64_t need = io::nvme_swap_bytes(s.model.parameter_count(), r);
+  r.gradients = o.gradients_on_nvme;
+  std::int64_t need = io::nvme_swap_bytes(s.model.parameter_count(), r);
+  if (optim_nvme) need -= 12 * std::min(s.optimizer_max_in_cpu, s.model.parameter_count());  // kept in CPU memory
   const std::string why = nvme_unusable(o.nvme_path, need);
   if (why.empty()) return plan;
   if (s.strict_nvme)
@@ -90,6 +97,7 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   log::warn_once("zero.nvme_fallback", "NVMe offload is unusable: " + why + "; falling back to CPU offload");
   if (params_nvme) o.param_home = offload::Tier::kCpu;
   if (optim_nvme) o.optimizer_home = offload::Tier::kCpu;
+  o.gradients_on_nvme = false;
   o.nvme_path.clear();
   plan.fell_back = true;
   plan.reason = why;

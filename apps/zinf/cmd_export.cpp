@@ -1,8 +1,9 @@
 // zinf export — checkpoint to safetensors.
 // Implements: `zinf export CHECKPOINT_DIR OUT.safetensors`: the fp32 weights of
 // a checkpoint (a global_stepN directory, a checkpoints/ directory with
-// `latest`, or a training output directory) written as a safetensors file
-// with nanoGPT's parameter names, what DeepSpeed's zero_to_fp32 does.
+// `latest`, or a training output directory), gathered from the shards of
+// however many ranks wrote it and streamed into a safetensors file with
+// nanoGPT's parameter names, what DeepSpeed's zero_to_fp32 does.
 #include <iostream>
 #include <memory>
 
@@ -22,7 +23,8 @@ void setup(CLI::App& app) {
   auto state = std::make_shared<ExportCommand>();
   CLI::App* cmd = app.add_subcommand(
       "export",
-      "Write a checkpoint's fp32 weights as a safetensors file (like DeepSpeed's zero_to_fp32).\n"
+      "Write a checkpoint's fp32 weights as a safetensors file (like DeepSpeed's zero_to_fp32),\n"
+      "gathering the shards of every rank that wrote it.\n"
       "CHECKPOINT_DIR may be a checkpoint (global_stepN), a checkpoints/ directory (its `latest` is\n"
       "used) or a training output directory.");
   cmd->add_option("CHECKPOINT_DIR", state->checkpoint, "checkpoint, checkpoints/ or output directory")->required();

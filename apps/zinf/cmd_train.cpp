@@ -1,22 +1,31 @@
 // zinf train — train a model.
-// Implements: the `train` subcommand: resolve the configuration (same flags,
-// presets and merge order as `zinf config`); with --optimize, let the planner
-// pick the ZeRO stage and offload; print the planner's estimate; refuse what the
-// engine does not do yet; save OUTPUT_DIR/config.json; run the trainer with
-// SIGINT/SIGTERM stopping after the current step; print the measured peaks next
-// to the estimate and the run summary as one JSON line on stdout. Exit code 130
-// when stopped by a signal (after a checkpoint).
+// Implements: the `train` subcommand: read the rank environment (torchrun,
+// Slurm or `zinf launch`); resolve the configuration (same flags, presets and
+// merge order as `zinf config`); with --optimize, let the planner pick the
+// ZeRO stage and offload; print the planner's estimate; refuse what the engine
+// does not do yet; as one of several ranks, join the group (the rendezvous
+// from MASTER_ADDR:MASTER_PORT) and check every rank resolved the same
+// configuration; save OUTPUT_DIR/config.json (rank 0); run the trainer with
+// SIGINT/SIGTERM stopping after the current step; print the measured peaks
+// next to the estimate and the run summary as one JSON line on stdout (rank
+// 0). Ranks other than 0 log only warnings and errors. Exit code 130 when
+// stopped by a signal (after a checkpoint).
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <memory>
 
 #include "command.h"
+#include "comm/communicator.h"
 #include "config/settings.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/units.h"
+#include "launch/rank_env.h"
 #include "log/log.h"
 #include "plan/estimate.h"
 #include "plan/recommend.h"
+#include "train/distributed.h"
 #include "train/stop_signal.h"
 #include "train/trainer.h"
 
@@ -31,9 +40,19 @@ plan::Target target_of(const config::Settings& s) {
   return s.device == "cuda" ? plan::Target::kCuda : plan::Target::kCpu;
 }
 
+// Ranks per node and nodes, as the planner counts them.
+struct Topology {
+  int gpus_per_node = 1, nodes = 1;
+};
+
+Topology topology_of(const launch::RankEnv& env) {
+  const int per_node = std::max(1, env.local_world_size);
+  return {per_node, std::max(1, env.world_size / per_node)};
+}
+
 // --optimize: the fastest stage/offload that fits this machine (lib/plan),
 // written into the resolved configuration so config.json shows what ran.
-void apply_optimize(config::Resolved& r, config::Settings& s) {
+void apply_optimize(config::Resolved& r, config::Settings& s, const Topology& t) {
   // The configured path, even when the asked stage keeps nothing on NVMe
   // (Settings only carries a path for a device that is nvme).
   std::string nvme_path;
@@ -41,7 +60,7 @@ void apply_optimize(config::Resolved& r, config::Settings& s) {
     if (const config::Json* v = config::find_path(r.config, key); v && v->is_string() && nvme_path.empty())
       nvme_path = v->get<std::string>();
   const plan::Choice choice =
-      plan::choose(plan::inputs_from(s, 1, 1, target_of(s)), plan::detect_hardware(nvme_path));
+      plan::choose(plan::inputs_from(s, t.gpus_per_node, t.nodes, target_of(s)), plan::detect_hardware(nvme_path));
   config::Json& cfg = r.config;
   config::set_path(cfg, "zero_optimization.stage", choice.option.zero_stage);
   config::set_path(cfg, "zero_optimization.offload_param.device", config::device_name(choice.option.offload_param));
@@ -54,31 +73,51 @@ void apply_optimize(config::Resolved& r, config::Settings& s) {
 }
 
 void run_train(const TrainCommand& c) {
-  const config::MachineFacts facts = detect_machine_facts();
-  // Ranks would each train alone and write the same output directory: refuse
-  // until the engine partitions across ranks (issue 7).
-  if (facts.world_size > 1)
-    throw UsageError("zinf train does not train across several ranks yet (WORLD_SIZE=" +
-                         std::to_string(facts.world_size) + ")",
-                     "run one process: zinf train ... (ZeRO-3/Infinity offload work on one GPU)");
+  // Validated first: RANK outside [0, WORLD_SIZE), a missing MASTER_ADDR, ...
+  const launch::RankEnv env = launch::current_rank_env();
+  const bool leader = env.rank == 0;
+  // One rank speaks for the run; the others report only what goes wrong
+  // (--log-level debug still shows every rank).
+  if (!leader && log::level() == log::Level::kInfo) log::set_level(log::Level::kWarn);
+  config::MachineFacts facts = detect_machine_facts();
+  facts.world_size = env.world_size;
   config::Resolved r = config::build_config(c.options.sources(), facts);
   for (const auto& w : r.warnings) log::warn(w);
   config::Settings settings = config::settings_from(r.config);
-  if (settings.optimize) apply_optimize(r, settings);
+  const Topology topology = topology_of(env);
+  if (settings.optimize) apply_optimize(r, settings, topology);
   train::check_supported(settings);
   const plan::Target target = target_of(settings);
-  const plan::Need need =
-      plan::estimate_option(plan::inputs_from(settings, 1, 1, target), plan::option_from(settings));
+  const plan::Need need = plan::estimate_option(
+      plan::inputs_from(settings, topology.gpus_per_node, topology.nodes, target), plan::option_from(settings));
   const plan::Option option = plan::option_from(settings);
   log::info("estimate for " + option.name + " (details: zinf estimate): " +
             (target == plan::Target::kCuda ? "GPU " + format_bytes(double(need.gpu_bytes)) + ", " : std::string()) +
             "CPU " + format_bytes(double(need.cpu_bytes)) +
             (need.nvme_bytes > 0 ? ", NVMe " + format_bytes(double(need.nvme_bytes)) : std::string()));
-  fs::make_dirs(settings.output_dir);
-  fs::write_file_atomic(settings.output_dir + "/config.json", r.config.dump(2) + "\n");
+  std::unique_ptr<comm::Communicator> comm;
+  if (env.distributed()) {
+    comm::Rendezvous rdv;
+    rdv.rank = env.rank;
+    rdv.world_size = env.world_size;
+    rdv.master_addr = env.master_addr;
+    rdv.master_port = env.master_port;
+    rdv.timeout = std::chrono::seconds(settings.comm_timeout_s);
+    comm = train::join_group(settings, rdv, env.local_rank);
+    train::check_same_config(*comm, r.config);
+    log::info("rank 0 of " + std::to_string(env.world_size) + " (" + launch::describe(env.source) + "), " +
+              comm::backend_name(comm->backend()) + " through " + env.master_addr + ":" +
+              std::to_string(env.master_port) + "; every rank resolved the same configuration");
+  }
+  if (leader) {
+    fs::make_dirs(settings.output_dir);
+    fs::write_file_atomic(settings.output_dir + "/config.json", r.config.dump(2) + "\n");
+  }
 
-  train::Trainer trainer(settings);
+  train::Trainer trainer(settings, comm.get(), env.local_rank);
   const train::TrainResult result = trainer.run(&train::install_stop_signals());
+  if (result.interrupted) set_exit_code(static_cast<int>(ExitCode::kInterrupted));
+  if (!leader) return;
   std::cout << result.summary.dump() << std::endl;
   // Every run checks the planner: measured peaks next to the estimate.
   const auto measured = [&](const char* key) {
@@ -93,7 +132,6 @@ void run_train(const TrainCommand& c) {
     peaks += ", NVMe files estimated " + format_bytes(double(need.nvme_bytes));
   log::info(peaks);
   log::info("outputs in " + settings.output_dir + ": config.json, metrics.jsonl, summary.json, checkpoints/, model.safetensors");
-  if (result.interrupted) set_exit_code(static_cast<int>(ExitCode::kInterrupted));
 }
 
 void setup(CLI::App& app) {

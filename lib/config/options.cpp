@@ -175,6 +175,10 @@ std::vector<OptionSpec> build_options() {
        set_paths({"zinf.data.eval_every"}, OptionType::kInt)},
       {"log-every", OptionType::kInt, "N", "log a line every N steps (default 1)", train, {},
        set_paths({"zinf.train.log_every"}, OptionType::kInt)},
+      {"comm-timeout", OptionType::kInt, "SECONDS",
+       "multi-rank runs: how long a rank waits for the others (rendezvous, each collective) before it fails "
+       "(default 600)",
+       train, {}, set_paths({"zinf.train.comm_timeout"}, OptionType::kInt)},
       {"resume", OptionType::kSwitch, "", "continue from the latest checkpoint in --output-dir", train, {},
        set_paths({"zinf.train.resume"}, OptionType::kSwitch)},
   };

@@ -212,6 +212,8 @@ std::vector<KeySpec> build_schema() {
       boolean("zinf.train.resume", false, "continue from the latest checkpoint in output_dir"),
       integer("zinf.train.log_every", 1, 1, kBig, "log a line every N steps"),
       string("zinf.train.gpus", "auto", "GPUs: auto, a count, or ids like 0,1", false, true),
+      integer("zinf.train.comm_timeout", 600, 1, 86400,
+              "seconds a rank waits for the other ranks (rendezvous, each collective) before it fails"),
       boolean("zinf.optimize", false, "pick stage and offload from the estimate"),
       choice("zinf.offload.gradients", "auto", {"none", "nvme"},
              "gradient accumulators on NVMe (auto: nvme when the optimizer is on NVMe)", true),

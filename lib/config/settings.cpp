@@ -97,6 +97,7 @@ Settings settings_from(const Json& resolved) {
   s.log_every = r.i("zinf.train.log_every");
   s.device = r.s("zinf.train.device");
   s.gpus = r.s("zinf.train.gpus");
+  s.comm_timeout_s = r.i("zinf.train.comm_timeout");
   s.output_dir = r.s("zinf.train.output_dir");
   s.resume = r.b("zinf.train.resume");
   s.optimize = r.b("zinf.optimize");

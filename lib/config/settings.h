@@ -69,6 +69,7 @@ struct Settings {
   std::int64_t steps = 1, seed = 0, save_every = 0, keep_checkpoints = 2, log_every = 1;
   std::string device;              // "cpu" | "cuda"
   std::string gpus;                // "0,1" or "none"
+  std::int64_t comm_timeout_s = 600;  // seconds: rendezvous and each collective across ranks
   std::string output_dir;
   bool resume = false;
   bool save = true;                // checkpoints and model.safetensors

@@ -1,6 +1,7 @@
 // zinf::model — the GPT decoder over flat buffers.
 #include "model/gpt.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -44,9 +45,15 @@ torch::Tensor transformer_block(const torch::Tensor& x, const std::vector<torch:
 
 Gpt::Gpt(const GptOptions& options) : options_(options), layout_(gpt_layout(options.spec)) {
   numel_ = layout_.back().offset + layout_.back().numel;
+  if (options.padded_numel != 0 && options.padded_numel < numel_)
+    throw Error("padded_numel " + std::to_string(options.padded_numel) + " is less than the model's " +
+                std::to_string(numel_) + " parameters");
+  const std::int64_t allocated = std::max(numel_, options.padded_numel);
   const auto topts = torch::TensorOptions().dtype(options.dtype).device(options.device);
-  params_ = torch::zeros({numel_}, topts);
-  grads_ = torch::zeros({numel_}, topts);
+  padded_params_ = torch::zeros({allocated}, topts);
+  padded_grads_ = torch::zeros({allocated}, topts);
+  params_ = padded_params_.narrow(0, 0, numel_);
+  grads_ = padded_grads_.narrow(0, 0, numel_);
   for (const auto& block : layout_) {
     std::vector<torch::Tensor> views;
     for (const auto& p : block.params) {

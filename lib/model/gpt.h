@@ -24,6 +24,11 @@ struct GptOptions {
   torch::Dtype dtype = torch::kFloat32;   // parameters, activations and gradients
   torch::Device device = torch::kCPU;
   bool activation_checkpointing = false;
+  // Elements the flat parameter and gradient buffers are allocated with
+  // (>= the parameter count; 0 = exactly the parameter count). Padding makes
+  // a buffer split into equal world-size shards, so collectives can read and
+  // write it in place (train/data_parallel.h); the padding stays zero.
+  std::int64_t padded_numel = 0;
 };
 
 // The computation of one transformer block (x: [B, T, H]); params in
@@ -42,7 +47,11 @@ class Gpt {
 
   torch::Tensor& params() { return params_; }  // [numel] dtype, device
   torch::Tensor& grads() { return grads_; }    // [numel] dtype, device; param.grad are views into it
-  void zero_grads() { grads_.zero_(); }
+  // The whole buffers, padding included: [padded_numel] (params() and
+  // grads() are their first numel elements).
+  torch::Tensor& padded_params() { return padded_params_; }
+  torch::Tensor& padded_grads() { return padded_grads_; }
+  void zero_grads() { padded_grads_.zero_(); }
 
   // GPT-2 initialisation into `out` ([numel] fp32, CPU): normal(0, 0.02) for
   // embeddings and linear weights, 0.02/sqrt(2*layers) for the two residual
@@ -67,7 +76,8 @@ class Gpt {
   GptOptions options_;
   std::vector<BlockLayout> layout_;
   std::int64_t numel_ = 0;
-  torch::Tensor params_, grads_;
+  torch::Tensor padded_params_, padded_grads_;  // [padded_numel] dtype, device
+  torch::Tensor params_, grads_;                // [numel] views of the above
   std::vector<std::vector<torch::Tensor>> views_;  // [blocks][params] leaf views into params_
 };
 

@@ -47,46 +47,107 @@ std::size_t dtype_size(const std::string& d) {
   throw UsageError("unknown safetensors dtype '" + d + "'", "allowed: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL");
 }
 
-void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+SafetensorsWriter::SafetensorsWriter(std::string path, const std::vector<TensorSpec>& tensors,
+                                     const std::map<std::string, std::string>& metadata)
+    : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(::getpid())) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::int64_t offset = 0;
+  begin_.push_back(0);
   for (const auto& t : tensors) {
     std::int64_t elems = 1;
-    for (auto d : t.shape) elems *= d;
-    if (std::size_t(elems) * dtype_size(t.dtype) != t.nbytes)
-      throw Error("tensor '" + t.name + "' has " + std::to_string(t.nbytes) + " bytes but shape and dtype " + t.dtype +
-                  " need " + std::to_string(std::size_t(elems) * dtype_size(t.dtype)));
-    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + std::int64_t(t.nbytes)}}};
-    offset += static_cast<std::int64_t>(t.nbytes);
+    for (auto d : t.shape) {
+      if (d < 0) throw Error("tensor '" + t.name + "' of '" + path_ + "' has a negative dimension");
+      elems *= d;
+    }
+    const std::int64_t bytes = elems * std::int64_t(dtype_size(t.dtype));
+    if (header.contains(t.name)) throw Error("tensor '" + t.name + "' appears twice in '" + path_ + "'");
+    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    begin_.push_back(offset);
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keep the data 8-byte aligned, as the reference writer does
   const std::uint64_t n = text.size();
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
+  data_start_ = 8 + std::int64_t(n);
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw Error("cannot write '" + path + "': " + errno_text(errno), "check that the directory exists and is writable");
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw Error("cannot write '" + path_ + "': " + errno_text(errno), "check that the directory exists and is writable");
   try {
-    write_all(fd, len, 8, path);
-    write_all(fd, text.data(), text.size(), path);
-    for (const auto& t : tensors) write_all(fd, t.data, t.nbytes, path);
-    if (::fsync(fd) != 0) throw Error("cannot flush '" + path + "': " + errno_text(errno));
+    write_all(fd_, len, 8, path_);
+    write_all(fd_, text.data(), text.size(), path_);
   } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
     throw;
   }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw Error("cannot rename '" + tmp + "' to '" + path + "': " + errno_text(err));
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  ::unlink(tmp_.c_str());
+}
+
+void SafetensorsWriter::write(std::int64_t offset, const void* data, std::size_t nbytes) {
+  if (fd_ < 0) throw Error("'" + path_ + "' was already committed");
+  if (offset < 0 || offset + std::int64_t(nbytes) > data_bytes())
+    throw Error("bytes [" + std::to_string(offset) + ", " + std::to_string(offset + std::int64_t(nbytes)) +
+                ") are outside the " + std::to_string(data_bytes()) + "-byte data section of '" + path_ + "'");
+  const char* p = static_cast<const char*>(data);
+  std::int64_t at = data_start_ + offset;
+  std::size_t left = nbytes;
+  while (left > 0) {
+    const ssize_t w = ::pwrite(fd_, p, std::min<std::size_t>(left, std::size_t(1) << 30), at);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw Error("cannot write '" + path_ + "': " + errno_text(errno),
+                  errno == ENOSPC ? "free some space or choose another output directory" : "");
+    }
+    p += w;
+    at += w;
+    left -= static_cast<std::size_t>(w);
   }
+  written_ += std::int64_t(nbytes);
+}
+
+void SafetensorsWriter::commit() {
+  if (fd_ < 0) throw Error("'" + path_ + "' was already committed");
+  if (written_ != data_bytes())
+    throw Error("'" + path_ + "' got " + std::to_string(written_) + " of its " + std::to_string(data_bytes()) +
+                " data bytes");
+  if (::fsync(fd_) != 0) throw Error("cannot flush '" + path_ + "': " + errno_text(errno));
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    throw Error("cannot close '" + path_ + "': " + errno_text(err));
+  }
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    throw Error("cannot rename '" + tmp_ + "' to '" + path_ + "': " + errno_text(err));
+  }
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorSpec> specs;
+  for (const auto& t : tensors) {
+    std::int64_t elems = 1;
+    for (auto d : t.shape) elems *= d;
+    if (std::size_t(elems) * dtype_size(t.dtype) != t.nbytes)
+      throw Error("tensor '" + t.name + "' has " + std::to_string(t.nbytes) + " bytes but shape and dtype " + t.dtype +
+                  " need " + std::to_string(std::size_t(elems) * dtype_size(t.dtype)));
+    specs.push_back({t.name, t.dtype, t.shape});
+  }
+  SafetensorsWriter w(path, specs, metadata);
+  for (std::size_t i = 0; i < tensors.size(); ++i) w.write(w.data_offset(i), tensors[i].data, tensors[i].nbytes);
+  w.commit();
 }
 
 SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {

@@ -1,4 +1,4 @@
-// zinf::train — the loop over flat buffers, stage none.
+// zinf::train — the loop over flat buffers, on one rank or several.
 #include "train/trainer.h"
 
 #include <torch/torch.h>
@@ -12,6 +12,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
+#include "comm/communicator.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/units.h"
@@ -25,6 +26,8 @@
 #include "train/adamw_flat.h"
 #include "train/checkpoint.h"
 #include "train/engine_report.h"
+#include "train/data_parallel.h"
+#include "train/distributed.h"
 #include "train/metrics.h"
 #include "train/zero_gpt.h"
 
@@ -43,8 +46,8 @@ void check_supported(const Settings& s) {
                      "add --nvme-offload-optimizer (or use --zero-stage infinity), or drop --nvme-offload-gradients");
 }
 
-// Stage 3 (and any offload) trains through the ZeRO engine; stages 1 and 2
-// without offload are stage none on one rank (one partition = everything).
+// Stage 3 (and any offload) trains through the ZeRO engine; stages 0-2
+// without offload run the data-parallel loop (train/data_parallel.h).
 bool uses_offload_engine(const Settings& s) {
   return s.zero_stage >= 3 || s.offload_optimizer.device != config::Device::kNone;
 }
@@ -58,7 +61,9 @@ constexpr int kWarmupSteps = 2;  // steps left out of the mean tokens/s
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-torch::Device pick_device(const Settings& s) {
+// On several ranks each rank's GPU follows its LOCAL_RANK (--gpus was
+// applied by the launcher through CUDA_VISIBLE_DEVICES); alone, --gpus picks it.
+torch::Device pick_device(const Settings& s, bool several_ranks, int local_rank) {
   if (s.device != "cuda") return torch::kCPU;
   if (!torch::cuda::is_available())
     throw Error("--device cuda was asked for, but " +
@@ -71,7 +76,8 @@ torch::Device pick_device(const Settings& s) {
                         ),
                 "use --device cpu, or run on a GPU host with a CUDA build of zinf", ExitCode::kUnusable);
   int index = 0;
-  if (!s.gpus.empty() && s.gpus != "none" && s.gpus != "auto") index = std::stoi(s.gpus.substr(0, s.gpus.find(',')));
+  if (several_ranks) index = cuda_device_for_rank(local_rank);
+  else if (!s.gpus.empty() && s.gpus != "none" && s.gpus != "auto") index = std::stoi(s.gpus.substr(0, s.gpus.find(',')));
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
@@ -98,6 +104,13 @@ std::string dims(const ModelSpec& s) {
          std::to_string(s.hidden_size) + ", layers " + std::to_string(s.layers) + ", heads " + std::to_string(s.heads);
 }
 
+// Rows [first, first + rows) of a token batch as a [rows, cols] tensor on `device`.
+torch::Tensor rows_on(const std::vector<std::int64_t>& v, std::int64_t first, std::int64_t rows, std::int64_t cols,
+                      const torch::Device& device) {
+  return torch::from_blob(const_cast<std::int64_t*>(v.data()) + first * cols, {rows, cols}, torch::kInt64)
+      .to(device, torch::kInt64, /*non_blocking=*/false, /*copy=*/true);
+}
+
 }  // namespace
 
 // ------------------------------------------------------------ the parts
@@ -108,21 +121,24 @@ struct StepResult {
   double lr = 0;
   double loss_scale = 1;  // fp16: the scale this step used
   bool applied = true;    // false: fp16 overflow, step skipped
+  bool stop = false;      // some rank was asked to stop (agreed by all ranks)
 };
 
 struct Trainer::Impl {
   Settings settings;
+  comm::Communicator* comm = nullptr;  // nullptr: one rank
+  int local_rank = 0;
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat32;
+  std::unique_ptr<RankGroup> group;    // the ranks, and where their collectives run
   // data
   data::Tokens tokens;
   data::DataSplit split;
   std::unique_ptr<data::Sampler> sampler;
-  // model and optimizer state
+  // model and optimizer state (stages 0-2: the model holds the parameters,
+  // DataParallel this rank's master weights, gradient and moments)
   std::unique_ptr<model::Gpt> model;
-  torch::Tensor master;   // [numel] fp32 master weights (the model's own buffer in fp32)
-  torch::Tensor grad32;   // [numel] fp32 gradient (the model's own buffer in fp32)
-  std::unique_ptr<AdamWFlat> optimizer;
+  std::unique_ptr<DataParallel> dp;
   optim::LrSchedule schedule;
   std::optional<optim::LossScaler> scaler;
   // outputs
@@ -132,41 +148,46 @@ struct Trainer::Impl {
   std::unique_ptr<MetricsLog> metrics;
   TrainerState state;
 
-  explicit Impl(const Settings& s) : settings(s) {}
+  Impl(const Settings& s, comm::Communicator* c, int local) : settings(s), comm(c), local_rank(local) {}
   void setup();
   void setup_engine();
+  int world() const { return group->size(); }
+  bool leader() const { return group->rank() == 0; }  // writes metrics, summary and the model
   std::int64_t numel() const { return zero ? settings.model.parameter_count() : model->numel(); }
   torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) { return zero ? zero->loss(x, y) : model->loss(x, y); }
   bool resume();
   double evaluate();
   void save();
-  StepResult train_step();
-  StepResult engine_step();
+  void write_model();
+  StepResult train_step(bool stop_requested);
+  StepResult engine_step(bool stop_requested);
   TrainResult loop(const std::atomic<bool>* stop);
   // The step's micro-batches as [grad_accum, rows, cols] inputs and targets
   // on the device: one copy per step, from pinned memory and asynchronous on
-  // CUDA, so the GPU never waits for the host between micro-batches.
+  // CUDA, so the GPU never waits for the host between micro-batches. Every
+  // rank draws the whole global micro-batch (rows x ranks) and keeps its own
+  // rows, so the sampler's state is the same on every rank and N ranks see
+  // exactly the rows one rank with an N times larger micro-batch would.
   std::pair<torch::Tensor, torch::Tensor> next_step_tokens() {
     const std::int64_t rows = settings.micro_batch, cols = settings.model.seq_len;
     const auto opts = torch::TensorOptions().dtype(torch::kInt64).pinned_memory(device.is_cuda());
     torch::Tensor in = torch::empty({settings.grad_accum, rows, cols}, opts), tg = torch::empty_like(in);
     const std::size_t bytes = std::size_t(rows * cols) * sizeof(std::int64_t);
+    const std::size_t first = std::size_t(group->rank() * rows * cols);
     for (std::int64_t micro = 0; micro < settings.grad_accum; ++micro) {
-      const data::Batch b = sampler->next(rows);
-      std::memcpy(in[micro].data_ptr<std::int64_t>(), b.inputs.data(), bytes);
-      std::memcpy(tg[micro].data_ptr<std::int64_t>(), b.targets.data(), bytes);
+      const data::Batch b = sampler->next(rows * world());
+      std::memcpy(in[micro].data_ptr<std::int64_t>(), b.inputs.data() + first, bytes);
+      std::memcpy(tg[micro].data_ptr<std::int64_t>(), b.targets.data() + first, bytes);
     }
     return {in.to(device, /*non_blocking=*/true), tg.to(device, /*non_blocking=*/true)};
-  }
-  torch::Tensor to_device(std::vector<std::int64_t>& v, std::int64_t rows, std::int64_t cols) const {
-    return torch::from_blob(v.data(), {rows, cols}, torch::kInt64).to(device, torch::kInt64, /*non_blocking=*/false, /*copy=*/true);
   }
 };
 
 void Trainer::Impl::setup() {
   const Settings& s = settings;
   check_supported(s);
-  device = pick_device(s);
+  device = pick_device(s, comm && comm->world_size() > 1, local_rank);
+  group = std::make_unique<RankGroup>(comm, device);
   // LibTorch's CPU kernels lack fp16 for much of the model; bf16 works (slowly)
   // and runs the same master-weight code path as CUDA, which is how CI tests it.
   if (s.precision == Precision::kFp16 && !device.is_cuda())
@@ -179,7 +200,8 @@ void Trainer::Impl::setup() {
                                                                                                 : torch::kFloat32;
   // Output directory first: a bad path should fail before minutes of loading.
   fs::make_dirs(s.output_dir);
-  checkpoints = std::make_unique<CheckpointDir>(s.output_dir + "/checkpoints", s.keep_checkpoints);
+  checkpoints = std::make_unique<CheckpointDir>(s.output_dir + "/checkpoints", s.keep_checkpoints,
+                                                CheckpointGroup{group->rank(), world(), [this] { group->barrier(); }});
 
   tokens = data::load_tokens(s.dataset_file);
   data::check_vocab(tokens, s.model.vocab_size);
@@ -189,20 +211,13 @@ void Trainer::Impl::setup() {
   if (uses_offload_engine(s)) {
     setup_engine();
   } else {
-  model = std::make_unique<model::Gpt>(model::GptOptions{s.model, dtype, device, s.activation_checkpointing});
-  if (dtype == torch::kFloat32) {
-    master = model->params();
-    grad32 = model->grads();
-  } else {
-    master = torch::zeros({model->numel()}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-    grad32 = torch::zeros_like(master);
-  }
-  {
-    torch::NoGradGuard no_grad;
-    master.copy_(model::Gpt::initial_weights(s.model, std::uint64_t(s.seed)));
-  }
-  if (dtype != torch::kFloat32) model->load_flat(master);
-  optimizer = std::make_unique<AdamWFlat>(master, AdamWOptions{s.beta1, s.beta2, s.eps, s.weight_decay, s.adamw});
+    // Same seed, same first weights on every rank: nothing to broadcast.
+    const ShardPlan plan(s.model.parameter_count(), world());
+    model = std::make_unique<model::Gpt>(
+        model::GptOptions{s.model, dtype, device, s.activation_checkpointing, plan.padded_numel()});
+    dp = std::make_unique<DataParallel>(*model, *group, s.zero_stage, s.reduce_bucket_size,
+                                        AdamWOptions{s.beta1, s.beta2, s.eps, s.weight_decay, s.adamw});
+    dp->init(model::Gpt::initial_weights(s.model, std::uint64_t(s.seed)));
   }
 
   schedule.type = s.scheduler;
@@ -232,8 +247,10 @@ void Trainer::Impl::setup() {
 // shows what really runs.
 void Trainer::Impl::setup_engine() {
   const Settings& s = settings;
-  const OffloadPlan plan = resolve_offload(s, device, dtype);
-  if (plan.fell_back) {
+  OffloadPlan plan = resolve_offload(s, device, dtype);
+  plan.engine.comm = comm;
+  plan.engine.rank = group->rank();
+  if (plan.fell_back && leader()) {
     const std::string path = s.output_dir + "/config.json";
     config::Json cfg = fs::exists(path) ? config::Json::parse(fs::read_file(path)) : config::Json::object();
     auto& zo = cfg["zero_optimization"];
@@ -247,6 +264,18 @@ void Trainer::Impl::setup_engine() {
   }
   zero = std::make_unique<ZeroGpt>(s.model, model::Gpt::initial_weights(s.model, std::uint64_t(s.seed)), plan.engine);
   report = std::make_unique<EngineReport>(zero->engine());
+  if (world() > 1) {
+    // The ranks' owned ranges must tile the model (checkpoint shards rely on it).
+    torch::Tensor owned = torch::full({1}, total_count(zero->engine().owned_ranges()),
+                                      torch::TensorOptions().dtype(torch::kInt64).device(device));
+    group->sum(owned);
+    const std::int64_t total = owned.to(torch::kCPU).item<std::int64_t>();
+    if (total != s.model.parameter_count())
+      throw Error("the ZeRO engine's " + std::to_string(world()) + " ranks own " + std::to_string(total) +
+                      " elements of the model's " + std::to_string(s.model.parameter_count()) +
+                      ": their partitions do not tile the model",
+                  "this is a bug in zinf; please report it with the run's config.json");
+  }
   log::info(std::string("ZeRO engine: parameters on ") + offload::tier_name(plan.engine.param_home) +
             ", optimizer on " + offload::tier_name(plan.engine.optimizer_home) +
             (plan.engine.nvme_path.empty() ? "" : ", swap files in " + zero->engine().swap_dir()));
@@ -264,7 +293,8 @@ bool Trainer::Impl::resume() {
     log::warn("--resume: no checkpoint in " + checkpoints->dir() + " yet; starting from step 0");
     return false;
   }
-  const CheckpointInfo info = read_checkpoint_info(*latest);
+  const CheckpointReader reader(*latest);
+  const CheckpointInfo& info = reader.info();
   if (!same_dims(info.spec, settings.model))
     throw UsageError("checkpoint " + info.path + " is for a model with " + dims(info.spec) + ", this run asks for " +
                          dims(settings.model),
@@ -277,91 +307,96 @@ bool Trainer::Impl::resume() {
   if (info.state.seed != std::uint64_t(settings.seed))
     log::warn("--seed " + std::to_string(settings.seed) + " differs from the checkpoint's " +
               std::to_string(info.state.seed) + "; the checkpoint's data order is kept");
-  std::vector<float> buf(static_cast<std::size_t>(info.numel));
-  auto load = [&](torch::Tensor& dst, int which) {  // one tensor at a time through one host buffer
-    float* ptrs[3] = {nullptr, nullptr, nullptr};
-    ptrs[which] = buf.data();
-    read_checkpoint_tensors(info, ptrs[0], ptrs[1], ptrs[2]);
-    torch::NoGradGuard no_grad;
-    dst.copy_(torch::from_blob(buf.data(), {info.numel}, torch::kFloat32));
-  };
-  if (zero) {
-    zero::EngineState es;
-    for (torch::Tensor* t : {&es.master, &es.exp_avg, &es.exp_avg_sq}) *t = torch::empty({info.numel}, torch::kFloat32);
-    read_checkpoint_tensors(info, es.master.data_ptr<float>(), es.exp_avg.data_ptr<float>(),
-                            es.exp_avg_sq.data_ptr<float>());
-    es.step = info.state.adam_steps;
-    zero->engine().load_state(es);
-  } else {
-  load(master, 0);
-  load(optimizer->exp_avg(), 1);
-  load(optimizer->exp_avg_sq(), 2);
-  if (dtype != torch::kFloat32) model->load_flat(master);
-  optimizer->set_step_count(info.state.adam_steps);
-  }
+  // Each rank reads only what it holds, from whichever shards have it: the
+  // world size that wrote the checkpoint does not matter.
+  if (zero) zero->engine().load_state(reader.source(), info.state.adam_steps);
+  else dp->load_state(reader.source(), info.state.adam_steps);
   state = info.state;
   sampler = std::make_unique<data::Sampler>(tokens.ids, split.train, settings.model.seq_len, state.seed, true);
   sampler->restore(state.data);
   if (scaler && state.has_loss_scaler) scaler->restore(state.loss_scaler);
-  log::info("resumed from " + info.path + " at step " + std::to_string(state.step));
+  log::info("resumed from " + info.path + " at step " + std::to_string(state.step) +
+            (info.world_size != world() ? " (written by " + std::to_string(info.world_size) +
+                                              (info.world_size == 1 ? " rank" : " ranks") + ", re-sliced for " +
+                                              std::to_string(world()) + ")"
+                                        : std::string()));
   return true;
 }
 
+// Each validation batch is a global micro-batch: every rank evaluates its
+// rows (ZeRO-3 needs every rank in every forward) and one all-reduce sums
+// the ranks' losses.
 double Trainer::Impl::evaluate() {
   if (split.val.count == 0) return -1;
   torch::NoGradGuard no_grad;
   data::Sampler val(tokens.ids, split.val, settings.model.seq_len, 0, /*shuffle=*/false);
-  torch::Tensor total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  torch::Tensor total = torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  const std::int64_t rows = settings.micro_batch, first = group->rank() * rows;
   for (std::int64_t i = 0; i < settings.eval_batches; ++i) {
-    data::Batch b = val.next(settings.micro_batch);
-    total += loss(to_device(b.inputs, b.rows, b.cols), to_device(b.targets, b.rows, b.cols));
+    const data::Batch b = val.next(rows * world());
+    total += loss(rows_on(b.inputs, first, rows, b.cols, device), rows_on(b.targets, first, rows, b.cols, device));
   }
-  return total.item<double>() / double(settings.eval_batches);
+  group->sum(total);
+  return total.to(torch::kCPU).item<double>() / double(settings.eval_batches * world());
 }
 
 void Trainer::Impl::save() {
   state.data = sampler->state();
-  state.adam_steps = zero ? zero->engine().step_count() : optimizer->step_count();
+  state.adam_steps = zero ? zero->engine().step_count() : dp->step_count();
   if (scaler) {
     state.has_loss_scaler = true;
     state.loss_scaler = scaler->state();
   }
-  if (zero) {  // the full state, wherever it lives (NVMe is read back through the pipeline)
-    const zero::EngineState es = zero->engine().state();
-    checkpoints->save(state, settings.model, {es.master.data_ptr<float>(), es.exp_avg.data_ptr<float>(),
-                                              es.exp_avg_sq.data_ptr<float>(), es.master.numel()});
-    return;
+  // Each rank streams only what it holds, in its own buffers' pieces.
+  ShardContent shard;
+  if (zero) {
+    shard.ranges = zero->engine().owned_ranges();
+    shard.stream = [this](const StateSink& sink) { zero->engine().save_state(sink); };
+  } else {
+    shard.ranges = dp->owned_ranges();
+    shard.stream = [this](const StateSink& sink) { dp->save_state(sink); };
   }
-  const torch::Tensor p = master.to(torch::kCPU).contiguous();
-  const torch::Tensor m = optimizer->exp_avg().to(torch::kCPU).contiguous();
-  const torch::Tensor v = optimizer->exp_avg_sq().to(torch::kCPU).contiguous();
-  checkpoints->save(state, settings.model, {p.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), p.numel()});
+  checkpoints->save(state, settings.model, shard);
 }
 
-// One optimizer step: forward/backward over the step's micro-batches (grads
-// summed in fp32), unscale, clip, AdamW on the fp32 master, refresh the
-// low-precision copy. Reads the loss and the gradient norm back once.
+// model.safetensors from the final checkpoint's shards: streamed, whatever
+// the world size, and the same bytes `zinf export` writes from it.
+void Trainer::Impl::write_model() {
+  const auto latest = checkpoints->latest();
+  if (!latest) throw Error("no checkpoint in " + checkpoints->dir() + " to write model.safetensors from");
+  const CheckpointReader reader(*latest);
+  write_model_safetensors(settings.output_dir + "/model.safetensors", settings.model,
+                          [&](const FlatRange& r, float* dst) { reader.read(r, dst, nullptr, nullptr); });
+}
+
 // The step through the ZeRO engine: gradients flow to the engine block by
-// block during backward; unscale, clip, the overflow check and the optimizer
-// run inside engine().step().
-StepResult Trainer::Impl::engine_step() {
+// block during backward; the reduction across ranks, unscale, clip, the
+// overflow check and the optimizer run inside engine().step().
+StepResult Trainer::Impl::engine_step(bool stop_requested) {
   const Settings& s = settings;
   StepResult r;
   r.lr = schedule.lr_at(state.step);
   r.loss_scale = scaler ? scaler->scale() : 1.0;
-  double loss_sum = 0;
+  // Each rank's mean over its rows, scaled so the ranks' gradients sum to the global mean.
+  const double backward_scale = r.loss_scale / double(s.grad_accum * world());
+  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   const auto [inputs, targets] = next_step_tokens();
   for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
     const torch::Tensor loss = zero->loss(inputs[micro], targets[micro]);
-    (loss * (r.loss_scale / double(s.grad_accum))).backward();
-    loss_sum += loss.detach().item<double>();
+    (loss * backward_scale).backward();
+    loss_sum += loss.detach();
   }
   const zero::StepResult z = zero->engine().step(r.lr, r.loss_scale, s.gradient_clipping);
   // The optimizer runs on while the next step starts; the run's last step
   // waits for it, so its time includes it.
   if (state.step + 1 == s.steps) zero->engine().synchronize();
   if (scaler) r.applied = scaler->update(z.skipped);
-  r.loss = loss_sum / double(s.grad_accum);
+  // One all-reduce per step: the ranks' losses and whether any must stop.
+  torch::Tensor stats = torch::stack({loss_sum, torch::full({}, stop_requested ? 1.0 : 0.0, loss_sum.options())});
+  group->sum(stats);
+  const torch::Tensor host = stats.to(torch::kCPU);
+  r.loss = host[0].item<double>() / double(s.grad_accum * world());
+  r.stop = host[1].item<double>() > 0;
   r.grad_norm = z.grad_norm;
   if (!scaler && z.skipped)
     throw Error("the gradient norm is " + std::to_string(r.grad_norm) + " at step " + std::to_string(state.step + 1) +
@@ -370,39 +405,48 @@ StepResult Trainer::Impl::engine_step() {
   return r;
 }
 
-StepResult Trainer::Impl::train_step() {
-  if (zero) return engine_step();
+// One optimizer step of stages 0-2: forward/backward over the step's
+// micro-batches (DataParallel accumulates, and for zero2 reduce-scatters,
+// after each), the reduction across ranks, unscale, clip by the global norm,
+// AdamW on this rank's part, parameters refreshed. Reads the loss and the
+// gradient norm back once.
+StepResult Trainer::Impl::train_step(bool stop_requested) {
+  if (zero) return engine_step(stop_requested);
   const Settings& s = settings;
   StepResult r;
   r.lr = schedule.lr_at(state.step);
   r.loss_scale = scaler ? scaler->scale() : 1.0;
+  const double backward_scale = r.loss_scale / double(s.grad_accum * world());
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   const auto [inputs, targets] = next_step_tokens();
   for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
     const torch::Tensor loss = model->loss(inputs[micro], targets[micro]);
-    (loss * (r.loss_scale / double(s.grad_accum))).backward();
+    (loss * backward_scale).backward();
     torch::NoGradGuard no_grad;
     loss_sum += loss.detach();
-    if (dtype != torch::kFloat32) {  // accumulate in fp32, one op per micro-batch
-      if (micro == 0) grad32.copy_(model->grads());
-      else grad32.add_(model->grads());
-      model->zero_grads();
-    }
+    dp->accumulate();
   }
   torch::NoGradGuard no_grad;
-  if (r.loss_scale != 1.0) grad32.mul_(1.0 / r.loss_scale);
-  const torch::Tensor norm = grad32.norm();
+  torch::Tensor& grad = dp->reduce();
+  if (r.loss_scale != 1.0) grad.mul_(1.0 / r.loss_scale);
+  // One all-reduce per step: the ranks' losses, their parts of the squared
+  // gradient norm (so clipping and fp16 overflow agree on every rank), and
+  // whether any rank must stop.
+  torch::Tensor stats =
+      torch::stack({loss_sum, dp->square_sum(grad), torch::full({}, stop_requested ? 1.0 : 0.0, loss_sum.options())});
+  group->sum(stats);
+  const torch::Tensor norm = stats[1].sqrt();
   if (scaler) r.applied = scaler->update(!std::isfinite(norm.item<double>()));  // fp16 needs the answer now
   if (r.applied) {
-    if (s.gradient_clipping > 0) grad32.mul_((s.gradient_clipping / (norm + 1e-6)).clamp_max(1.0));
-    optimizer->step(grad32, r.lr);
-    if (dtype != torch::kFloat32) model->load_flat(master);
+    if (s.gradient_clipping > 0) grad.mul_((s.gradient_clipping / (norm + 1e-6)).clamp_max(1.0));
+    dp->step(grad, r.lr);
   }
-  if (dtype == torch::kFloat32) model->zero_grads();
+  dp->zero_grads();
   // One device-to-host copy per step: it also waits for the step's kernels.
-  const torch::Tensor host = torch::stack({loss_sum / double(s.grad_accum), norm}).to(torch::kCPU);
-  r.loss = host[0].item<double>();
+  const torch::Tensor host = torch::stack({stats[0], norm, stats[2]}).to(torch::kCPU);
+  r.loss = host[0].item<double>() / double(s.grad_accum * world());
   r.grad_norm = host[1].item<double>();
+  r.stop = host[2].item<double>() > 0;
   if (!scaler && !std::isfinite(r.grad_norm))
     throw Error("the gradient norm is " + std::to_string(r.grad_norm) + " at step " + std::to_string(state.step + 1) +
                     " (loss " + std::to_string(r.loss) + "): the run diverged",
@@ -412,14 +456,20 @@ StepResult Trainer::Impl::train_step() {
 
 TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   const Settings& s = settings;
-  const std::int64_t tokens_per_step = s.micro_batch * s.grad_accum * s.model.seq_len;
+  const std::int64_t tokens_per_step = s.micro_batch * s.grad_accum * world() * s.model.seq_len;  // all ranks
   const double flops_per_token = model::flops_per_token(s.model);
   const std::int64_t first_step = state.step;
   reset_peak_gpu(device);
   log::info("training " + s.model.name + " (" + format_count(double(numel())) + " parameters, " +
             dims(s.model) + ") on " + device.str() + " in " + config::precision_name(s.precision) + ", " +
             std::to_string(tokens_per_step) + " tokens per step, steps " + std::to_string(first_step + 1) + ".." +
-            std::to_string(s.steps));
+            std::to_string(s.steps) +
+            (world() > 1 ? ", " + std::to_string(world()) + " ranks" +
+                               (zero ? std::string(" through the ZeRO engine")
+                                     : dp->stage() == 0 ? std::string(", data parallel")
+                                                        : ", ZeRO-" + std::to_string(dp->stage()) + " shards of " +
+                                                              format_count(double(dp->master_numel())) + " elements")
+                         : std::string()));
 
   TrainResult result;
   double last_loss = NAN, last_val = -1, timed_s = 0, peak_tflops = 0;
@@ -428,7 +478,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   while (state.step < s.steps) {
     const auto t0 = Clock::now();
     double untimed_s = 0;  // validation and checkpoint time in this iteration
-    const StepResult r = train_step();
+    const StepResult r = train_step(stop && stop->load());
     last_loss = r.loss;
     const double dt = seconds_since(t0);
     ++state.step;
@@ -467,12 +517,15 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
       line["loss_scale"] = r.loss_scale;
       line["skipped"] = !r.applied;
     }
-    metrics->append(line);
-    const double eta = double(s.steps - state.step) * seconds_since(run_start) / double(state.step - first_step);
-    report_progress({state.step, s.steps, r.loss, r.lr, tokens_per_s, eta, val, device.is_cuda() ? tflops : 0},
-                    s.log_every);
+    if (leader()) {
+      metrics->append(line);
+      const double eta = double(s.steps - state.step) * seconds_since(run_start) / double(state.step - first_step);
+      report_progress({state.step, s.steps, r.loss, r.lr, tokens_per_s, eta, val, device.is_cuda() ? tflops : 0},
+                      s.log_every);
+    }
 
-    const bool stopping = stop && stop->load();
+    // Agreed by every rank in the step's all-reduce: they all save and stop here.
+    const bool stopping = r.stop;
     if (s.save && ((s.save_every > 0 && state.step % s.save_every == 0) || last || stopping)) {
       const auto ts = Clock::now();
       save();
@@ -483,18 +536,18 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
       timed_tokens += tokens_per_step;
     }
     if (stopping) {
-      finish_progress();
-      log::warn("stopped by a signal after step " + std::to_string(state.step) +
-                (s.save ? "; checkpoint saved, resume with --resume" : "; nothing saved (--no-save)"));
+      if (leader()) {
+        finish_progress();
+        log::warn("stopped by a signal after step " + std::to_string(state.step) +
+                  (s.save ? "; checkpoint saved, resume with --resume" : "; nothing saved (--no-save)"));
+      }
       result.interrupted = true;
       break;
     }
   }
-  finish_progress();
-
-  if (s.save) {
-    const torch::Tensor weights = zero ? zero->engine().master_weights() : master.to(torch::kCPU).contiguous();
-    write_model_safetensors(s.output_dir + "/model.safetensors", s.model, weights.data_ptr<float>());
+  if (leader()) {
+    finish_progress();
+    if (s.save) write_model();
   }
   const double mean_tps = timed_s > 0 ? double(timed_tokens) / timed_s : 0;
   result.steps = state.step;
@@ -514,6 +567,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                     {"model", s.model.name},
                     {"device", device.str()},
                     {"precision", config::precision_name(s.precision)},
+                    {"world_size", world()},
                     {"wall_time_s", seconds_since(run_start)},
                     {"peak_rss_bytes", hw::peak_rss_bytes()},
                     {"peak_gpu_bytes", peak_gpu},
@@ -521,20 +575,22 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                     {"nvme_read_bytes", 0},
                     {"nvme_write_bytes", 0}};
   if (report) report->add_summary(result.summary);
-  fs::write_file_atomic(s.output_dir + "/summary.json", result.summary.dump(2) + "\n");
+  if (leader()) fs::write_file_atomic(s.output_dir + "/summary.json", result.summary.dump(2) + "\n");
   return result;
 }
 
 // ------------------------------------------------------------ Trainer
 
-Trainer::Trainer(const Settings& settings) : impl_(std::make_unique<Impl>(settings)) {}
+Trainer::Trainer(const Settings& settings, comm::Communicator* comm, int local_rank)
+    : impl_(std::make_unique<Impl>(settings, comm, local_rank)) {}
 Trainer::~Trainer() = default;
 
 TrainResult Trainer::run(const std::atomic<bool>* stop) {
   Impl& t = *impl_;
   t.setup();
   const bool resumed = t.resume();
-  t.metrics = std::make_unique<MetricsLog>(t.settings.output_dir + "/metrics.jsonl", resumed ? t.state.step : -1);
+  if (t.leader())
+    t.metrics = std::make_unique<MetricsLog>(t.settings.output_dir + "/metrics.jsonl", resumed ? t.state.step : -1);
   return t.loop(stop);
 }
 

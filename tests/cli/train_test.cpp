@@ -153,8 +153,9 @@ TEST_CASE("zinf train: the loss falls on the bundled corpus and every output is 
   CHECK(json::parse(r.out)["steps"] == 40);  // the one-line summary on stdout
 
   CHECK(read_text(out + "/checkpoints/latest") == "global_step40");
-  CHECK(read_text(out + "/checkpoints/global_step30/state.safetensors").size() > 0);
-  CHECK(read_text(out + "/checkpoints/global_step15/state.safetensors").empty());  // pruned: keep 2
+  CHECK(read_text(out + "/checkpoints/global_step30/state.rank0.safetensors").size() > 0);
+  CHECK(json::parse(read_text(out + "/checkpoints/global_step30/checkpoint.json"))["world_size"] == 1);
+  CHECK(read_text(out + "/checkpoints/global_step15/checkpoint.json").empty());  // pruned: keep 2
 
   const auto [header, data_bytes] = safetensors_header(out + "/model.safetensors");
   CHECK(header.size() == 1 + 2 + 4 * 12 + 2);  // metadata, embedding, 4 blocks, ln_f

@@ -68,25 +68,38 @@ Gpt::Gpt(const GptOptions& options) : options_(options), layout_(gpt_layout(opti
   }
 }
 
-torch::Tensor Gpt::initial_weights(const ModelSpec& spec, std::uint64_t seed) {
+void Gpt::initial_block(const ModelSpec& spec, std::uint64_t seed, std::size_t index, float* dst) {
   const auto layout = gpt_layout(spec);
-  const std::int64_t numel = layout.back().offset + layout.back().numel;
-  torch::Tensor flat = torch::zeros({numel}, torch::kFloat32);
-  at::Generator gen = at::detail::createCPUGenerator(seed);
+  if (index >= layout.size())
+    throw Error("block " + std::to_string(index) + " of a model with " + std::to_string(layout.size()) + " blocks");
+  const BlockLayout& block = layout[index];
+  torch::Tensor flat = torch::from_blob(dst, {block.numel}, torch::kFloat32);
+  flat.zero_();
+  // splitmix64 of (seed, block): independent streams per block.
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (std::uint64_t(index) + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  at::Generator gen = at::detail::createCPUGenerator(z ^ (z >> 31));
   const double std_residual = 0.02 / std::sqrt(2.0 * double(spec.layers));
   torch::NoGradGuard no_grad;
-  for (const auto& block : layout)
-    for (const auto& p : block.params) {
-      torch::Tensor v = flat.narrow(0, p.offset, p.numel);
-      const bool is_weight = p.name.size() > 7 && p.name.compare(p.name.size() - 7, 7, ".weight") == 0;
-      const bool layer_norm = p.name.find("ln_") != std::string::npos;
-      if (layer_norm) {
-        if (is_weight) v.fill_(1.0);
-      } else if (is_weight) {
-        const bool residual = p.name.find("c_proj.weight") != std::string::npos;
-        v.normal_(0.0, residual ? std_residual : 0.02, gen);
-      }
+  for (const auto& p : block.params) {
+    torch::Tensor v = flat.narrow(0, p.offset - block.offset, p.numel);
+    const bool is_weight = p.name.size() > 7 && p.name.compare(p.name.size() - 7, 7, ".weight") == 0;
+    const bool layer_norm = p.name.find("ln_") != std::string::npos;
+    if (layer_norm) {
+      if (is_weight) v.fill_(1.0);
+    } else if (is_weight) {
+      const bool residual = p.name.find("c_proj.weight") != std::string::npos;
+      v.normal_(0.0, residual ? std_residual : 0.02, gen);
     }
+  }
+}
+
+torch::Tensor Gpt::initial_weights(const ModelSpec& spec, std::uint64_t seed) {
+  const auto layout = gpt_layout(spec);
+  torch::Tensor flat = torch::empty({layout.back().offset + layout.back().numel}, torch::kFloat32);
+  for (std::size_t b = 0; b < layout.size(); ++b)
+    initial_block(spec, seed, b, flat.data_ptr<float>() + layout[b].offset);
   return flat;
 }
 

@@ -142,20 +142,22 @@ void OptimizerStates::for_each(const StepFn& fn, FlatStore* grads, std::vector<s
   }
 }
 
-void OptimizerStates::write_each(const UpdateFn& fn) {
-  io::AlignedBuffer tmp;
-  for (std::size_t k = 0; k < groups_.size(); ++k) {
-    const std::int64_t c = groups_[k].numel;
-    if (!seg_[k].nvme) {
-      float* base = cpu_base(k);
-      fn(k, base, base + c, base + 2 * c);
-      continue;
-    }
-    if (tmp.size() < 12 * c) tmp = io::AlignedBuffer(12 * c);
-    float* base = tmp.as<float>();
-    fn(k, base, base + c, base + 2 * c);
-    nvme_->wait(nvme_->write(seg_[k].seg, base));
+void OptimizerStates::write_group(std::size_t k, const std::function<void(float*, float*, float*)>& fn) {
+  const std::int64_t c = groups_.at(k).numel;
+  if (!seg_[k].nvme) {
+    float* base = cpu_base(k);
+    fn(base, base + c, base + 2 * c);
+    return;
   }
+  if (scratch_.size() < 12 * c) scratch_ = io::AlignedBuffer(12 * c);
+  float* base = scratch_.as<float>();
+  fn(base, base + c, base + 2 * c);
+  nvme_->wait(nvme_->write(seg_[k].seg, base));
+}
+
+void OptimizerStates::write_each(const UpdateFn& fn) {
+  for (std::size_t k = 0; k < groups_.size(); ++k)
+    write_group(k, [&](float* w, float* m, float* v) { fn(k, w, m, v); });
 }
 
 void OptimizerStates::read_each(const ReadFn& fn) {

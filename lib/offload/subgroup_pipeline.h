@@ -69,6 +69,8 @@ class OptimizerStates {
   using ReadFn = std::function<void(std::size_t k, const float* master, const float* m, const float* v)>;
   void read_each(const ReadFn& fn);
   void write_each(const UpdateFn& fn);
+  // fn fills sub-group k's master, m and v ([numel] each), which are then stored.
+  void write_group(std::size_t k, const std::function<void(float* master, float* m, float* v)>& fn);
 
   // Whole-state access for initialisation: copies between the store and flat
   // fp32 arrays [total numel] (any may be null: zeros / not wanted).
@@ -88,6 +90,7 @@ class OptimizerStates {
   std::vector<Place> seg_;                    // [groups]
   std::unique_ptr<FlatStore> cpu_, nvme_;     // either may be null
   std::vector<io::AlignedBuffer> ring_;       // [3] NVMe pipeline buffers: state, then gradient
+  io::AlignedBuffer scratch_;                 // write_group's buffer for NVMe sub-groups
   std::int64_t ring_numel_ = 0;               // elements per ring buffer's sub-group
   std::int64_t grad_offset_ = 0;              // bytes: where a ring buffer's gradient starts
 };

@@ -262,7 +262,7 @@ void Trainer::Impl::setup_engine() {
     cfg["zinf"]["offload"]["nvme_fallback"] = plan.reason;
     fs::write_file_atomic(path, cfg.dump(2) + "\n");
   }
-  zero = std::make_unique<ZeroGpt>(s.model, model::Gpt::initial_weights(s.model, std::uint64_t(s.seed)), plan.engine);
+  zero = std::make_unique<ZeroGpt>(s.model, std::uint64_t(s.seed), plan.engine);
   report = std::make_unique<EngineReport>(zero->engine());
   if (world() > 1) {
     // The ranks' owned ranges must tile the model (checkpoint shards rely on it).

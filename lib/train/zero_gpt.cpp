@@ -124,6 +124,17 @@ ZeroGpt::ZeroGpt(const ModelSpec& spec, const torch::Tensor& initial, zero::Offl
   engine_ = std::make_unique<zero::OffloadEngine>(std::move(options), std::move(blocks), initial);
 }
 
+ZeroGpt::ZeroGpt(const ModelSpec& spec, std::uint64_t seed, zero::OffloadEngineOptions options)
+    : spec_(spec), layout_(model::gpt_layout(spec)) {
+  std::vector<zero::EngineBlock> blocks;
+  for (const auto& b : layout_) blocks.push_back({b.name, b.numel});
+  const ModelSpec s = spec;
+  engine_ = std::make_unique<zero::OffloadEngine>(std::move(options), std::move(blocks),
+                                                  [&s, seed](std::size_t b, float* dst) {
+                                                    model::Gpt::initial_block(s, seed, b, dst);
+                                                  });
+}
+
 torch::Tensor ZeroGpt::forward(const torch::Tensor& idx) {
   const std::int64_t T = idx.size(1);
   if (T > spec_.seq_len)

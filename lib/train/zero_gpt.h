@@ -39,6 +39,9 @@ class ZeroGpt {
  public:
   // initial: [spec.parameter_count()] fp32 CPU (model::Gpt::initial_weights).
   ZeroGpt(const ModelSpec& spec, const torch::Tensor& initial, zero::OffloadEngineOptions options);
+  // The GPT-2 initialisation of `seed`, made block by block (model::Gpt::
+  // initial_block): the model's fp32 weights never sit in host memory whole.
+  ZeroGpt(const ModelSpec& spec, std::uint64_t seed, zero::OffloadEngineOptions options);
 
   // Mean next-token cross entropy in fp32; backward() on it sends every
   // block's gradient to the engine. idx, targets: [B, T] int64 on the device.

@@ -148,7 +148,7 @@ struct OffloadEngine::Impl {
   }
 
   // ------------------------------------------------ setup (offload_engine.cpp)
-  void build(const torch::Tensor& initial);
+  void build(const OffloadEngine::Initializer& init);
 
   // ------------------------------------------------ fetch (engine_fetch.cpp)
   std::shared_ptr<Fetch> start_fetch(std::size_t b);

@@ -40,7 +40,7 @@ std::string unique_run_id() {
 
 // ---------------------------------------------------------------- setup
 
-void OffloadEngine::Impl::build(const torch::Tensor& initial) {
+void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
   world = opt.comm ? opt.comm->world_size() : 1;
   rank = opt.comm ? opt.comm->rank() : opt.rank;
   sharded_params = world > 1 && opt.partition_params;
@@ -64,12 +64,6 @@ void OffloadEngine::Impl::build(const torch::Tensor& initial) {
     numel += b.numel;
     parts.push_back(p);
   }
-  if (!initial.defined() || initial.numel() != numel || initial.scalar_type() != torch::kFloat32 ||
-      !initial.device().is_cpu())
-    throw Error("the engine's initial weights must be a CPU fp32 tensor of " + std::to_string(numel) +
-                " elements");
-  const torch::Tensor init = initial.contiguous();
-  const float* init_ptr = init.data_ptr<float>();
   if (world > 1) comm_worker = std::make_unique<offload::Worker>();
 #ifdef ZINF_WITH_CUDA
   if (is_cuda()) {
@@ -96,29 +90,11 @@ void OffloadEngine::Impl::build(const torch::Tensor& initial) {
   const bool pin = opt.pin_memory && is_cuda();
   const std::int64_t granule = std::max<std::int64_t>(opt.aio.block_size, io::kDirectAlignment);
 
-  // What block b's home holds at first: this rank's shard (zero padded) or the whole block.
-  auto home_content = [&](std::size_t b) {
-    const BlockPart& p = parts[b];
-    if (!sharded_params) return init.narrow(0, p.offset, p.numel);
-    torch::Tensor t = torch::zeros({p.shard}, torch::kFloat32);
-    if (p.own_count > 0) t.narrow(0, 0, p.own_count).copy_(init.narrow(0, p.offset + p.own_begin, p.own_count));
-    return t;
-  };
-
-  // Parameters.
+  // Parameters' homes off the device: CPU segments (all, or max_in_cpu
+  // elements' worth with NVMe) and NVMe segments streamed through the pool.
   cpu_seg.assign(blocks.size(), -1);
   nvme_seg.assign(blocks.size(), -1);
-  if (opt.param_home == Tier::kDevice) {
-    for (std::size_t b = 0; b < blocks.size(); ++b) {
-      torch::Tensor t = home_content(b);
-      if (!sharded_params && world > 1) {  // whole blocks, padded so the shards all-gather in place
-        torch::Tensor padded = torch::zeros({world * parts[b].shard}, torch::kFloat32);
-        padded.narrow(0, 0, parts[b].numel).copy_(t);
-        t = padded;
-      }
-      device_params.push_back(t.to(opt.device, opt.dtype).clone());
-    }
-  } else {
+  if (opt.param_home != Tier::kDevice) {
     std::vector<std::int64_t> cpu_bytes, nvme_bytes, nvme_numels;
     std::int64_t in_cpu = 0;
     for (std::size_t b = 0; b < blocks.size(); ++b) {
@@ -141,21 +117,6 @@ void OffloadEngine::Impl::build(const torch::Tensor& initial) {
       fetch_pool = std::make_unique<offload::PinnedPool>(
           offload::pool_shape(opt.buffer_count, opt.buffer_size, pbytes(), nvme_numels, granule), pin);
     }
-    for (std::size_t b = 0; b < blocks.size(); ++b) {
-      const torch::Tensor w = home_content(b).to(opt.dtype);
-      const std::int64_t bytes = home_numel(b) * pbytes();
-      if (cpu_seg[b] >= 0) {
-        std::memcpy(cpu_params->host(cpu_seg[b]), w.data_ptr(), std::size_t(bytes));
-        continue;
-      }
-      const std::int64_t piece = fetch_pool->buffer_bytes();
-      for (std::int64_t off = 0; off < bytes; off += piece) {
-        auto lease = fetch_pool->acquire();
-        const std::int64_t n = std::min(piece, bytes - off);
-        std::memcpy(lease.data(), static_cast<const std::byte*>(w.data_ptr()) + off, std::size_t(n));
-        nvme_params->wait(nvme_params->write(nvme_seg[b], off, n, lease.data()));
-      }
-    }
   }
 
   // Optimizer sub-groups over the owned elements. New weights go home one
@@ -171,24 +132,11 @@ void OffloadEngine::Impl::build(const torch::Tensor& initial) {
     groups_of[groups[k].block].push_back(k);
     largest_group = std::max(largest_group, groups[k].numel);
   }
-  // Owned element i of block b is flat element offset + own_begin + i.
-  auto init_owned = [&](std::size_t b) { return init_ptr + parts[b].offset + parts[b].own_begin; };
   if (opt.optimizer_home == Tier::kDevice) {
-    for (std::size_t b = 0; b < blocks.size(); ++b) {
-      dev_master.push_back(init.narrow(0, parts[b].offset + parts[b].own_begin, parts[b].own_count).to(opt.device).clone());
-      dev_m.push_back(torch::zeros_like(dev_master.back()));
-      dev_v.push_back(torch::zeros_like(dev_master.back()));
-    }
     grads_dev = torch::zeros({owned_total}, torch::TensorOptions().dtype(torch::kFloat32).device(opt.device));
   } else {
     states = std::make_unique<offload::OptimizerStates>(opt.optimizer_home, groups, nvme, false,
                                                         opt.optimizer_max_in_cpu);
-    states->write_each([&](std::size_t k, float* w, float* m, float* v) {
-      const auto& g = groups[k];
-      std::memcpy(w, init_owned(g.block) + (g.begin - parts[g.block].owned_offset), sizeof(float) * g.numel);
-      std::memset(m, 0, sizeof(float) * g.numel);
-      std::memset(v, 0, sizeof(float) * g.numel);
-    });
     if (opt.gradients_on_nvme) {
       std::vector<std::int64_t> bytes;
       for (const auto& g : groups) bytes.push_back(4 * g.numel);
@@ -209,6 +157,59 @@ void OffloadEngine::Impl::build(const torch::Tensor& initial) {
   const bool host_optimizer = opt.optimizer_home != Tier::kDevice;
   if (host_optimizer && (opt.param_home == Tier::kNvme || (opt.param_home == Tier::kDevice && is_cuda())))
     write_pool = std::make_unique<offload::PinnedPool>(offload::PoolShape{3, largest_group * pbytes()}, pin);
+
+  // One pass over the blocks: each block's initial weights go to the
+  // parameters' home (this rank's shard, zero padded; or the whole block,
+  // padded so shards all-gather in place when every device holds it) and to
+  // the optimizer's master weights; then the buffer takes the next block.
+  std::int64_t largest_block = 1;
+  for (const auto& p : parts) largest_block = std::max(largest_block, p.numel);
+  std::vector<float> block_init(static_cast<std::size_t>(largest_block));
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    const BlockPart& p = parts[b];
+    init(b, block_init.data());
+    const torch::Tensor w = host_tensor(block_init.data(), p.numel, torch::kFloat32);
+    torch::Tensor home = w;
+    if (sharded_params) {
+      home = torch::zeros({p.shard}, torch::kFloat32);
+      if (p.own_count > 0) home.narrow(0, 0, p.own_count).copy_(w.narrow(0, p.own_begin, p.own_count));
+    } else if (world > 1 && opt.param_home == Tier::kDevice) {
+      home = torch::zeros({world * p.shard}, torch::kFloat32);
+      home.narrow(0, 0, p.numel).copy_(w);
+    }
+    if (opt.param_home == Tier::kDevice) {
+      device_params.push_back(home.to(opt.device, opt.dtype).clone());
+    } else {
+      const torch::Tensor h = home.to(opt.dtype).contiguous();
+      const std::int64_t bytes = home_numel(b) * pbytes();
+      if (cpu_seg[b] >= 0) {
+        std::memcpy(cpu_params->host(cpu_seg[b]), h.data_ptr(), std::size_t(bytes));
+      } else {
+        const std::int64_t piece = fetch_pool->buffer_bytes();
+        for (std::int64_t off = 0; off < bytes; off += piece) {
+          auto lease = fetch_pool->acquire();
+          const std::int64_t n = std::min(piece, bytes - off);
+          std::memcpy(lease.data(), static_cast<const std::byte*>(h.data_ptr()) + off, std::size_t(n));
+          nvme_params->wait(nvme_params->write(nvme_seg[b], off, n, lease.data()));
+        }
+      }
+    }
+    const float* owned = block_init.data() + p.own_begin;  // owned element i is block element own_begin + i
+    if (opt.optimizer_home == Tier::kDevice) {
+      dev_master.push_back(w.narrow(0, p.own_begin, p.own_count).to(opt.device).clone());
+      dev_m.push_back(torch::zeros_like(dev_master.back()));
+      dev_v.push_back(torch::zeros_like(dev_master.back()));
+      continue;
+    }
+    for (std::size_t k : groups_of[b]) {
+      const auto& g = groups[k];
+      states->write_group(k, [&](float* mw, float* m, float* v) {
+        std::memcpy(mw, owned + (g.begin - p.owned_offset), sizeof(float) * g.numel);
+        std::memset(m, 0, sizeof(float) * g.numel);
+        std::memset(v, 0, sizeof(float) * g.numel);
+      });
+    }
+  }
 
   block_ready.assign(blocks.size(), {});
   grad_fresh.assign(blocks.size(), 1);
@@ -346,11 +347,26 @@ struct BlockFunction : torch::autograd::Function<BlockFunction> {
 
 // ---------------------------------------------------------------- public
 
-OffloadEngine::OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlock> blocks, const torch::Tensor& initial)
+OffloadEngine::OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlock> blocks,
+                             const torch::Tensor& initial)
+    : OffloadEngine(std::move(options), blocks, [&blocks, &initial](std::size_t b, float* dst) {
+        std::int64_t offset = 0, total = 0;
+        for (std::size_t i = 0; i < blocks.size(); ++i) {
+          if (i < b) offset += blocks[i].numel;
+          total += blocks[i].numel;
+        }
+        if (!initial.defined() || initial.numel() != total || initial.scalar_type() != torch::kFloat32 ||
+            !initial.device().is_cpu() || !initial.is_contiguous())
+          throw Error("the engine's initial weights must be a contiguous CPU fp32 tensor of " +
+                      std::to_string(total) + " elements");
+        std::memcpy(dst, initial.data_ptr<float>() + offset, sizeof(float) * blocks[b].numel);
+      }) {}
+
+OffloadEngine::OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlock> blocks, const Initializer& init)
     : impl_(std::make_unique<Impl>()) {
   impl_->opt = std::move(options);
   impl_->blocks = std::move(blocks);
-  impl_->build(initial);
+  impl_->build(init);
   log::debug("offload engine: params " + std::string(offload::tier_name(impl_->opt.param_home)) + ", optimizer " +
              offload::tier_name(impl_->opt.optimizer_home) + ", " + std::to_string(impl_->blocks.size()) + " blocks, " +
              format_count(double(impl_->numel)) + " parameters, rank " + std::to_string(impl_->rank) + " of " +

@@ -126,6 +126,11 @@ struct EngineState {
 
 class OffloadEngine {
  public:
+  // init(b, dst) writes block b's initial fp32 weights ([blocks[b].numel])
+  // into dst; it is called once per block, in order, so no more than one
+  // block's weights are ever in host memory at once.
+  using Initializer = std::function<void(std::size_t block, float* dst)>;
+  OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlock> blocks, const Initializer& init);
   // initial: [sum of block numels] fp32 on the CPU, the blocks back to back.
   OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlock> blocks, const torch::Tensor& initial);
   ~OffloadEngine();

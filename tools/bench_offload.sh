@@ -13,6 +13,7 @@
 #
 # Usage: tools/bench_offload.sh [ZINF_BINARY]      (default build-gpu/zinf)
 #   STEPS=10 PYTHON=python3 OUT=/tmp/zinf-offload-bench tools/bench_offload.sh
+#   DEVICE=cpu PRECISION=fp32 MODEL_Z="--model tiny" tools/bench_offload.sh build/zinf   # a smoke test without a GPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZINF=${1:-${ZINF:-build-gpu/zinf}}
@@ -22,8 +23,10 @@ OUT=${OUT:-$(mktemp -d /tmp/zinf-offload-bench.XXXXXX)}
 mkdir -p "$OUT"
 [[ -x "$ZINF" ]] || { echo "error: no zinf binary at $ZINF (build it, or pass its path)" >&2; exit 2; }
 
-MODEL_Z="--model gpt2-small --hidden-size 2048 --layers 24 --heads 16 --seq-len 1024 --batch-size 8"
-MODEL_P="--hidden-size 2048 --layers 24 --heads 16 --seq-len 1024 --batch-size 8"
+DEVICE=${DEVICE:-cuda}
+PRECISION=${PRECISION:-bf16}
+MODEL_Z=${MODEL_Z:-"--model gpt2-small --hidden-size 2048 --layers 24 --heads 16 --seq-len 1024 --batch-size 8"}
+MODEL_P=${MODEL_P:-"--hidden-size 2048 --layers 24 --heads 16 --seq-len 1024 --batch-size 8"}
 rows=()
 for ga in 1 4; do
   for stage in none infinity-cpu; do
@@ -32,8 +35,8 @@ for ga in 1 4; do
     if [[ $stage == none ]]; then sopt="--zero-stage none"; else sopt="--preset infinity-cpu"; fi
     echo "== zinf $stage, grad-accum $ga" >&2
     # shellcheck disable=SC2086
-    if "$ZINF" train --device cuda --precision bf16 $sopt $MODEL_Z --grad-accum "$ga" --steps "$STEPS" \
-        --output-dir "$dir" --keep-checkpoints 1 --log-every 1 >"$dir.json"; then
+    if "$ZINF" train --device "$DEVICE" --precision "$PRECISION" $sopt $MODEL_Z --grad-accum "$ga" --steps "$STEPS" \
+        --output-dir "$dir" --no-save --log-every 1 >"$dir.json"; then
       rows+=("zinf-$stage|$ga|$dir/summary.json")
     else
       echo "   zinf $stage failed (exit $?), see above" >&2
@@ -53,16 +56,36 @@ done
 
 "$PYTHON" - "${rows[@]}" <<'PY'
 import json, sys
+def load(path):  # a JSON file, or the last line of a JSON-lines output
+    text = open(path).read().strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return json.loads(text.splitlines()[-1])
 res = {}
 print("| impl | grad-accum | step time (s) | tokens/s | TFLOP/s | peak GPU memory |")
 print("| --- | ---: | ---: | ---: | ---: | ---: |")
 for arg in sys.argv[1:]:
     impl, ga, path = arg.split("|")
-    d = json.loads(open(path).read().strip().splitlines()[-1])
+    d = load(path)
     step_s = d.get("mean_step_s") or d["tokens_per_step"] / d["mean_tokens_per_s"]
     res[(impl, int(ga))] = (step_s, d["mean_tflops"])
     print(f"| {impl} | {ga} | {step_s:.3f} | {d['mean_tokens_per_s']:.0f} | {d['mean_tflops']:.1f} | "
           f"{d['peak_gpu_bytes'] / 2**30:.2f} GiB |")
+print()
+print()
+print("zinf timeline, mean seconds per step after the first (GPU busy = compute; idle = step - compute):")
+print("| run | grad-accum | step | compute | GPU idle | h2d | d2h | grad accumulate | CPU optimizer | NVMe wait | fetch wait |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for arg in sys.argv[1:]:
+    impl, ga, path = arg.split("|")
+    if not impl.startswith("zinf-"):
+        continue
+    t = load(path).get("timeline_mean")
+    if t:
+        print(f"| {impl} | {ga} | {t['step_s']:.3f} | {t['compute_s']:.3f} | {t['gpu_idle_s']:.3f} | {t['h2d_s']:.3f} | "
+              f"{t['d2h_s']:.3f} | {t['grad_accumulate_s']:.3f} | {t['optimizer_s']:.3f} | {t['nvme_wait_s']:.3f} | "
+              f"{t['fetch_wait_s']:.3f} |")
 print()
 z1, f1 = res.get(("zinf-infinity-cpu", 1)), res.get(("pytorch-fsdp2-offload", 1))
 if z1 and f1:

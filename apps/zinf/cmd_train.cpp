@@ -131,7 +131,8 @@ void run_train(const TrainCommand& c) {
   if (need.nvme_bytes > 0)
     peaks += ", NVMe files estimated " + format_bytes(double(need.nvme_bytes));
   log::info(peaks);
-  log::info("outputs in " + settings.output_dir + ": config.json, metrics.jsonl, summary.json, checkpoints/, model.safetensors");
+  log::info("outputs in " + settings.output_dir + ": config.json, metrics.jsonl, summary.json" +
+            (settings.save ? ", checkpoints/, model.safetensors" : " (--no-save: no checkpoints, no model file)"));
 }
 
 void setup(CLI::App& app) {

@@ -90,7 +90,13 @@ std::int64_t peak_gpu_bytes(const torch::Device& d) {
 
 void reset_peak_gpu(const torch::Device& d) {
 #ifdef ZINF_WITH_CUDA
-  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.index());
+  if (d.is_cuda()) {
+    // The caching allocator starts lazily, and LibTorch >= 2.8 refuses the
+    // statistics of a device it has not allocated on yet ("Invalid device
+    // argument"): an offloaded run may not have touched the GPU by now.
+    (void)torch::empty({1}, torch::TensorOptions().device(d));
+    c10::cuda::CUDACachingAllocator::resetPeakStats(d.index());
+  }
 #endif
 }
 

@@ -102,8 +102,11 @@ TEST_CASE("the engine on CUDA trains like the engine on the CPU, at every home, 
       const double tol = dtype == torch::kFloat32 ? 1e-4 : 3e-2;
       for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(tol));
       gpu.synchronize();
+      // Adam normalises each gradient element, so rounding differences in a
+      // near-zero gradient can move a weight by up to about lr per step: the
+      // bound is a fraction of lr (0.02) in fp32 and a few lr in bf16.
       const double diff = (gpu.master_weights() - cpu.master_weights()).abs().max().item<double>();
-      CHECK(diff < (dtype == torch::kFloat32 ? 1e-4 : 2e-2));
+      CHECK(diff < (dtype == torch::kFloat32 ? 2e-3 : 0.1));
       const StepTimeline t = gpu.take_timeline();
       CHECK(t.compute_s > 0);
       if (c.params != Tier::kDevice) CHECK(t.h2d_s > 0);

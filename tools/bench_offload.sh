@@ -4,6 +4,7 @@
 # bf16, at grad-accum 1 and 4, one run after the other on the same GPU:
 #   zinf stage none            (in-GPU, for reference)
 #   zinf infinity-cpu          (ZeRO-3, parameters and optimizer in pinned CPU memory)
+#   zinf infinity-cpu-dpu      (the same with --delayed-param-update)
 #   PyTorch FSDP2 + CPUOffloadPolicy   (bench/fsdp2_offload.py --mode fsdp2-offload)
 #   plain in-GPU PyTorch       (bench/fsdp2_offload.py --mode plain)
 # and prints a table of step time and TFLOP/s with the issue's two ratios:
@@ -14,6 +15,7 @@
 # Usage: tools/bench_offload.sh [ZINF_BINARY]      (default build-gpu/zinf)
 #   STEPS=10 PYTHON=python3 OUT=/tmp/zinf-offload-bench tools/bench_offload.sh
 #   DEVICE=cpu PRECISION=fp32 MODEL_Z="--model tiny" tools/bench_offload.sh build/zinf   # a smoke test without a GPU
+#   GAS=4 STAGES="infinity-cpu infinity-cpu-dpu" MODES=plain tools/bench_offload.sh      # a subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZINF=${1:-${ZINF:-build-gpu/zinf}}
@@ -27,12 +29,20 @@ DEVICE=${DEVICE:-cuda}
 PRECISION=${PRECISION:-bf16}
 MODEL_Z=${MODEL_Z:-"--model gpt2-small --hidden-size 2048 --layers 24 --heads 16 --seq-len 1024 --batch-size 8"}
 MODEL_P=${MODEL_P:-"--hidden-size 2048 --layers 24 --heads 16 --seq-len 1024 --batch-size 8"}
+GAS=${GAS:-"1 4"}                                        # grad-accum values
+STAGES=${STAGES:-"none infinity-cpu infinity-cpu-dpu"}   # zinf runs (dpu: --delayed-param-update)
+MODES=${MODES:-"fsdp2-offload plain"}                    # PyTorch peers
 rows=()
-for ga in 1 4; do
-  for stage in none infinity-cpu; do
+for ga in $GAS; do
+  for stage in $STAGES; do
     dir="$OUT/zinf-$stage-ga$ga"
     rm -rf "$dir"
-    if [[ $stage == none ]]; then sopt="--zero-stage none"; else sopt="--preset infinity-cpu"; fi
+    case $stage in
+      none) sopt="--zero-stage none" ;;
+      infinity-cpu) sopt="--preset infinity-cpu" ;;
+      infinity-cpu-dpu) sopt="--preset infinity-cpu --delayed-param-update" ;;
+      *) echo "error: unknown stage $stage" >&2; exit 2 ;;
+    esac
     echo "== zinf $stage, grad-accum $ga" >&2
     # shellcheck disable=SC2086
     if "$ZINF" train --device "$DEVICE" --precision "$PRECISION" $sopt $MODEL_Z --grad-accum "$ga" --steps "$STEPS" \
@@ -42,7 +52,7 @@ for ga in 1 4; do
       echo "   zinf $stage failed (exit $?), see above" >&2
     fi
   done
-  for mode in fsdp2-offload plain; do
+  for mode in $MODES; do
     echo "== PyTorch $mode, grad-accum $ga" >&2
     # shellcheck disable=SC2086
     if "$PYTHON" bench/fsdp2_offload.py --mode "$mode" $MODEL_P --grad-accum "$ga" --steps "$STEPS" \
@@ -91,8 +101,9 @@ z1, f1 = res.get(("zinf-infinity-cpu", 1)), res.get(("pytorch-fsdp2-offload", 1)
 if z1 and f1:
     r = z1[0] / f1[0]
     print(f"2a: zinf infinity-cpu / FSDP2-offload step time at grad-accum 1 = {r:.3f} ({'ok' if r <= 0.45 else 'ABOVE 0.45'})")
-z4, p4 = res.get(("zinf-infinity-cpu", 4)), res.get(("pytorch-plain", 4))
-if z4 and p4:
-    r = z4[1] / p4[1]
-    print(f"2b: zinf infinity-cpu / plain PyTorch TFLOP/s at grad-accum 4 = {r:.3f} ({'ok' if r >= 0.6 else 'BELOW 0.6'})")
+for impl in ("zinf-infinity-cpu", "zinf-infinity-cpu-dpu"):
+    z4, p4 = res.get((impl, 4)), res.get(("pytorch-plain", 4))
+    if z4 and p4:
+        r = z4[1] / p4[1]
+        print(f"2b: {impl} / plain PyTorch TFLOP/s at grad-accum 4 = {r:.3f} ({'ok' if r >= 0.6 else 'BELOW 0.6'})")
 PY

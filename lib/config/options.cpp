@@ -93,6 +93,10 @@ std::vector<OptionSpec> build_options() {
          set_path(cfg, "zinf.offload.gradients", v == "true" ? "nvme" : "none");
          origins.set("zinf.offload.gradients", origin);
        }},
+      {"delayed-param-update", OptionType::kBoolPair, "",
+       "ZeRO-Offload's delayed parameter update: step N's CPU optimizer overlaps step N+1, which computes with the "
+       "weights from before step N's update (default off; needs parameters and optimizer in CPU memory)",
+       zero, {}, set_paths({"zinf.offload.delayed_param_update"}, OptionType::kBoolPair)},
       {"optimizer-max-in-cpu", OptionType::kInt, "N",
        "with the optimizer on NVMe: elements of its state kept in CPU memory, the rest on NVMe (default 0)", zero, {},
        set_paths({"zinf.offload.optimizer_max_in_cpu"}, OptionType::kInt)},

@@ -388,6 +388,7 @@ StepResult Trainer::Impl::engine_step(bool stop_requested) {
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   const auto [inputs, targets] = next_step_tokens();
   for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
+    zero->engine().set_accumulation_boundary(micro + 1 == s.grad_accum);  // the norm is summed then
     const torch::Tensor loss = zero->loss(inputs[micro], targets[micro]);
     (loss * backward_scale).backward();
     loss_sum += loss.detach();
@@ -515,6 +516,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                          {"tokens", state.tokens_seen},
                          {"peak_gpu_bytes", peak_gpu},
                          {"rss_bytes", hw::rss_bytes()},
+                         {"peak_rss_bytes", hw::peak_rss_bytes()},
                          {"nvme_read_bytes", 0},
                          {"nvme_write_bytes", 0}};
     if (report) report->add_step(line, dt);  // bytes per tier, GB/s, the step's timeline

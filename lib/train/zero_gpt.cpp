@@ -67,6 +67,7 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   o.accumulate_gradients = s.grad_accum > 1;
   o.gradients_on_nvme = s.offload_gradients_nvme && o.optimizer_home != offload::Tier::kDevice;
   o.optimizer_max_in_cpu = s.optimizer_max_in_cpu;
+  o.delayed_update = s.delayed_param_update;
   o.adam.adamw = s.adamw;
   o.adam.beta1 = s.beta1;
   o.adam.beta2 = s.beta2;

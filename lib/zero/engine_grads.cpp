@@ -17,19 +17,19 @@ constexpr std::size_t kMaxGradsInFlight = 4;
 optim::Half16 half_kind(torch::Dtype d) { return d == torch::kFloat16 ? optim::Half16::kFP16 : optim::Half16::kBF16; }
 
 // acc[0..n) (+)= g ([n] CPU tensor of any float dtype); sum of squares of the result.
-double accumulate_into(void* acc, torch::Dtype acc_dtype, const torch::Tensor& g, bool assign) {
+double accumulate_into(void* acc, torch::Dtype acc_dtype, const torch::Tensor& g, bool assign, bool norm) {
   const std::int64_t n = g.numel();
   if (acc_dtype == torch::kFloat32) {
     float* a = static_cast<float*>(acc);
-    if (g.scalar_type() == torch::kFloat32) return optim::accumulate_grad(a, g.data_ptr<float>(), n, assign);
+    if (g.scalar_type() == torch::kFloat32) return optim::accumulate_grad(a, g.data_ptr<float>(), n, assign, norm);
     return optim::accumulate_grad(a, static_cast<const std::uint16_t*>(g.data_ptr()), half_kind(g.scalar_type()), n,
-                                  assign);
+                                  assign, norm);
   }
   if (g.scalar_type() != acc_dtype)
     throw Error("a " + std::string(c10::toString(g.scalar_type())) + " gradient for a " +
                 std::string(c10::toString(acc_dtype)) + " accumulator", "this is a bug in the engine");
   return optim::accumulate_grad(static_cast<std::uint16_t*>(acc), static_cast<const std::uint16_t*>(g.data_ptr()),
-                                half_kind(acc_dtype), n, assign);
+                                half_kind(acc_dtype), n, assign, norm);
 }
 
 }  // namespace
@@ -37,7 +37,7 @@ double accumulate_into(void* acc, torch::Dtype acc_dtype, const torch::Tensor& g
 void OffloadEngine::Impl::hand_grad(std::size_t b, const torch::Tensor& g) {
   if (!g.defined()) return;
   const torch::Tensor grad = g.contiguous();
-  const bool assign = grad_fresh[b];
+  const bool assign = grad_fresh[b], norm = boundary;
   grad_fresh[b] = 0;
   has_grad[b] = 1;
   while (grads_in_flight.size() >= kMaxGradsInFlight) {
@@ -46,7 +46,7 @@ void OffloadEngine::Impl::hand_grad(std::size_t b, const torch::Tensor& g) {
     if (f.valid()) f.get();
   }
   if (world == 1) {
-    grads_in_flight.push_back(deliver_grad(b, grad, assign));
+    grads_in_flight.push_back(deliver_grad(b, grad, assign, norm));
     return;
   }
 #ifdef ZINF_WITH_CUDA
@@ -56,7 +56,7 @@ void OffloadEngine::Impl::hand_grad(std::size_t b, const torch::Tensor& g) {
     ready->record(c10::cuda::getCurrentCUDAStream());
   }
 #endif
-  grads_in_flight.push_back(comm_worker->post([this, b, grad, assign
+  grads_in_flight.push_back(comm_worker->post([this, b, grad, assign, norm
 #ifdef ZINF_WITH_CUDA
                                                , ready
 #endif
@@ -81,7 +81,7 @@ void OffloadEngine::Impl::hand_grad(std::size_t b, const torch::Tensor& g) {
     add_time(&StepTimeline::comm_s, seconds_since(t0));
     // Throttled like the compute thread's own gradient jobs; only this
     // worker touches delivered_in_flight.
-    delivered_in_flight.push_back(deliver_grad(b, shard.narrow(0, 0, p.own_count), assign));
+    delivered_in_flight.push_back(deliver_grad(b, shard.narrow(0, 0, p.own_count), assign, norm));
     while (delivered_in_flight.size() > kMaxGradsInFlight) {
       const auto f = delivered_in_flight.front();
       delivered_in_flight.pop_front();
@@ -92,7 +92,8 @@ void OffloadEngine::Impl::hand_grad(std::size_t b, const torch::Tensor& g) {
 
 // Hands this rank's part of block b's gradient ([own_count], on the device,
 // ordered after the current stream's work) to its accumulator.
-std::shared_future<void> OffloadEngine::Impl::deliver_grad(std::size_t b, const torch::Tensor& own, bool assign) {
+std::shared_future<void> OffloadEngine::Impl::deliver_grad(std::size_t b, const torch::Tensor& own, bool assign,
+                                                           bool norm) {
   const BlockPart& p = parts[b];
   if (p.own_count == 0) return {};
   if (opt.optimizer_home == Tier::kDevice) {
@@ -111,7 +112,7 @@ std::shared_future<void> OffloadEngine::Impl::deliver_grad(std::size_t b, const 
     own.record_stream(*d2h_stream);
   }
 #endif
-  return grad_worker.post([this, b, own, assign
+  return grad_worker.post([this, b, own, assign, norm
 #ifdef ZINF_WITH_CUDA
                            , ready
 #endif
@@ -178,7 +179,7 @@ std::shared_future<void> OffloadEngine::Impl::deliver_grad(std::size_t b, const 
         }
         const std::int64_t first = g.begin - p.owned_offset;
         pieces(first, g.numel, [&](std::int64_t off, const torch::Tensor& piece) {
-          norm2 += accumulate_into(acc + (off - first), torch::kFloat32, piece, assign);
+          norm2 += accumulate_into(acc + (off - first), torch::kFloat32, piece, assign, norm);
         });
         writes.emplace_back(nvme_grads->write(k, acc), std::move(stage));
       }
@@ -198,17 +199,18 @@ std::shared_future<void> OffloadEngine::Impl::deliver_grad(std::size_t b, const 
       direct = is_cuda() && assign && gdt == host_grad_dtype;
       if (direct) {
         copy_down(0, p.own_count, acc);
-        norm2 = host_grad_dtype == torch::kFloat32
-                    ? optim::l2_norm_squared(reinterpret_cast<const float*>(acc), p.own_count)
-                    : optim::l2_norm_squared(reinterpret_cast<const std::uint16_t*>(acc), half_kind(gdt), p.own_count);
+        if (norm)
+          norm2 = host_grad_dtype == torch::kFloat32
+                      ? optim::l2_norm_squared(reinterpret_cast<const float*>(acc), p.own_count)
+                      : optim::l2_norm_squared(reinterpret_cast<const std::uint16_t*>(acc), half_kind(gdt), p.own_count);
       }
 #endif
       if (!direct)
         pieces(0, p.own_count, [&](std::int64_t off, const torch::Tensor& piece) {
-          norm2 += accumulate_into(acc + off * abytes, host_grad_dtype, piece, assign);
+          norm2 += accumulate_into(acc + off * abytes, host_grad_dtype, piece, assign, norm);
         });
     }
-    block_norm2[b] = norm2;
+    if (norm) block_norm2[b] = norm2;  // of the gradient accumulated so far: the last contribution's counts
     add_time(&StepTimeline::grad_accumulate_s, seconds_since(t0));
   });
 }

@@ -107,6 +107,13 @@ struct OffloadEngine::Impl {
   std::vector<char> grad_fresh;       // next contribution assigns instead of adding
   std::vector<char> has_grad;         // a contribution arrived this step
   std::vector<double> block_norm2;    // sum of squares of the accumulated gradient (host homes)
+  bool boundary = true;               // the coming backward ends the accumulation (norm wanted)
+  // Delayed parameter update: the optimizer writes the parameters' next home
+  // and reads the gradients of the step before, while the step in flight
+  // reads cpu_params and accumulates into host_grads; step() swaps them.
+  std::unique_ptr<offload::FlatStore> cpu_params_next;
+  io::AlignedBuffer host_grads_next;
+  bool update_pending = false;        // an optimizer pass whose weights are not swapped in yet
 
   // ------------------------------------------------ pipeline
   offload::Worker fetch_worker, grad_worker, optim_worker;
@@ -162,13 +169,14 @@ struct OffloadEngine::Impl {
 
   // ------------------------------------------------ gradients (engine_grads.cpp)
   void hand_grad(std::size_t b, const torch::Tensor& g);
-  std::shared_future<void> deliver_grad(std::size_t b, const torch::Tensor& own, bool assign);
+  std::shared_future<void> deliver_grad(std::size_t b, const torch::Tensor& own, bool assign, bool norm);
   void wait_for_gradients();
 
   // ------------------------------------------------ step (engine_step.cpp)
   double grad_norm_squared();
   void launch_update(double lr, double grad_scale);
   void finish_update();                        // waits for the optimizer pass and its collectives
+  void swap_in_update();                       // delayed update: the pass's weights become the home
 
   // ------------------------------------------------ parameters' home
   void write_home_params(std::size_t b, std::int64_t at, const float* src, std::int64_t count);

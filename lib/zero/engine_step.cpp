@@ -89,8 +89,24 @@ void OffloadEngine::Impl::launch_update(double lr, double grad_scale) {
     backward_done->record(c10::cuda::getCurrentCUDAStream());  // device homes: the GPU may still read them
   }
 #endif
+  // The pass writes new weights into `param_out` and reads gradients from
+  // `grad_in`: the homes the next forward uses, or (delayed update) the
+  // spare ones, so the next step computes with the weights it already has.
+  offload::FlatStore* param_out = cpu_params.get();
+  const io::AlignedBuffer* grad_in = &host_grads;
   auto written = std::make_shared<std::vector<std::promise<void>>>(blocks.size());
-  for (std::size_t b = 0; b < blocks.size(); ++b) block_ready[b] = (*written)[b].get_future().share();
+  if (opt.delayed_update) {
+    if (update_pending) {  // the previous step's update is done before this one starts
+      optim_worker.drain();
+      swap_in_update();
+    }
+    std::swap(host_grads, host_grads_next);  // this step's gradients go to the pass; the next step accumulates anew
+    param_out = cpu_params_next.get();
+    grad_in = &host_grads_next;
+    update_pending = true;
+  } else {
+    for (std::size_t b = 0; b < blocks.size(); ++b) block_ready[b] = (*written)[b].get_future().share();
+  }
   if (replicated) {
     // Each block's shards gather once every rank has written its own part;
     // posted now, in block order, so the collectives line up across ranks.
@@ -121,7 +137,7 @@ void OffloadEngine::Impl::launch_update(double lr, double grad_scale) {
     }
   }
 
-  optim_worker.post([this, h, had, written
+  optim_worker.post([this, h, had, written, param_out, grad_in
 #ifdef ZINF_WITH_CUDA
                      , backward_done
 #endif
@@ -170,16 +186,16 @@ void OffloadEngine::Impl::launch_update(double lr, double grad_scale) {
             } else if (stored_grad) {
               buf.grad = stored_grad;
             } else if (host_grad_dtype == torch::kFloat32) {
-              buf.grad = host_grads.as<float>() + g.begin;
+              buf.grad = grad_in->as<float>() + g.begin;
             } else {
-              buf.grad16 = host_grads.as<std::uint16_t>() + g.begin;
+              buf.grad16 = grad_in->as<std::uint16_t>() + g.begin;
               buf.grad16_kind = kind;
             }
             const std::int64_t dev_base = sharded_params ? 0 : pt.own_begin;  // device homes
             offload::PinnedPool::Lease lease;
             std::byte* home = nullptr;  // where the new weights go, in the compute dtype
             if (opt.param_home == Tier::kCpu || (opt.param_home == Tier::kNvme && cpu_seg[b] >= 0)) {
-              home = cpu_params->host(cpu_seg[b]) + at * pbytes();
+              home = param_out->host(cpu_seg[b]) + at * pbytes();
             } else if (write_pool) {
               lease = staging();
               home = static_cast<std::byte*>(lease.data());
@@ -247,6 +263,16 @@ void OffloadEngine::Impl::finish_update() {
   if (comm_worker) comm_worker->drain();
   for (auto& f : block_ready)
     if (f.valid()) f.get();
+  if (update_pending) swap_in_update();
+}
+
+void OffloadEngine::Impl::swap_in_update() {
+  drop_prefetches();  // nothing may still read the home being swapped out
+#ifdef ZINF_WITH_CUDA
+  if (is_cuda()) h2d_stream->synchronize();
+#endif
+  std::swap(cpu_params, cpu_params_next);
+  update_pending = false;
 }
 
 }  // namespace zinf::zero

@@ -51,6 +51,12 @@ void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
   if (opt.gradients_on_nvme && opt.optimizer_home == Tier::kDevice)
     throw UsageError("gradients on NVMe with the optimizer on the device",
                      "NVMe gradients feed the CPU optimizer: offload the optimizer too (offload_optimizer.device)");
+  if (opt.delayed_update &&
+      (opt.optimizer_home == Tier::kDevice || opt.param_home != Tier::kCpu || opt.gradients_on_nvme))
+    throw UsageError("zinf.offload.delayed_param_update needs parameters in CPU memory, the optimizer offloaded and "
+                     "gradients in CPU memory (it keeps a second copy of each while the update runs)",
+                     "use --preset infinity-cpu (parameters and optimizer in CPU memory), or drop "
+                     "--delayed-param-update");
   for (const auto& b : blocks) {
     if (b.numel <= 0) throw Error("block '" + b.name + "' has no parameters", "every engine block needs some");
     BlockPart p;
@@ -112,6 +118,8 @@ void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
     }
     if (!cpu_bytes.empty())
       cpu_params = std::make_unique<offload::FlatStore>("params-cpu", Tier::kCpu, cpu_bytes, nvme, pin);
+    if (opt.delayed_update)
+      cpu_params_next = std::make_unique<offload::FlatStore>("params-cpu-next", Tier::kCpu, cpu_bytes, nvme, pin);
     if (!nvme_bytes.empty()) {
       nvme_params = std::make_unique<offload::FlatStore>("params", Tier::kNvme, nvme_bytes, nvme, pin);
       fetch_pool = std::make_unique<offload::PinnedPool>(
@@ -144,9 +152,10 @@ void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
       grad_stage = std::make_unique<offload::PinnedPool>(offload::PoolShape{2, 4 * largest_group}, false);
     } else {
       host_grad_dtype = !opt.accumulate_gradients && half_dtype() ? opt.dtype : torch::kFloat32;
-      host_grads = io::AlignedBuffer(std::max<std::int64_t>(1, owned_total) *
-                                         std::int64_t(c10::elementSize(host_grad_dtype)),
-                                     io::kDirectAlignment, pin);
+      const std::int64_t grad_bytes =
+          std::max<std::int64_t>(1, owned_total) * std::int64_t(c10::elementSize(host_grad_dtype));
+      host_grads = io::AlignedBuffer(grad_bytes, io::kDirectAlignment, pin);
+      if (opt.delayed_update) host_grads_next = io::AlignedBuffer(grad_bytes, io::kDirectAlignment, pin);
     }
     // Pieces off the device for gradients that are added (not copied) into
     // their accumulator: fp32 accumulation, NVMe segments, a tied block.
@@ -210,6 +219,11 @@ void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
       });
     }
   }
+
+  if (cpu_params_next)  // both homes start from the same weights
+    for (std::size_t b = 0; b < blocks.size(); ++b)
+      std::memcpy(cpu_params_next->host(cpu_seg[b]), cpu_params->host(cpu_seg[b]),
+                  std::size_t(cpu_params->bytes(cpu_seg[b])));
 
   block_ready.assign(blocks.size(), {});
   grad_fresh.assign(blocks.size(), 1);
@@ -455,6 +469,8 @@ void OffloadEngine::zero_grads() {
 
 std::int64_t OffloadEngine::step_count() const { return impl_->step; }
 
+void OffloadEngine::set_accumulation_boundary(bool last) { impl_->boundary = last; }
+
 void OffloadEngine::synchronize() {
   impl_->finish_update();
   impl_->wait_for_gradients();
@@ -534,8 +550,9 @@ std::int64_t OffloadEngine::pinned_pool_bytes() const {
 
 std::int64_t OffloadEngine::host_state_bytes() const {
   const auto& e = *impl_;
-  std::int64_t t = pinned_pool_bytes() + e.host_grads.size();
+  std::int64_t t = pinned_pool_bytes() + e.host_grads.size() + e.host_grads_next.size();
   if (e.cpu_params) t += e.cpu_params->resident_host_bytes();
+  if (e.cpu_params_next) t += e.cpu_params_next->resident_host_bytes();
   if (e.states) t += e.states->host_buffer_bytes();
   return t;
 }

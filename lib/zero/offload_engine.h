@@ -83,6 +83,14 @@ struct OffloadEngineOptions {
   bool accumulate_gradients = true;          // false (grad_accum 1): host gradients in the compute dtype
   bool overlap_optimizer = true;             // step() returns while the CPU optimizer runs; blocks
                                              // wait for their own update before the next fetch
+  // ZeRO-Offload's delayed parameter update (opt-in): step t's CPU optimizer
+  // runs during step t+1's forward and backward, which therefore compute
+  // with the weights from before step t's update (steps 1 and 2 both use the
+  // initial weights; step t >= 2 uses those of step t-2). Checkpoints, and
+  // anything else that needs the weights (synchronize()), wait for the update
+  // and make it visible. Needs the optimizer off the device, parameters in
+  // CPU memory and gradients in CPU memory (a second copy of each).
+  bool delayed_update = false;
 };
 
 // Where the time of one optimizer step went (seconds; take_timeline()).
@@ -150,8 +158,13 @@ class OffloadEngine {
   StepResult step(double lr, double loss_scale = 1.0, double max_grad_norm = 0.0);
   void zero_grads();
   std::int64_t step_count() const;
-  // Waits until the last step's optimizer pass (and everything in flight) is done.
+  // Waits until the last step's optimizer pass (and everything in flight) is
+  // done; with delayed_update the new weights become the ones used next.
   void synchronize();
+  // Says whether the next backward is the last micro-batch before step()
+  // (the accumulation boundary): only then is the gradient norm summed.
+  // Without this hint every micro-batch counts it.
+  void set_accumulation_boundary(bool last);
 
   // This rank's part of the flat parameter vector: the ranges whose fp32
   // master weights and moments it holds, increasing (world size 1: all).

@@ -34,9 +34,14 @@ TEST_CASE("accumulate_grad assigns, then adds, and returns the sum of squares of
   // the same bits with one thread
   ThreadPool one(1);
   std::vector<float> acc1(n);
-  accumulate_grad(acc1.data(), a.data(), n, true, one);
-  CHECK(accumulate_grad(acc1.data(), b.data(), n, false, one) == s2);
+  accumulate_grad(acc1.data(), a.data(), n, true, true, one);
+  CHECK(accumulate_grad(acc1.data(), b.data(), n, false, true, one) == s2);
   CHECK(acc1 == acc);
+  // without the norm: the same sums, 0 returned
+  std::vector<float> acc2(n);
+  CHECK(accumulate_grad(acc2.data(), a.data(), n, true, false) == 0.0);
+  accumulate_grad(acc2.data(), b.data(), n, false, false);
+  CHECK(acc2 == acc);
 }
 
 TEST_CASE("16-bit gradients convert exactly; a 16-bit accumulator adds in float and rounds once") {

@@ -168,6 +168,66 @@ TEST_CASE("restoring a saved state continues exactly where the run was") {
   for (int i = 0; i < 3; ++i) CHECK(rest[i] == doctest::Approx(all[3 + i]).epsilon(1e-6));
 }
 
+TEST_CASE("the delayed parameter update computes step t with the weights of step t-2") {
+  test::TempDir dir("zinf-engine");
+  // Reference: step 1 and 2 use the initial weights, step t >= 3 those after
+  // step t-2's update; the updates themselves are AdamW on the master weights.
+  torch::Tensor w = initial().clone().requires_grad_(false);
+  torch::Tensor master = w.clone().requires_grad_(true);
+  torch::optim::AdamW ref_opt({master}, torch::optim::AdamWOptions(0.05).weight_decay(0.1));
+  std::vector<torch::Tensor> history = {master.detach().clone()};  // weights after 0, 1, 2, ... updates
+  std::vector<double> ref_losses;
+  for (int s = 0; s < 8; ++s) {
+    torch::Tensor used = history[std::max(0, s - 1)].clone().requires_grad_(true);
+    torch::Tensor l = reference_loss(used, batch(s));
+    l.backward();
+    ref_losses.push_back(l.item<double>());
+    master.mutable_grad() = used.grad().clone();
+    torch::nn::utils::clip_grad_norm_(std::vector<torch::Tensor>{master}, 0.5);
+    ref_opt.step();
+    history.push_back(master.detach().clone());
+  }
+  for (Tier optimizer : {Tier::kCpu, Tier::kNvme}) {
+    CAPTURE(offload::tier_name(optimizer));
+    OffloadEngineOptions o = options(Tier::kCpu, optimizer, dir.path());
+    o.delayed_update = true;
+    OffloadEngine e(o, kBlocks, initial());
+    for (int s = 0; s < 8; ++s) {
+      torch::Tensor l = engine_loss(e, batch(s));
+      l.backward();
+      CHECK(l.item<double>() == doctest::Approx(ref_losses[s]).epsilon(1e-5));
+      e.step(0.05, 1.0, 0.5);
+    }
+    e.synchronize();  // the last update becomes visible
+    CHECK((e.parameters() - history.back()).abs().max().item<double>() < 1e-5);
+    CHECK((e.master_weights() - history.back()).abs().max().item<double>() < 1e-5);
+  }
+  // Only with parameters and gradients in CPU memory and the optimizer off the device.
+  OffloadEngineOptions bad = options(Tier::kNvme, Tier::kNvme, dir.path());
+  bad.delayed_update = true;
+  CHECK(test::error_of([&] { OffloadEngine(bad, kBlocks, initial()); }).find("needs parameters in CPU memory") !=
+        std::string::npos);
+}
+
+TEST_CASE("gradients accumulated over micro-batches with the boundary hint equal the unhinted run") {
+  for (Tier optimizer : {Tier::kCpu, Tier::kDevice}) {
+    CAPTURE(offload::tier_name(optimizer));
+    OffloadEngine hinted(options(Tier::kCpu, optimizer, ""), kBlocks, initial());
+    OffloadEngine plain(options(Tier::kCpu, optimizer, ""), kBlocks, initial());
+    for (int s = 0; s < 4; ++s) {
+      for (int m = 0; m < 3; ++m) {
+        hinted.set_accumulation_boundary(m == 2);
+        (engine_loss(hinted, batch(3 * s + m)) / 3.0).backward();
+        (engine_loss(plain, batch(3 * s + m)) / 3.0).backward();
+      }
+      const StepResult a = hinted.step(0.05, 1.0, 0.5), b = plain.step(0.05, 1.0, 0.5);
+      CHECK(a.grad_norm == doctest::Approx(b.grad_norm).epsilon(1e-9));
+      CHECK(a.grad_norm > 0);
+    }
+    CHECK(torch::equal(hinted.parameters(), plain.parameters()));
+  }
+}
+
 TEST_CASE("a home that is not none, cpu or nvme is refused by name") {
   CHECK(parse_tier("k", "nvme") == Tier::kNvme);
   CHECK_THROWS_WITH(parse_tier("zero_optimization.offload_param.device", "disk"),

@@ -385,23 +385,23 @@ TEST_CASE("zinf train refuses a RANK outside WORLD_SIZE") {
 // engine work); until it lands they fail with "this build's engine does not
 // partition". ctest runs them as their own entry, cli.engine_ranks.
 
-TEST_CASE("2 ranks x batch 2 give the losses of 1 rank x batch 4 for zero3 (needs the partitioned engine)") {
+TEST_CASE("2 ranks x batch 2 give the losses of 1 rank x batch 4 for zero3, through the ZeRO engine") {
   if (skip_without_gloo()) return;
   check_engine_stage("zero3", {"--zero-stage", "zero3"});
 }
 
-TEST_CASE("2 ranks x batch 2 give the losses of 1 rank x batch 4 for infinity with CPU offload (needs the partitioned engine)") {
+TEST_CASE("2 ranks x batch 2 give the losses of 1 rank x batch 4 for infinity with CPU offload, through the ZeRO engine") {
   if (skip_without_gloo()) return;
   check_engine_stage("infinity-cpu", {"--preset", "infinity-cpu"});
 }
 
-TEST_CASE("2 ranks x batch 2 give the losses of 1 rank x batch 4 for infinity with NVMe offload (needs the partitioned engine)") {
+TEST_CASE("2 ranks x batch 2 give the losses of 1 rank x batch 4 for infinity with NVMe offload, through the ZeRO engine") {
   if (skip_without_gloo()) return;
   TempDir swap("zinf-cli-multirank-swap");
   check_engine_stage("infinity-nvme", {"--zero-stage", "infinity", "--nvme-offload-path", swap.path()});
 }
 
-TEST_CASE("a zero3 checkpoint of 2 ranks resumes on 1 rank and one of 1 rank on 2 (needs the partitioned engine)") {
+TEST_CASE("a zero3 checkpoint of 2 ranks resumes on 1 rank and one of 1 rank on 2, through the ZeRO engine") {
   if (skip_without_gloo()) return;
   const Reference& ref = reference();
   TempDir dir("zinf-cli-multirank-engine");

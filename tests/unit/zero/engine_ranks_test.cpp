@@ -165,6 +165,20 @@ int launch_ranks(int world, const std::string& name, const std::string& out, int
   return failed;
 }
 
+// The ranks' slice losses, step by step, added up: the whole batch's losses.
+std::vector<double> summed_losses(const std::string& out, int world, int steps) {
+  std::vector<double> sum(static_cast<std::size_t>(steps), 0.0);
+  for (int r = 0; r < world; ++r) {
+    std::ifstream in(out + "/losses." + std::to_string(r));
+    for (auto& s : sum) {
+      double x = 0;
+      in >> x;
+      s += x;
+    }
+  }
+  return sum;
+}
+
 }  // namespace
 
 // The body each rank runs (does nothing in a normal test run).
@@ -263,15 +277,7 @@ TEST_CASE("two and three ranks train like one rank on the whole batch, at every 
     const Result want = reference(c.name, out + "/swap-ref", kSteps);
     REQUIRE(launch_ranks(c.world, c.name, out, kSteps, false) == 0);
     // Losses: the ranks' slice losses add up to the whole batch's.
-    std::vector<double> sum(kSteps, 0.0);
-    for (int r = 0; r < c.world; ++r) {
-      std::ifstream in(out + "/losses." + std::to_string(r));
-      for (auto& s : sum) {
-        double x = 0;
-        in >> x;
-        s += x;
-      }
-    }
+    const std::vector<double> sum = summed_losses(out, c.world, kSteps);
     for (int s = 0; s < kSteps; ++s) CHECK(sum[s] == doctest::Approx(want.losses[s]).epsilon(1e-5));
     // Parameters gathered by every rank equal the one-rank run's.
     std::ifstream pin(out + "/params");
@@ -308,15 +314,7 @@ TEST_CASE("a two-rank run resumed from its ranges continues exactly") {
     std::system(("mkdir -p " + out).c_str());
     const Result want = reference(name, out + "/swap-ref", kSteps);
     REQUIRE(launch_ranks(2, name, out, kSteps, true) == 0);
-    std::vector<double> sum(kSteps, 0.0);
-    for (int r = 0; r < 2; ++r) {
-      std::ifstream in(out + "/losses." + std::to_string(r));
-      for (auto& s : sum) {
-        double x = 0;
-        in >> x;
-        s += x;
-      }
-    }
+    const std::vector<double> sum = summed_losses(out, 2, kSteps);
     for (int s = 0; s < kSteps; ++s) CHECK(sum[s] == doctest::Approx(want.losses[s]).epsilon(1e-5));
   }
 }

@@ -15,12 +15,11 @@ Worker::~Worker() {
 }
 
 std::shared_future<void> Worker::post(std::function<void()> job) {
-  std::packaged_task<void()> task(std::move(job));
-  std::future<void> result = task.get_future();
-  std::shared_future<void> shared = result.share();
+  Job j{std::move(job), {}};
+  std::shared_future<void> shared = j.done.get_future().share();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(std::move(task));
+    queue_.push_back(std::move(j));
     pending_.push_back(shared);
   }
   cv_.notify_one();
@@ -39,15 +38,23 @@ void Worker::drain() {
 
 void Worker::loop() {
   for (;;) {
-    std::packaged_task<void()> task;
+    Job job;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stop_ and nothing left
-      task = std::move(queue_.front());
+      job = std::move(queue_.front());
       queue_.pop_front();
     }
-    task();  // exceptions land in the future
+    std::exception_ptr error;
+    try {
+      job.fn();
+    } catch (...) {
+      error = std::current_exception();  // lands in the future
+    }
+    job.fn = nullptr;  // what the job captured goes now, before anyone is told it is done
+    if (error) job.done.set_exception(error);
+    else job.done.set_value();
   }
 }
 

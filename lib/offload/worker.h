@@ -1,7 +1,9 @@
 // zinf::offload — the transfer worker.
 // Implements: Worker, one background thread running jobs in the order they
 // were posted, each job's completion (and exception) delivered through a
-// std::future. The engine posts prefetches (NVMe -> pinned -> device) and
+// std::future. A job is destroyed as soon as it has run: the future holds no
+// reference to it, so what it captured (a block's gradient on the device, a
+// fetch's buffers) is freed then, not when the future is dropped. The engine posts prefetches (NVMe -> pinned -> device) and
 // gradient offloads (device -> host accumulator) to it so they overlap the
 // compute thread; in CUDA builds the jobs issue their copies on side streams,
 // on CPU builds the thread itself is the overlap, so CI tests the same logic.
@@ -33,7 +35,11 @@ class Worker {
   void loop();
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::packaged_task<void()>> queue_;
+  struct Job {
+    std::function<void()> fn;
+    std::promise<void> done;
+  };
+  std::deque<Job> queue_;
   std::deque<std::shared_future<void>> pending_;  // futures not yet drained
   bool stop_ = false;
   std::thread thread_;

@@ -232,6 +232,16 @@ TEST_CASE("optimizer states split between CPU and NVMe, with gradients read from
   CHECK(results[0] == results[2]);
 }
 
+TEST_CASE("a worker job's captures are released once it has run, while its future is still held") {
+  Worker worker;
+  auto big = std::make_shared<std::vector<char>>(1 << 20);
+  std::weak_ptr<std::vector<char>> watch = big;
+  std::shared_future<void> done = worker.post([held = std::move(big)] { (void)held->size(); });
+  done.wait();
+  CHECK(watch.expired());  // a gradient captured by its offload job is freed when the job ends
+  worker.drain();
+}
+
 TEST_CASE("the worker runs jobs in order and hands their errors to the waiter") {
   Worker worker;
   std::vector<int> order;

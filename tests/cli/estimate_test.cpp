@@ -133,8 +133,12 @@ TEST_CASE("GPU estimates split optimizer states over --gpus and --nodes") {
 }
 
 TEST_CASE("--params derives a GPT-3 shape") {
+  // Exit 3: 175B fits no option on 80 GiB GPUs while the engine keeps every
+  // block's 16-bit gradient referenced until the step (docs/estimates.md).
   const Json j = run_json({"estimate", "--params", "175B", "--gpus", "8", "--gpu-memory-gb", "80", "--cpu-memory-gb",
-                           "4096", "--nvme-free-gb", "30000"});
+                           "4096", "--nvme-free-gb", "30000"},
+                          3);
+  CHECK(j.at("recommended").is_null());
   CHECK(j.at("params") == 175000000000LL);
   CHECK(j.at("model").at("hidden_size") == 12288);
   CHECK(j.at("model").at("layers") == 96);

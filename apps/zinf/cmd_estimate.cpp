@@ -118,7 +118,7 @@ std::string lpad(const std::string& s, std::size_t width) {
 nlohmann::json option_json(const plan::Option& o, const plan::Need& n, const plan::Fit& f) {
   auto items = [](const std::vector<plan::Item>& v) {
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& i : v) j.push_back({{"what", i.what}, {"bytes", i.bytes}});
+    for (const auto& i : v) j.push_back({{"what", i.what}, {"bytes", i.bytes}, {"phase", plan::phase_name(i.phase)}});
     return j;
   };
   nlohmann::json j = {{"name", o.name},
@@ -325,7 +325,7 @@ void setup(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_flag("--json", state->json,
                 "print JSON: params, options (zero_stage, offload_param, offload_optimizer, gpu_bytes, cpu_bytes, "
-                "nvme_bytes, fits), recommended, selected");
+                "nvme_bytes, fits, breakdown: items with what, bytes and phase), recommended, selected");
   cmd->callback([state] { run_estimate(*state); });
 }
 

@@ -128,8 +128,9 @@ void run_train(const TrainCommand& c) {
   if (target == plan::Target::kCuda)
     peaks += ", GPU " + format_bytes(double(measured("peak_gpu_bytes"))) + " (estimated " +
              format_bytes(double(need.gpu_bytes)) + ")";
-  if (need.nvme_bytes > 0)
-    peaks += ", NVMe files estimated " + format_bytes(double(need.nvme_bytes));
+  if (need.nvme_bytes > 0 || measured("nvme_peak_bytes") > 0)
+    peaks += ", NVMe swap files " + format_bytes(double(measured("nvme_peak_bytes"))) + " (estimated " +
+             format_bytes(double(need.nvme_bytes)) + ")";
   log::info(peaks);
   log::info("outputs in " + settings.output_dir + ": config.json, metrics.jsonl, summary.json" +
             (settings.save ? ", checkpoints/, model.safetensors" : " (--no-save: no checkpoints, no model file)"));

@@ -25,7 +25,7 @@
 #include "hw/disk.h"
 #include "hw/probe.h"
 #include "io/bench.h"
-#include "io/swap_file.h"
+#include "plan/estimate.h"
 
 namespace zinf::app {
 namespace {
@@ -89,28 +89,24 @@ std::string check_writable(const std::string& dir) {
   return failure;
 }
 
-// NVMe bytes the resolved configuration keeps in swap files (a stand-in for
-// lib/plan's estimator; see io::nvme_swap_bytes).
+// NVMe bytes the resolved configuration keeps in swap files, from lib/plan's
+// estimator: the engine's params.swp, optimizer.swp and grads.swp of one
+// rank (each block and sub-group 4096-aligned), as `zinf estimate` reports
+// them for the configured option.
 std::int64_t required_from_settings(const config::Settings& s, std::string& from) {
-  io::NvmeResidency r;
-  r.params = s.offload_param.device == config::Device::kNvme;
-  r.param_bytes = s.precision == config::Precision::kFp32 ? 4 : 2;
-  r.optimizer = s.offload_optimizer.device == config::Device::kNvme;
-  r.gradients = s.offload_gradients_nvme;
-  const std::int64_t params = s.model.parameter_count();
-  const std::int64_t bytes = io::nvme_swap_bytes(params, r);
-  if (bytes == 0) {
+  const plan::Target target = s.device == "cuda" ? plan::Target::kCuda : plan::Target::kCpu;
+  const plan::Option option = plan::option_from(s);
+  const plan::Need need = plan::estimate_option(plan::inputs_from(s, 1, 1, target), option);
+  if (need.nvme_bytes == 0) {
     from = "nothing offloaded to NVMe by the configuration";
   } else {
-    std::vector<std::string> parts;
-    if (r.params) parts.push_back("params " + std::to_string(r.param_bytes) + " B/param");
-    if (r.optimizer) parts.push_back("optimizer 12 B/param");
-    if (r.gradients) parts.push_back("gradients 4 B/param");
-    std::string joined;
-    for (const auto& p : parts) joined += (joined.empty() ? "" : " + ") + p;
-    from = "model " + s.model.name + " (" + format_count(double(params)) + " params): " + joined;
+    std::string parts;
+    for (const auto& i : need.nvme)
+      parts += (parts.empty() ? "" : " + ") + i.what + " " + format_bytes(double(i.bytes));
+    from = "zinf estimate for " + option.name + ", model " + s.model.name + " (" +
+           format_count(double(s.model.parameter_count())) + " params), one rank: " + parts;
   }
-  return bytes;
+  return need.nvme_bytes;
 }
 
 Report validate(const ValidateCommand& c) {
@@ -337,7 +333,8 @@ void setup(CLI::App& app) {
       "Exit 0 when usable, 3 with the reason on stderr when not.");
   cmd->add_option("PATH", state->path, "directory for swap files (the --nvme-offload-path of a run)")->required();
   cmd->add_option("--required-gb", state->required_gb,
-                  "space the run needs in GB (1e9 bytes); default: computed from the model/offload options");
+                  "space the run needs in GB (1e9 bytes); default: zinf estimate's NVMe bytes for the model/offload options "
+                  "(one rank)");
   cmd->add_flag("--bench", state->bench, "measure sequential write and read bandwidth (aio block size, queue depth)");
   cmd->add_flag("--tune", state->tune, "sweep block sizes (256K, 1M, 4M) x queue depths (4..32); print the best aio");
   cmd->add_option("--bench-size-mb", state->bench_size_mb, "benchmark file size in MiB (default 1024)");

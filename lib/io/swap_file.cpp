@@ -133,14 +133,4 @@ std::string default_run_id() {
   return std::string(stamp) + "-" + std::to_string(::getpid());
 }
 
-// ---------------------------------------------------------------- space
-std::int64_t nvme_swap_bytes(std::int64_t parameters, const NvmeResidency& r) {
-  if (parameters < 0) throw Error("negative parameter count " + std::to_string(parameters));
-  std::int64_t per_param = 0;
-  if (r.params) per_param += r.param_bytes;
-  if (r.optimizer) per_param += 12;
-  if (r.gradients) per_param += 4;
-  return parameters * per_param;
-}
-
 }  // namespace zinf::io

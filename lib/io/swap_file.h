@@ -5,8 +5,7 @@
 // with its space reserved up front (fallocate) so a full disk is found at
 // start, bounds-checked reads and writes through the UringEngine, and a
 // CRC32C per aio.block_size block of what this run wrote, checked on read.
-// Also the NVMe space a configuration needs, until lib/plan's estimator
-// replaces it.
+// (The space a configuration needs is lib/plan's estimate.)
 #pragma once
 
 #include <cstdint>
@@ -85,19 +84,5 @@ class SwapDir {
 
 // A run id unique on this host: "<yyyymmdd-hhmmss>-<pid>".
 std::string default_run_id();
-
-// ---------------------------------------------------------------- space
-// What a run keeps on NVMe, per parameter (all ranks of a node together).
-struct NvmeResidency {
-  bool params = false;     // parameters' home on NVMe
-  int param_bytes = 2;     // bytes per parameter as stored: 2 (fp16/bf16), 4 (fp32)
-  bool optimizer = false;  // fp32 master weights + Adam m + v (12 B/param) on NVMe
-  bool gradients = false;  // fp32 gradients (4 B/param) streamed to NVMe
-};
-
-// Bytes of swap files for `parameters` parameters. A simple stand-in for
-// lib/plan's estimator: params param_bytes/param, optimizer 12 B/param,
-// gradients 4 B/param.
-std::int64_t nvme_swap_bytes(std::int64_t parameters, const NvmeResidency& residency);
 
 }  // namespace zinf::io

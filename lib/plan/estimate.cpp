@@ -1,11 +1,13 @@
-// zinf::plan — the per-tier byte model of zinf's engine (see estimate.h and
-// docs/estimates.md for what is counted and why).
+// zinf::plan — the per-tier byte model of zinf's engine and trainer (see
+// estimate.h and docs/estimates.md for what is counted and why).
 #include "plan/estimate.h"
 
 #include <algorithm>
+#include <deque>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 
 #include "core/error.h"
 #include "core/text.h"
@@ -16,6 +18,11 @@ namespace {
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
+constexpr std::int64_t kDirect = 4096;       // io::kDirectAlignment: NVMe segments and host buffers
+constexpr std::int64_t kShardAlign = 64;     // elements: the engine's and ShardPlan's shard rounding
+constexpr std::int64_t kAutoPoolBytes = std::int64_t(32) << 20;  // offload::kAutoBufferBytes
+constexpr int kPhases = 5;
+
 enum class Tier { kAccel, kCpu, kNvme };
 
 Tier tier_of(config::Device d) {
@@ -25,23 +32,9 @@ Tier tier_of(config::Device d) {
 // Items per rank on each tier, summed into per-node totals at the end.
 struct RankItems {
   std::vector<Item> accel, cpu, nvme;
-  std::int64_t model_state_accel = 0, model_state_cpu = 0;
-
-  void add(Tier t, std::string what, std::int64_t bytes, bool model_state, std::int64_t nvme_block) {
+  void add(Tier t, std::string what, std::int64_t bytes, Phase phase = Phase::kResident) {
     if (bytes <= 0) return;
-    switch (t) {
-      case Tier::kAccel:
-        accel.push_back({std::move(what), bytes});
-        if (model_state) model_state_accel += bytes;
-        break;
-      case Tier::kCpu:
-        cpu.push_back({std::move(what), bytes});
-        if (model_state) model_state_cpu += bytes;
-        break;
-      case Tier::kNvme:  // one swap file per rank and kind, in whole aio blocks
-        nvme.push_back({std::move(what), round_up(bytes, nvme_block)});
-        break;
-    }
+    (t == Tier::kAccel ? accel : t == Tier::kCpu ? cpu : nvme).push_back({std::move(what), bytes, phase});
   }
 };
 
@@ -51,13 +44,338 @@ std::int64_t sum(const std::vector<Item>& items) {
   return total;
 }
 
-// Per-rank items as per-node items: n ranks share a node.
+// Per-rank items as per-node items: n ranks share a node and run in step.
 std::vector<Item> times(std::vector<Item> items, int n) {
   for (auto& i : items) {
     i.bytes *= n;
     if (n > 1) i.what += ", x " + std::to_string(n) + " ranks";
   }
   return items;
+}
+
+std::string count(std::int64_t n) { return format_count(double(n)); }
+
+// offload::pool_shape: buffer_count buffers of buffer_size elements (0:
+// 32 MiB), no larger than the largest block, in whole granules when a block
+// streams through in pieces, no more buffers than the blocks have pieces.
+struct Pool {
+  std::int64_t count = 0, buffer_bytes = 0;
+  std::int64_t bytes() const { return count * round_up(buffer_bytes, kDirect); }
+};
+Pool pool_shape(std::int64_t buffer_count, std::int64_t buffer_size, std::int64_t elem_bytes,
+                const std::vector<std::int64_t>& numels, std::int64_t granule) {
+  std::int64_t largest = 1;
+  for (std::int64_t n : numels) largest = std::max(largest, n);
+  const std::int64_t largest_bytes = largest * elem_bytes;
+  const std::int64_t want = buffer_size > 0 ? buffer_size * elem_bytes : kAutoPoolBytes;
+  Pool p;
+  p.buffer_bytes = want >= largest_bytes ? largest_bytes : std::max(granule, want / granule * granule);
+  p.buffer_bytes = std::min(p.buffer_bytes, largest_bytes);
+  std::int64_t pieces = 0;
+  for (std::int64_t n : numels) pieces += std::max<std::int64_t>(1, ceil_div(n * elem_bytes, p.buffer_bytes));
+  p.count = std::min<std::int64_t>(std::max<std::int64_t>(1, buffer_count), std::max<std::int64_t>(1, pieces));
+  return p;
+}
+
+// The engine's blocks (model/layout.h): the embedding (token + position),
+// the transformer blocks, the final LayerNorm ("head"). When --params gives
+// a count the derived shape does not reach exactly, the last transformer
+// block takes the difference, so the blocks add up to the count.
+std::vector<std::int64_t> engine_blocks(const Inputs& in) {
+  const ModelSpec& m = in.model;
+  std::vector<std::int64_t> blocks;
+  blocks.push_back((m.vocab_size + m.seq_len) * m.hidden_size);
+  for (std::int64_t i = 0; i < m.layers; ++i) blocks.push_back(m.block_parameter_count());
+  blocks.push_back(2 * m.hidden_size);
+  std::int64_t total = 0;
+  for (std::int64_t b : blocks) total += b;
+  std::int64_t& last = blocks[blocks.size() - 2];
+  last = std::max<std::int64_t>(1, last + (in.params - total));
+  return blocks;
+}
+
+// The model-state floor: parameters, gradients and optimizer states with
+// ideal partitions, as DeepSpeed's estimators count them (deepspeed_reference.h).
+void model_state_floor(const Inputs& in, const Option& o, bool gradients_nvme, std::int64_t& accel, std::int64_t& cpu) {
+  const bool mixed = in.precision != config::Precision::kFp32;
+  const std::int64_t bw = mixed ? 2 : 4;
+  const std::int64_t P = in.params, Pn = ceil_div(P, in.ranks());
+  const int stage = o.zero_stage;
+  const Tier param_home = stage == 3 ? tier_of(o.offload_param) : Tier::kAccel;
+  const Tier opt_home = tier_of(o.offload_optimizer);
+  auto physical = [&](Tier t) { return in.target == Target::kCpu && t == Tier::kAccel ? Tier::kCpu : t; };
+  const std::int64_t opt_numel = stage == 0 ? P : Pn;
+  accel = cpu = 0;
+  auto add = [&](Tier t, std::int64_t bytes) {
+    if (t == Tier::kAccel) accel += bytes;
+    else if (t == Tier::kCpu) cpu += bytes;
+  };
+  add(param_home, (stage < 3 ? P : Pn) * bw);
+  if (stage < 2) add(Tier::kAccel, P * bw);
+  const bool grad32 = mixed || stage >= 2 || physical(opt_home) != physical(Tier::kAccel);
+  if (grad32) add(opt_home == Tier::kNvme && !gradients_nvme ? Tier::kCpu : opt_home, opt_numel * 4);
+  if (mixed || physical(param_home) != physical(opt_home)) add(opt_home, opt_numel * 4);
+  add(opt_home, opt_numel * 8);
+}
+
+// ------------------------------------------------ stages 0-2 without offload
+
+// train/data_parallel.h: the model's flat parameters and gradients (padded to
+// world x shard), the fp32 master, accumulator and AdamW moments of the part
+// this rank updates, and the step's temporaries.
+void data_parallel_items(const Inputs& in, const Option& o, RankItems& r) {
+  const bool mixed = in.precision != config::Precision::kFp32;
+  const std::int64_t bw = mixed ? 2 : 4;
+  const std::string prec = config::precision_name(in.precision);
+  const std::int64_t W = in.ranks(), P = in.params;
+  const std::int64_t shard = std::max(kShardAlign, round_up(ceil_div(P, W), kShardAlign));
+  const std::int64_t padded = shard * W;
+  const int stage = W > 1 ? o.zero_stage : 0;  // one rank: every stage runs as none
+  const std::int64_t master = stage == 0 ? P : shard;
+  const std::string part = stage == 0 ? "" : " (shard of " + count(shard) + ")";
+  const Tier A = Tier::kAccel;
+
+  r.add(A, prec + " parameters (flat model buffer)", padded * bw);
+  r.add(A, prec + " gradients (flat model buffer)", padded * bw);
+  if (mixed || stage > 0) r.add(A, "fp32 master weights" + part, master * 4);
+  if (stage == 0 && mixed) r.add(A, "fp32 gradient accumulator", P * 4);
+  if (stage == 1 && mixed) r.add(A, "fp32 gradient accumulator (padded)", padded * 4);
+  if (stage > 0) r.add(A, "fp32 gradient shard", shard * 4);
+  if (stage == 2) {
+    const std::int64_t bucket = in.reduce_bucket_size > 0 ? in.reduce_bucket_size : in.model.hidden_size * in.model.hidden_size;
+    const std::int64_t piece = std::clamp<std::int64_t>(bucket / W, 1, shard);
+    r.add(A, "reduce-scatter bucket (fp32, in + out)", piece * (W + 1) * 4);
+  }
+  r.add(A, "AdamW moments m, v (fp32)" + part, master * 8);
+
+  // Forward/backward: activations, and autograd's temporaries for the
+  // largest weight (the tied embedding: its gradient from the LM head and
+  // from the lookup, before they are added into the flat buffer).
+  const std::int64_t wte = in.model.vocab_size * in.model.hidden_size;
+  r.add(A, "backward temporaries: 2 x the largest weight's gradient", 2 * wte * bw, Phase::kStep);
+
+  // Optimizer step: first the gradient's square for the norm (freed at
+  // once), then AdamW, which on CPU (no fused kernel) holds sqrt(v) and its
+  // scaled copy together; CUDA builds (LibTorch 2) run the fused kernel.
+  if (in.target == Target::kCpu)
+    r.add(A, "AdamW temporaries: sqrt(v) and its scaled copy (fp32, unfused on CPU)", 2 * master * 4,
+          Phase::kOptimizer);
+  else
+    r.add(A, "gradient norm: squared copy (fp32)", (stage == 0 ? P : shard) * 4, Phase::kOptimizer);
+  if (stage > 0 && mixed) r.add(A, prec + " copy of the updated shard (all-gather)", shard * bw, Phase::kOptimizer);
+
+  // Initialisation: every rank builds the whole fp32 model on the host first.
+  r.add(Tier::kCpu, "initial fp32 weights (whole model, host)", P * 4, Phase::kInit);
+  // Checkpoints stream 4M-element pieces of master, m and v through host memory.
+  if (in.save && in.target == Target::kCuda)
+    r.add(Tier::kCpu, "checkpoint pieces (master, m, v of 4M elements)", 3 * kCheckpointChunkElements * 4,
+          Phase::kSave);
+}
+
+// ------------------------------------------------ the ZeRO engine
+
+// zero/offload_engine.cpp build() and its pipeline: the parameters' home,
+// the fetch pool, sub-groups and their stores, the gradient homes and
+// staging pools, the write pool; then a walk over the run() calls of one
+// forward and backward for the largest moment of the blocks being computed.
+void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, RankItems& r) {
+  const bool half = in.precision != config::Precision::kFp32;
+  const std::int64_t pb = half ? 2 : 4;
+  const std::string prec = config::precision_name(in.precision);
+  const std::int64_t W = in.ranks();
+  const bool cuda = in.target == Target::kCuda;
+  const Tier param_home = o.zero_stage >= 3 ? tier_of(o.offload_param) : Tier::kAccel;
+  const Tier opt_home = tier_of(o.offload_optimizer);
+  const bool host_opt = opt_home != Tier::kAccel;
+  const bool sharded = W > 1 && o.zero_stage >= 3;
+  const bool fetch_needed = param_home != Tier::kAccel || sharded;
+  const std::int64_t granule = std::max<std::int64_t>(in.aio_block_size, kDirect);
+  const Tier A = Tier::kAccel, C = Tier::kCpu, N = Tier::kNvme;
+
+  const std::vector<std::int64_t> numel = engine_blocks(in);
+  const std::size_t nb = numel.size();
+  std::vector<std::int64_t> shard(nb), own(nb), home(nb);
+  std::int64_t owned = 0, largest = 1;
+  for (std::size_t b = 0; b < nb; ++b) {
+    shard[b] = W == 1 ? numel[b] : round_up(ceil_div(numel[b], W), kShardAlign);
+    own[b] = std::min(numel[b], shard[b]);  // rank 0, which owns a full shard of every block
+    home[b] = sharded ? shard[b] : numel[b];
+    owned += own[b];
+    largest = std::max(largest, numel[b]);
+  }
+  const std::string part = W > 1 ? " (this rank's shards)" : "";
+
+  // ---- parameters' home
+  std::vector<std::int64_t> nvme_homes;
+  if (param_home == A) {
+    std::int64_t n = 0;
+    for (std::size_t b = 0; b < nb; ++b) n += W > 1 && !sharded ? W * shard[b] : home[b];
+    r.add(A, prec + " parameters" + (sharded ? part : std::string()), n * pb);
+  } else {
+    std::int64_t cpu_bytes = 0, nvme_bytes = 0, in_cpu = 0;
+    for (std::size_t b = 0; b < nb; ++b) {
+      if (param_home == C || in_cpu + home[b] <= in.param_max_in_cpu) {
+        if (param_home == N) in_cpu += home[b];
+        cpu_bytes = round_up(cpu_bytes + home[b] * pb, 64);
+      } else {
+        nvme_bytes += round_up(home[b] * pb, kDirect);
+        nvme_homes.push_back(home[b]);
+      }
+    }
+    r.add(C, prec + " parameters" + part + (param_home == N ? " kept in CPU memory (max_in_cpu)" : "") +
+                 (cuda ? ", pinned" : ""), round_up(cpu_bytes, kDirect));
+    if (!nvme_homes.empty()) {
+      r.add(N, prec + " parameters" + part + " (params.swp)", nvme_bytes);
+      // "auto" (config/build.cpp): min(largest block, 8M elements), the
+      // largest block counted as max(transformer block, vocab x hidden).
+      const std::int64_t buffer_size =
+          in.param_buffer_size > 0
+              ? in.param_buffer_size
+              : std::min<std::int64_t>(std::max(in.model.block_parameter_count(), in.model.vocab_size * in.model.hidden_size),
+                                       std::int64_t(8) << 20);
+      const Pool pool = pool_shape(in.param_buffer_count, buffer_size, pb, nvme_homes, granule);
+      r.add(C, "parameter fetch pool (" + std::to_string(pool.count) + " x " + format_bytes(double(pool.buffer_bytes)) +
+                   (cuda ? ", pinned)" : ")"), pool.bytes());
+    }
+  }
+
+  // ---- optimizer sub-groups over the owned elements
+  std::int64_t sub_group = in.sub_group_size > 0
+                               ? in.sub_group_size
+                               : std::clamp<std::int64_t>(in.params / 64, std::int64_t(1) << 20, std::int64_t(16) << 20);
+  if (param_home == N) sub_group = round_up(sub_group, granule / pb);
+  std::vector<std::int64_t> groups;
+  for (std::size_t b = 0; b < nb; ++b)
+    for (std::int64_t off = 0; off < own[b]; off += sub_group) groups.push_back(std::min(sub_group, own[b] - off));
+  std::int64_t largest_group = 1;
+  for (std::int64_t g : groups) largest_group = std::max(largest_group, g);
+  const std::string sg = " (" + std::to_string(groups.size()) + " sub-groups of up to " + count(largest_group) + ")";
+
+  if (!host_opt) {
+    r.add(A, "fp32 master weights, Adam m, v" + part, 12 * owned);
+    r.add(A, "fp32 gradients" + part, 4 * owned);
+  } else {
+    if (opt_home == C) {
+      std::int64_t bytes = 0;
+      for (std::int64_t g : groups) bytes = round_up(bytes + 12 * g, 64);
+      r.add(C, "fp32 master weights, Adam m, v" + part + sg, round_up(bytes, kDirect));
+    } else {
+      std::int64_t cpu_bytes = 0, nvme_bytes = 0, in_cpu = 0, ring = 0;
+      for (std::int64_t g : groups) {
+        if (in_cpu + g <= in.optimizer_max_in_cpu) {
+          in_cpu += g;
+          cpu_bytes = round_up(cpu_bytes + 12 * g, 64);
+        } else {
+          nvme_bytes += round_up(12 * g, kDirect);
+          ring = std::max(ring, g);
+        }
+      }
+      r.add(C, "fp32 master weights, Adam m, v kept in CPU memory (optimizer_max_in_cpu)", round_up(cpu_bytes, kDirect));
+      if (ring > 0) {
+        r.add(N, "fp32 master weights, Adam m, v" + part + sg + " (optimizer.swp)", nvme_bytes);
+        r.add(C, "optimizer pipeline buffers (3 x " + count(ring) + " x 16 B: state and gradient)",
+              3 * round_up(round_up(12 * ring, kDirect) + 4 * ring, kDirect));
+        r.add(C, "optimizer sub-group write buffer (12 B x " + count(ring) + ")", round_up(12 * ring, kDirect));
+      }
+    }
+    if (gradients_nvme) {
+      std::int64_t bytes = 0;
+      for (std::int64_t g : groups) bytes += round_up(4 * g, kDirect);
+      r.add(N, "fp32 gradients" + part + ", one segment per sub-group (grads.swp)", bytes);
+      r.add(C, "gradient segment staging (2 x " + count(largest_group) + " x 4 B)", 2 * round_up(4 * largest_group, kDirect));
+    } else {
+      const std::int64_t gb = in.grad_accum > 1 || !half ? 4 : pb;
+      r.add(C, std::string(gb == 4 ? "fp32" : prec) + " gradients" + part +
+                   (in.grad_accum > 1 ? ", accumulated" : "") + (cuda ? ", pinned" : ""),
+            round_up(std::max<std::int64_t>(1, owned) * gb, kDirect));
+    }
+    if (cuda) {
+      const Pool pool = pool_shape(3, 0, pb, own, kDirect);
+      r.add(C, "gradient copy-down pool (" + std::to_string(pool.count) + " x " + format_bytes(double(pool.buffer_bytes)) +
+                   ", pinned)", pool.bytes());
+    }
+  }
+  if (host_opt && (param_home == N || (param_home == A && cuda)))
+    r.add(C, "new-weights write pool (3 x " + count(largest_group) + " x " + std::to_string(pb) + " B)",
+          3 * round_up(largest_group * pb, kDirect));
+
+  // ---- one forward and backward, call by call (train/zero_gpt.cpp): the
+  // embedding, each block, then the head with the tied embedding again.
+  std::vector<std::vector<std::size_t>> calls{{0}};
+  for (std::size_t b = 1; b + 1 < nb; ++b) calls.push_back({b});
+  calls.push_back({nb - 1, 0});
+  const ActivationBytes act = activation_bytes(
+      {in.model, in.micro_batch, in.seq_len, pb, in.attention, /*checkpointing=*/true});
+  auto fetched = [&](std::size_t c) {  // on the device while call c computes
+    std::int64_t n = 0;
+    if (fetch_needed)
+      for (std::size_t b : calls[c]) n += sharded ? W * shard[b] + shard[b] : numel[b];
+    return n * pb;
+  };
+  auto grads = [&](std::size_t c) {  // the call's flat gradients as autograd builds them
+    std::int64_t n = 0, top = 0;
+    for (std::size_t b : calls[c]) {
+      n += numel[b];
+      top = std::max(top, numel[b]);
+    }
+    return (n + (kBlockGradCopies - 1) * top + (W > 1 ? top : 0)) * pb;
+  };
+  // A gradient handed to a worker (the host optimizer's accumulation, or the
+  // reduce-scatter across ranks) lives until its job has run; the compute
+  // thread runs at most kGradJobsInFlight such jobs ahead (zero/engine_grads.cpp).
+  auto handed = [&](std::size_t c) {
+    std::int64_t n = 0;
+    for (std::size_t b : calls[c]) n += numel[b];
+    return host_opt || W > 1 ? n * pb : 0;
+  };
+  struct Moment {
+    std::string when;
+    std::int64_t params = 0, grads = 0, held = 0, acts = 0;
+    std::int64_t total() const { return params + grads + held + acts; }
+  };
+  Moment peak;
+  const std::size_t last = calls.size() - 1;
+  auto consider = [&](Moment m) {
+    if (m.total() > peak.total()) peak = std::move(m);
+  };
+  auto call_name = [&](std::size_t c) {
+    return c == 0 ? std::string("the embedding") : c == last ? std::string("the head") : "block " + std::to_string(c - 1);
+  };
+  for (std::size_t c = 0; c < calls.size(); ++c)  // forward: this call and the next one prefetched
+    consider({"forward of " + call_name(c), fetched(c) + fetched(c == last ? c : c + 1), 0, 0,
+              act.blocks + (c == last ? act.head : 0)});
+  constexpr std::size_t kGradJobsInFlight = 4;
+  std::deque<std::int64_t> in_flight;  // gradients of the calls handed off most recently
+  for (std::size_t c = calls.size(); c-- > 0;) {  // backward: recompute, gradients, the previous call prefetched
+    std::int64_t held = 0;
+    for (std::int64_t h : in_flight) held += h;
+    consider({"backward of " + call_name(c), fetched(c) + (c > 0 ? fetched(c - 1) : 0), grads(c), held,
+              act.blocks + (c == last ? act.head : c > 0 ? act.per_block : 0)});
+    in_flight.push_back(handed(c));
+    if (in_flight.size() > kGradJobsInFlight) in_flight.pop_front();
+  }
+  r.add(A, "parameters gathered at the peak (" + peak.when + ": current + prefetched)", peak.params, Phase::kStep);
+  r.add(A, "block gradients being built (" + std::to_string(kBlockGradCopies) + " copies of the largest)", peak.grads,
+        Phase::kStep);
+  r.add(A, "gradients of the last blocks, until their offload jobs have run", peak.held, Phase::kStep);
+  r.add(A, "activations (block inputs" + std::string(peak.acts > act.blocks ? " + the block being recomputed)" : ")"),
+        peak.acts, Phase::kStep);
+
+  // ---- optimizer on the device: its update runs as tensor ops per block
+  if (!host_opt) {
+    std::int64_t top = 0;
+    for (std::int64_t n : own) top = std::max(top, n);
+    r.add(A, "device Adam temporaries (3 x the largest block, fp32)", 3 * 4 * top, Phase::kOptimizer);
+  }
+
+  // ---- initialisation: one block's fp32 weights at a time, and its home copy
+  r.add(C, "initial fp32 weights of the largest block", 4 * largest +
+               (param_home != A && half ? pb * largest : 0) + (sharded ? 4 * largest / W : 0), Phase::kInit);
+  // ---- checkpoints: one sub-group read back, and the model export's piece
+  if (in.save) {
+    const std::int64_t piece = opt_home == N ? 12 * largest_group : 0;
+    r.add(C, "checkpoint and export pieces", std::max(piece, 4 * kCheckpointChunkElements), Phase::kSave);
+  }
 }
 
 }  // namespace
@@ -101,12 +419,31 @@ std::optional<std::int64_t> parse_param_count(const std::string& raw) {
   return n;
 }
 
+
+const char* phase_name(Phase p) {
+  switch (p) {
+    case Phase::kResident: return "resident";
+    case Phase::kInit: return "initialisation";
+    case Phase::kStep: return "forward/backward";
+    case Phase::kOptimizer: return "optimizer step";
+    case Phase::kSave: return "checkpoint";
+  }
+  return "?";
+}
+
+std::int64_t peak_bytes(const std::vector<Item>& items) {
+  std::int64_t phase[kPhases] = {0, 0, 0, 0, 0};
+  for (const auto& i : items) phase[static_cast<int>(i.phase)] += i.bytes;
+  return phase[0] + *std::max_element(phase + 1, phase + kPhases);
+}
+
 Inputs inputs_from(const config::Settings& s, int gpus_per_node, int nodes, Target target) {
   Inputs in;
   in.model = s.model;
   in.params = s.model.parameter_count();
   in.micro_batch = s.micro_batch;
   in.seq_len = s.model.seq_len;
+  in.grad_accum = s.grad_accum;
   in.activation_checkpointing = s.activation_checkpointing;
   in.precision = s.precision;
   in.target = target;
@@ -114,11 +451,19 @@ Inputs inputs_from(const config::Settings& s, int gpus_per_node, int nodes, Targ
   in.gpus_per_node = gpus_per_node;
   in.nodes = nodes;
   in.reduce_bucket_size = s.reduce_bucket_size;
-  in.param_buffer_count = s.offload_param.buffer_count;
+  in.param_buffer_count = s.offload_param.buffer_count > 0 ? s.offload_param.buffer_count : 5;
   in.param_buffer_size = s.offload_param.buffer_size;
+  // What the configuration keeps in CPU memory applies where it puts the
+  // parameters on NVMe; the table's other NVMe rows are the infinity recipe (0).
+  in.param_max_in_cpu = s.offload_param.device == config::Device::kNvme ? s.offload_param.max_in_cpu : 0;
   in.sub_group_size = s.sub_group_size;
+  in.optimizer_max_in_cpu = s.optimizer_max_in_cpu;
   in.aio_block_size = s.aio_block_size;
-  in.offload_gradients_nvme = s.offload_gradients_nvme;
+  // "auto" (gradients follow an NVMe optimizer) applies to every row; a
+  // value the user chose against it applies to every row that can have it.
+  const bool auto_nvme = s.offload_optimizer.device == config::Device::kNvme && s.zero_stage >= 2;
+  if (s.offload_gradients_nvme != auto_nvme) in.gradients_nvme = s.offload_gradients_nvme;
+  in.save = s.save;
   return in;
 }
 
@@ -176,120 +521,81 @@ Option option_from(const config::Settings& s) {
   return o;
 }
 
+
 Need estimate_option(const Inputs& in, const Option& o) {
   check_inputs(in);
-  const bool mixed = in.precision != config::Precision::kFp32;
-  const std::int64_t bw = mixed ? 2 : 4;  // bytes per element of parameters, gradients, activations
-  const std::string prec = config::precision_name(in.precision);
-  const int n = in.gpus_per_node;
-  const std::int64_t P = in.params;
-  const std::int64_t Pn = ceil_div(P, in.ranks());  // one rank's partition, elements
-  const std::int64_t L = std::min(P, largest_block_params(in.model));
-  const int stage = o.zero_stage;
-  const std::int64_t block = in.aio_block_size;
-  const std::int64_t h = in.model.hidden_size;
-  const std::int64_t reduce_bucket = in.reduce_bucket_size > 0 ? in.reduce_bucket_size : h * h;
-  const std::int64_t param_buffer = in.param_buffer_size > 0 ? in.param_buffer_size : largest_block_params(in.model);
-  const std::int64_t sub_group_size = in.sub_group_size > 0 ? in.sub_group_size : 1000000000;
-
-  const Tier param_home = stage == 3 ? tier_of(o.offload_param) : Tier::kAccel;
   const Tier opt_home = tier_of(o.offload_optimizer);
-  // On a CPU run the accelerator's memory is host memory: "offload to cpu"
-  // moves nothing, so it counts as the same tier.
-  auto same_memory = [&](Tier a, Tier b) {
-    auto physical = [&](Tier t) { return in.target == Target::kCpu && t == Tier::kAccel ? Tier::kCpu : t; };
-    return physical(a) == physical(b);
-  };
-  const std::int64_t opt_numel = stage == 0 ? P : Pn;  // elements this rank's optimizer updates
-  const std::string part = stage == 0 ? "" : " (partition)";
-
+  const bool gradients_nvme =
+      opt_home != Tier::kAccel && o.zero_stage >= 2 &&
+      in.gradients_nvme.value_or(opt_home == Tier::kNvme);
   RankItems r;
-  // ---------------------------------------------------------- model states
-  const std::int64_t param_numel = stage < 3 ? P : Pn;
-  r.add(param_home, prec + " parameters" + (stage < 3 ? "" : " (partition)") +
-                        (param_home == Tier::kCpu ? ", pinned" : ""),
-        param_numel * bw, true, block);
-  // Stages 0 and 1 keep one flat gradient buffer for the whole model, reduced
-  // at the end of accumulation; stages 2 and 3 reduce-scatter block by block
-  // into the fp32 partition and keep no full 16-bit copy.
-  if (stage < 2) r.add(Tier::kAccel, prec + " gradients", P * bw, true, block);
-  // The optimizer's fp32 gradient: micro-batches accumulate into it in mixed
-  // precision; at fp32 with stage < 2 on the GPU it is the flat buffer itself.
-  const bool grad32 = mixed || stage >= 2 || !same_memory(opt_home, Tier::kAccel);
-  if (grad32) {
-    const Tier t = opt_home == Tier::kNvme && !in.offload_gradients_nvme ? Tier::kCpu : opt_home;
-    r.add(t, "fp32 gradients" + part + (t == Tier::kCpu ? ", pinned" : ""), opt_numel * 4, true, block);
-  }
-  // A separate fp32 master copy unless the parameters are fp32 and live where
-  // the optimizer runs (then they are the master).
-  if (mixed || !same_memory(param_home, opt_home)) r.add(opt_home, "fp32 master weights" + part, opt_numel * 4, true, block);
-  r.add(opt_home, "Adam moments m, v (fp32)" + part, opt_numel * 8, true, block);
+  // Stage 3 and every optimizer offload train through the ZeRO engine
+  // (train/trainer.cpp uses_offload_engine); the rest through DataParallel.
+  if (o.zero_stage >= 3 || opt_home != Tier::kAccel) engine_items(in, o, gradients_nvme, r);
+  else data_parallel_items(in, o, r);
 
-  // --------------------------------------------------------------- buffers
-  if (stage == 3) {
-    r.add(Tier::kAccel, "gathered block parameters (current + prefetched)", 2 * L * bw, false, block);
-    r.add(Tier::kAccel, "block gradients before reduce-scatter", L * bw, false, block);
-  }
-  if (stage >= 2)
-    r.add(Tier::kAccel, "gradient reduce buckets (2, overlapped)", 2 * std::min(reduce_bucket, P) * bw, false,
-          block);
-  if (param_home == Tier::kNvme)
-    r.add(Tier::kCpu, "parameter swap buffers, pinned (" + std::to_string(in.param_buffer_count) + " x " +
-                          format_count(double(param_buffer)) + ")",
-          in.param_buffer_count * param_buffer * bw, false, block);
-  if (opt_home == Tier::kNvme) {
-    const std::int64_t group = std::min(sub_group_size, opt_numel);
-    const std::int64_t in_flight = std::min(kOptimizerSubGroupsInFlight, ceil_div(opt_numel, group));
-    r.add(Tier::kCpu, "optimizer sub-group buffers, pinned (" + std::to_string(in_flight) + " x " +
-                          format_count(double(group)) + " x 16 B)",
-          in_flight * group * 16, false, block);
-  }
-
-  // ----------------------------------------------------------- activations
-  // Stage 3 runs every block through the gather/recompute function, which
-  // keeps only the block's input: checkpointing whatever the flag says.
-  ActivationInputs ai{in.model, in.micro_batch, in.seq_len, bw, in.attention, in.activation_checkpointing || stage == 3};
+  // Activations of the data-parallel path (the engine counts its own per call).
+  const bool mixed = in.precision != config::Precision::kFp32;
+  ActivationInputs ai{in.model, in.micro_batch, in.seq_len, mixed ? 2 : 4, in.attention,
+                      in.activation_checkpointing || o.zero_stage >= 3 || opt_home != Tier::kAccel};
   const ActivationBytes act = activation_bytes(ai);
-  r.add(Tier::kAccel, std::string("activations (") + (ai.checkpointing ? "block inputs + one recomputed block" : "all blocks") + ")",
-        act.blocks + act.recompute, false, block);
-  r.add(Tier::kAccel, "LM head: logits, fp32 log-softmax and gradient", act.head, false, block);
+  if (o.zero_stage < 3 && opt_home == Tier::kAccel) {
+    r.add(Tier::kAccel, std::string("activations (") + (ai.checkpointing ? "block inputs + one recomputed block" : "all blocks") + ")",
+          act.blocks + act.recompute, Phase::kStep);
+    r.add(Tier::kAccel, "LM head: logits, fp32 log-softmax and gradient", act.head, Phase::kStep);
+  }
 
   // ------------------------------------------------------ fixed overheads
   if (in.target == Target::kCuda) {
-    r.add(Tier::kAccel, "CUDA context and LibTorch kernels", kCudaContextBytes, false, block);
-    r.add(Tier::kCpu, "LibTorch runtime (host, CUDA build)", kHostRuntimeBytesCuda, false, block);
+    r.add(Tier::kAccel, "CUDA context and LibTorch kernels (not in LibTorch's allocator statistics)", kCudaContextBytes);
+    r.add(Tier::kCpu, "LibTorch runtime (host, CUDA build)", kHostRuntimeBytesCuda);
   } else {
-    r.add(Tier::kCpu, "LibTorch runtime (host)", kHostRuntimeBytesCpu, false, block);
+    r.add(Tier::kCpu, "LibTorch runtime (host)", kHostRuntimeBytesCpu);
   }
 
   Need need;
   need.activations = act;
   if (in.target == Target::kCpu) {  // the CPU is the accelerator: its tier is host memory
     r.cpu.insert(r.cpu.begin(), r.accel.begin(), r.accel.end());
-    r.model_state_cpu += r.model_state_accel;
     r.accel.clear();
-    r.model_state_accel = 0;
   }
+  const int n = in.gpus_per_node;
   need.gpu = r.accel;
   need.cpu = times(r.cpu, n);
   need.nvme = times(r.nvme, n);
-  need.gpu_bytes = sum(need.gpu);
-  need.cpu_bytes = sum(need.cpu);
+  need.gpu_bytes = peak_bytes(need.gpu);
+  need.cpu_bytes = peak_bytes(need.cpu);
   need.nvme_bytes = sum(need.nvme);
-  need.model_state_gpu_bytes = r.model_state_accel;
-  need.model_state_cpu_bytes = r.model_state_cpu * n;
+  std::int64_t floor_accel = 0, floor_cpu = 0;
+  model_state_floor(in, o, gradients_nvme, floor_accel, floor_cpu);
+  if (in.target == Target::kCpu) {
+    floor_cpu += floor_accel;
+    floor_accel = 0;
+  }
+  need.model_state_gpu_bytes = floor_accel;
+  need.model_state_cpu_bytes = floor_cpu * n;
   return need;
 }
 
 std::string describe_need(const Need& need, Target target) {
   std::string out;
+  auto line = [&](const Item& i) {
+    std::string what = i.what;
+    if (what.size() < 72) what.resize(72, ' ');
+    out += "      " + what + " " + format_bytes(double(i.bytes)) + "\n";
+  };
   auto tier = [&](const std::string& title, std::int64_t total, const std::vector<Item>& items) {
     if (items.empty()) return;
     out += "  " + title + ": " + format_bytes(double(total)) + "\n";
-    for (const auto& i : items) {
-      std::string what = i.what;
-      if (what.size() < 66) what.resize(66, ' ');
-      out += "    " + what + " " + format_bytes(double(i.bytes)) + "\n";
+    std::int64_t phase[kPhases] = {0, 0, 0, 0, 0};
+    for (const auto& i : items) phase[static_cast<int>(i.phase)] += i.bytes;
+    const int largest = int(std::max_element(phase + 1, phase + kPhases) - phase);
+    for (int p = 0; p < kPhases; ++p) {
+      if (phase[p] == 0) continue;
+      out += "    " + std::string(phase_name(Phase(p))) + ": " + format_bytes(double(phase[p])) +
+             (p == 0 ? "" : p == largest ? " (the largest phase: counted)" : " (not at the peak)") + "\n";
+      for (const auto& i : items)
+        if (static_cast<int>(i.phase) == p) line(i);
     }
   };
   if (target == Target::kCuda) tier("GPU, per rank", need.gpu_bytes, need.gpu);

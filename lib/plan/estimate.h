@@ -2,10 +2,17 @@
 // Implements: Inputs (model, batch, precision, ranks, engine buffer sizes),
 // the standard options in speed order (none ... infinity on NVMe), and
 // estimate(): bytes per GPU (rank), CPU memory per node and NVMe space per
-// node, each with the items that make it up. The model-state floor follows
-// DeepSpeed's formulas (plan/deepspeed_reference.h); where zinf allocates
-// differently is documented in docs/estimates.md. Never touches Torch or the
-// machine: hardware limits and the choice live in plan/recommend.h.
+// node, each the peak of what the code holds at once: resident state plus
+// the largest of its phases (initialisation, forward/backward, optimizer
+// step, checkpoint), every item named. Two paths, as lib/train runs them:
+// stages 0-2 without offload (train/data_parallel.h: flat model buffers,
+// AdamW over a flat fp32 master) and the ZeRO engine (zero/offload_engine.h:
+// per-block homes, fetch pool, sub-groups, gradient stores), whose block
+// list, shards, sub-groups and pools are sized here with the engine's own
+// rules. The model-state floor (model_state_*) follows DeepSpeed's formulas
+// (plan/deepspeed_reference.h); docs/estimates.md says where and why zinf
+// differs. Never touches Torch or the machine: hardware limits and the
+// choice live in plan/recommend.h.
 #pragma once
 
 #include <cstdint>
@@ -27,23 +34,33 @@ namespace zinf::plan {
 // it, so calibration against torch's peak allocated subtracts this item.
 constexpr std::int64_t kCudaContextBytes = 600LL << 20;
 
-// Host memory of one zinf process with LibTorch's CPU runtime loaded, before
-// any model state. Measured on CI (LibTorch 1.13 CPU, Debian 12): peak RSS
-// 160 MiB for `zinf config` (`/usr/bin/time -v build/zinf config`), 164 MiB
-// for a LibTorch program after a Linear forward/backward; rounded up for the
-// intra-op thread pool's stacks on machines with more cores.
-constexpr std::int64_t kHostRuntimeBytesCpu = 192LL << 20;
+// Host memory of one zinf process with LibTorch's CPU runtime loaded and a
+// training step run, before any model state: code pages, the intra-op and
+// autograd threads, allocator metadata. Measured on CI (LibTorch 1.13 CPU,
+// Debian 12, 2 cores): tiny-model runs (`tools/bench_planner.sh` with
+// DEVICE=cpu and the tiny model) peak at 189-211 MiB RSS, of which the
+// planner's own items for that model are 19-31 MiB (docs/estimates.md,
+// "Calibration").
+constexpr std::int64_t kHostRuntimeBytesCpu = 180LL << 20;
 
 // The same for a CUDA build: libtorch_cuda, cuBLAS and cuDNN pages touched at
-// initialisation add to the CPU figure. An estimate until measured on the GPU
-// host (issue 6 calibration).
-constexpr std::int64_t kHostRuntimeBytesCuda = 2LL << 30;
+// initialisation add to the CPU figure. Fitted on the H200 host (2026-12-01):
+// a stage-none run of the 1.31B model peaked at 5.37 GiB RSS, of which the
+// whole-model fp32 initialisation is 4.89 GiB; with 512 MiB the offload runs
+// of the same call land within 0.2% (infinity-cpu) and 7.5% (infinity-nvme)
+// of their measured peaks (docs/benchmarks.md, planner section).
+constexpr std::int64_t kHostRuntimeBytesCuda = 512LL << 20;
 
-// Optimizer sub-groups in flight when the optimizer's home is NVMe: one read,
-// one being updated, one written back (DESIGN.md "Tiers"); fewer when the
-// partition has fewer sub-groups. Each holds 16 B per element: fp32 master,
-// m, v and gradient.
-constexpr std::int64_t kOptimizerSubGroupsInFlight = 3;
+// Copies of a block's flat gradient autograd holds at once while it builds
+// it: the parameter-shaped gradient of a view, the zero-filled flat tensor
+// its slice backward makes, and the out-of-place sum with the other views'
+// slices. Measured with heaptrack on the CPU engine (gpt2-small, embedding
+// backward: slice_backward zeros peak at 3 x the embedding block).
+constexpr std::int64_t kBlockGradCopies = 3;
+
+// Elements per stage 0-2 checkpoint piece (DataParallel::save_state's chunk)
+// and per model.safetensors export piece (write_model_safetensors).
+constexpr std::int64_t kCheckpointChunkElements = std::int64_t(1) << 22;
 
 // ------------------------------------------------------------------- inputs
 
@@ -51,9 +68,10 @@ enum class Target { kCpu, kCuda };  // what plays the accelerator's part
 
 struct Inputs {
   std::int64_t params = 0;              // parameters trained (the model's count, or --params)
-  ModelSpec model;                      // shape: activations and the largest gathered block
+  ModelSpec model;                      // shape: activations, blocks and the largest gathered block
   std::int64_t micro_batch = 1;         // samples per rank per forward
   std::int64_t seq_len = 1;             // tokens per sample
+  std::int64_t grad_accum = 1;          // micro-batches per step (1: host gradients in the compute dtype)
   bool activation_checkpointing = false;
   config::Precision precision = config::Precision::kBf16;
   Target target = Target::kCuda;
@@ -61,12 +79,16 @@ struct Inputs {
   int gpus_per_node = 1;                // ranks per node
   int nodes = 1;
   // engine buffers; 0 means what `zinf config` resolves "auto" to
-  std::int64_t reduce_bucket_size = 0;              // elements per gradient bucket (auto: hidden^2)
+  std::int64_t reduce_bucket_size = 0;              // elements per stage-2 reduce bucket (auto: hidden^2)
   std::int64_t param_buffer_count = 5;              // offload_param.buffer_count
-  std::int64_t param_buffer_size = 0;               // elements per parameter swap buffer (auto: largest block)
-  std::int64_t sub_group_size = 0;                  // elements per optimizer sub-group (auto: 1e9)
-  std::int64_t aio_block_size = 1 << 20;            // bytes; NVMe files are rounded up to it
-  bool offload_gradients_nvme = false;              // fp32 gradient partition on NVMe too
+  std::int64_t param_buffer_size = 0;               // elements per fetch buffer (auto: min(largest block, 8M))
+  std::int64_t param_max_in_cpu = 0;                // NVMe parameters: elements kept in CPU memory
+  std::int64_t sub_group_size = 0;                  // elements per optimizer sub-group (auto: P/64 in [1M, 16M])
+  std::int64_t optimizer_max_in_cpu = 0;            // NVMe optimizer: elements of its state kept in CPU memory
+  std::int64_t aio_block_size = 1 << 20;            // bytes; NVMe pieces are multiples of it
+  std::optional<bool> gradients_nvme;               // gradient accumulators on NVMe; unset: auto (with an
+                                                    // NVMe optimizer at stage >= 2, as `zinf config` resolves)
+  bool save = true;                                 // checkpoints and model.safetensors are written
 
   std::int64_t ranks() const { return std::int64_t{gpus_per_node} * nodes; }
 };
@@ -101,10 +123,19 @@ Option option_from(const config::Settings& s);
 
 // ---------------------------------------------------------------- estimate
 
+// When an item is held: all the time, or only during one phase of the run.
+// A tier's need is the resident items plus the largest phase.
+enum class Phase { kResident, kInit, kStep, kOptimizer, kSave };
+const char* phase_name(Phase p);  // "resident", "initialisation", "forward/backward", "optimizer step", "checkpoint"
+
 struct Item {
   std::string what;        // "fp32 master weights (partition)"
   std::int64_t bytes = 0;  // on this tier, per rank (GPU) or per node (CPU, NVMe)
+  Phase phase = Phase::kResident;
 };
+
+// Resident items plus the largest phase's items.
+std::int64_t peak_bytes(const std::vector<Item>& items);
 
 struct Need {
   std::int64_t gpu_bytes = 0;   // per GPU; 0 when the target is the CPU
@@ -112,8 +143,11 @@ struct Need {
   std::int64_t nvme_bytes = 0;  // per node
   std::vector<Item> gpu, cpu, nvme;
   ActivationBytes activations;  // per rank
-  std::int64_t model_state_gpu_bytes = 0;  // parameters, gradients, optimizer states per GPU (no buffers)
-  std::int64_t model_state_cpu_bytes = 0;  // the same per node in CPU memory
+  // The model-state floor with ideal partitions (ceil(P / ranks)): 16-bit
+  // parameters and gradients, fp32 master and moments where the option puts
+  // them, no buffers and no padding; what DeepSpeed's formulas count.
+  std::int64_t model_state_gpu_bytes = 0;  // per GPU
+  std::int64_t model_state_cpu_bytes = 0;  // per node
 };
 
 // One option's need; throws like check_inputs on bad inputs.
@@ -146,7 +180,8 @@ std::optional<std::int64_t> parse_param_count(const std::string& text);
 
 const char* target_name(Target t);
 
-// The items of `need`, one per line, grouped by tier ("  GPU per rank  12.3 GiB\n    fp32 master ...").
+// The items of `need`, one per line, grouped by tier ("  GPU per rank  12.3 GiB\n    fp32 master ..."),
+// each phase's items under the phase's name.
 std::string describe_need(const Need& need, Target target);
 
 }  // namespace zinf::plan

@@ -8,6 +8,7 @@
 #include "io/swap_file.h"
 #include "log/log.h"
 #include "model/gpt.h"
+#include "plan/estimate.h"
 
 namespace zinf::train {
 
@@ -83,13 +84,11 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
       !s.offload_optimizer.nvme_path.empty())
     log::warn_once("zero.nvme_paths", "offload_param and offload_optimizer name different nvme_path values; " +
                                           o.nvme_path + " holds both");
-  io::NvmeResidency r;
-  r.params = params_nvme;
-  r.param_bytes = static_cast<int>(c10::elementSize(dtype));
-  r.optimizer = optim_nvme;
-  r.gradients = o.gradients_on_nvme;
-  std::int64_t need = io::nvme_swap_bytes(s.model.parameter_count(), r);
-  if (optim_nvme) need -= 12 * std::min(s.optimizer_max_in_cpu, s.model.parameter_count());  // kept in CPU memory
+  // The swap files this rank's engine reserves, as lib/plan counts them.
+  const std::int64_t need =
+      plan::estimate_option(plan::inputs_from(s, 1, 1, device.is_cuda() ? plan::Target::kCuda : plan::Target::kCpu),
+                            plan::option_from(s))
+          .nvme_bytes;
   const std::string why = nvme_unusable(o.nvme_path, need);
   if (why.empty()) return plan;
   if (s.strict_nvme)

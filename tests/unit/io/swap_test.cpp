@@ -157,14 +157,6 @@ TEST_CASE("a swap file that does not fit is refused at creation with free and ne
   CHECK_FALSE(fs::exists(dir.file_path("too.big")));  // no empty file left behind
 }
 
-TEST_CASE("NVMe swap bytes follow the per-parameter costs") {
-  CHECK(nvme_swap_bytes(1000, NvmeResidency{}) == 0);
-  CHECK(nvme_swap_bytes(1000, NvmeResidency{true, 2, false, false}) == 2000);
-  CHECK(nvme_swap_bytes(1000, NvmeResidency{true, 2, true, false}) == 14000);
-  CHECK(nvme_swap_bytes(1000, NvmeResidency{true, 4, true, true}) == 20000);
-  CHECK(nvme_swap_bytes(1000, NvmeResidency{false, 2, true, false}) == 12000);
-}
-
 TEST_CASE("the bandwidth probe measures both directions and leaves nothing behind") {
   TempDir root("zinf-swap");
   BenchOptions o;

@@ -46,20 +46,38 @@ TEST_CASE("standard options run fastest first, from none to infinity on NVMe") {
   CHECK(o.back().offload_optimizer == config::Device::kNvme);
 }
 
-TEST_CASE("optimizer states are split across every rank of every node") {
+TEST_CASE("a tier's need is its resident items plus its largest phase") {
+  const std::vector<Item> items = {{"state", 100, Phase::kResident},
+                                   {"initial weights", 40, Phase::kInit},
+                                   {"activations", 30, Phase::kStep},
+                                   {"more activations", 25, Phase::kStep},
+                                   {"optimizer temporaries", 50, Phase::kOptimizer}};
+  CHECK(peak_bytes(items) == 100 + 55);  // the step's two items together beat the others alone
+  CHECK(peak_bytes({{"state", 7, Phase::kResident}}) == 7);
+}
+
+TEST_CASE("stages 0-2 shard master, gradient and moments over every rank of every node, as ShardPlan pads them") {
   Inputs one = gpt("6.7b", 1), eight = gpt("6.7b", 8), two_nodes = gpt("6.7b", 8, 2);
   const std::int64_t P = one.params;
+  auto shard = [&](std::int64_t ranks) { return (((P + ranks - 1) / ranks) + 63) / 64 * 64; };
   const auto m1 = estimate_option(one, find("zero1")), m8 = estimate_option(eight, find("zero1")),
              m16 = estimate_option(two_nodes, find("zero1"));
-  CHECK(item(m1.gpu, "Adam moments") == 8 * P);
-  CHECK(item(m8.gpu, "Adam moments") == 8 * ((P + 7) / 8));
-  CHECK(item(m16.gpu, "Adam moments") == 8 * ((P + 15) / 16));
-  // Stage 1 keeps full 16-bit parameters and gradients on every GPU.
-  CHECK(item(m8.gpu, "bf16 parameters") == 2 * P);
-  CHECK(item(m8.gpu, "bf16 gradients") == 2 * P);
-  // Stage 3 splits the parameters too, and keeps no full gradient buffer.
+  CHECK(item(m1.gpu, "AdamW moments") == 8 * P);  // one rank: every stage runs as none
+  CHECK(item(m8.gpu, "AdamW moments") == 8 * shard(8));
+  CHECK(item(m16.gpu, "AdamW moments") == 8 * shard(16));
+  // Stage 1 keeps full 16-bit parameters and gradients on every GPU (padded to 8 shards).
+  CHECK(item(m8.gpu, "bf16 parameters (flat model buffer)") == 2 * 8 * shard(8));
+  CHECK(item(m8.gpu, "bf16 gradients (flat model buffer)") == 2 * 8 * shard(8));
+  CHECK(item(m8.gpu, "fp32 gradient accumulator (padded)") == 4 * 8 * shard(8));
+  // Stage 2 replaces the full fp32 accumulator by buckets of reduce_bucket_size (auto: hidden^2).
+  const auto z2 = estimate_option(eight, find("zero2"));
+  CHECK(item(z2.gpu, "fp32 gradient accumulator") == -1);
+  const std::int64_t piece = 4096LL * 4096 / 8;
+  CHECK(item(z2.gpu, "reduce-scatter bucket") == piece * 9 * 4);
+  // Stage 3 runs in the engine: parameters split block by block, no flat model buffers.
   const auto z3 = estimate_option(eight, find("zero3"));
-  CHECK(item(z3.gpu, "bf16 parameters (partition)") == 2 * ((P + 7) / 8));
+  CHECK(item(z3.gpu, "bf16 parameters (this rank's shards)") >= 2 * P / 8);
+  CHECK(item(z3.gpu, "bf16 parameters (this rank's shards)") < 2 * P / 8 + 2 * 64 * 40);
   CHECK(item(z3.gpu, "bf16 gradients") == -1);
 }
 
@@ -68,62 +86,108 @@ TEST_CASE("stage 0 in mixed precision needs 20 bytes per parameter of model stat
   CHECK(estimate_option(in, find("none")).model_state_gpu_bytes == 20 * in.params);
 }
 
-TEST_CASE("fp32 training keeps no separate master copy where the optimizer runs next to the parameters") {
+TEST_CASE("stage none on CPU peaks in the unfused AdamW step: 16 B/param resident plus two fp32 temporaries") {
   Inputs in = gpt("gpt2-small", 1);
   in.precision = config::Precision::kFp32;
   in.target = Target::kCpu;
+  in.seq_len = in.model.seq_len = 128;
+  in.params = in.model.parameter_count();
+  in.micro_batch = 2;
   const Need none = estimate_option(in, find("none"));
   CHECK(none.gpu_bytes == 0);
   CHECK(none.model_state_cpu_bytes == 16 * in.params);  // parameters, gradients, m, v
-  CHECK(item(none.cpu, "fp32 master") == -1);
-  // Parameters on NVMe are fp32 and are the master themselves.
-  const Need nvme = estimate_option(in, find("infinity-nvme"));
-  CHECK(item(nvme.nvme, "fp32 parameters") >= 4 * in.params);
-  CHECK(item(nvme.nvme, "fp32 master") == -1);
+  CHECK(item(none.cpu, "fp32 master") == -1);            // fp32 parameters are the master
+  const std::int64_t padded = (in.params + 63) / 64 * 64;  // ShardPlan of one rank
+  CHECK(none.cpu_bytes == 8 * padded + 8 * in.params + kHostRuntimeBytesCpu + 8 * in.params);
+  CHECK(item(none.cpu, "initial fp32 weights") == 4 * in.params);  // initialisation: not at the peak
 }
 
-TEST_CASE("NVMe holds 16-bit parameters and the fp32 master and moments, in whole aio blocks per rank") {
-  Inputs in = gpt("6.7b", 8);
-  const std::int64_t Pn = (in.params + 7) / 8;
-  const std::int64_t blk = in.aio_block_size;
-  auto rounded = [&](std::int64_t b) { return (b + blk - 1) / blk * blk; };
+TEST_CASE("the engine's NVMe files are its segments: one per block and per sub-group, 4096-aligned") {
+  Inputs in = gpt("gpt2-small", 1);
+  in.precision = config::Precision::kFp32;
+  in.target = Target::kCpu;
+  in.sub_group_size = 1000000;  // rounded up to whole aio blocks of fp32: 1048576
+  auto r4k = [](std::int64_t b) { return (b + 4095) / 4096 * 4096; };
+  const ModelSpec& m = in.model;
+  const std::int64_t emb = (m.vocab_size + m.seq_len) * m.hidden_size, blk = m.block_parameter_count(),
+                     head = 2 * m.hidden_size;
+  std::int64_t params = r4k(4 * emb) + m.layers * r4k(4 * blk) + r4k(4 * head), opt = 0, grads = 0;
+  for (std::int64_t n : {emb, blk, head}) {
+    const std::int64_t times = n == blk ? m.layers : 1;
+    for (std::int64_t off = 0; off < n; off += 1048576) {
+      const std::int64_t g = std::min<std::int64_t>(1048576, n - off);
+      opt += times * r4k(12 * g);
+      grads += times * r4k(4 * g);
+    }
+  }
   const Need n = estimate_option(in, find("infinity-nvme"));
-  CHECK(n.nvme_bytes == 8 * (rounded(2 * Pn) + rounded(4 * Pn) + rounded(8 * Pn)));
-  CHECK(n.nvme_bytes % blk == 0);
-  // The fp32 gradient partition stays in pinned CPU memory unless asked onto NVMe too.
-  CHECK(item(n.cpu, "fp32 gradients") == 8 * 4 * Pn);
-  in.offload_gradients_nvme = true;
+  CHECK(item(n.nvme, "fp32 parameters") == params);
+  CHECK(item(n.nvme, "fp32 master weights, Adam m, v") == opt);  // a separate fp32 master even in fp32
+  CHECK(item(n.nvme, "fp32 gradients") == grads);                 // auto: gradients follow the NVMe optimizer
+  CHECK(n.nvme_bytes == params + opt + grads);
+  // Told to keep gradients in memory: a host buffer instead of grads.swp.
+  in.gradients_nvme = false;
   const Need g = estimate_option(in, find("infinity-nvme"));
-  CHECK(item(g.cpu, "fp32 gradients") == -1);
-  CHECK(g.nvme_bytes == n.nvme_bytes + 8 * rounded(4 * Pn));
+  CHECK(item(g.nvme, "fp32 gradients") == -1);
+  CHECK(item(g.cpu, "fp32 gradients") == r4k(4 * in.params));
+  CHECK(g.nvme_bytes == params + opt);
+  // Parameters kept in CPU memory (max_in_cpu) leave the NVMe file, block by block in order.
+  in.param_max_in_cpu = emb;
+  CHECK(item(estimate_option(in, find("infinity-nvme")).nvme, "fp32 parameters") == params - r4k(4 * emb));
   // Nothing on NVMe without NVMe offload.
   CHECK(estimate_option(in, find("infinity-cpu")).nvme_bytes == 0);
 }
 
-TEST_CASE("offload buffers are sized from the configuration") {
+TEST_CASE("offload buffers are sized with the engine's rules") {
   Inputs in = gpt("6.7b", 1);
-  CHECK(item(estimate_option(in, find("zero2")).gpu, "gradient reduce buckets") == 2 * 4096 * 4096 * 2);  // auto: h^2
-  CHECK(item(estimate_option(in, find("infinity-nvme")).cpu, "parameter swap buffers") ==
-        5 * largest_block_params(in.model) * 2);  // auto: the largest block
-  in.param_buffer_count = 5;
-  in.param_buffer_size = 100000000;
-  in.sub_group_size = 200000000;
+  // auto fetch buffers: 8M elements (16 MiB of bf16), buffer_count of them
+  CHECK(item(estimate_option(in, find("infinity-nvme")).cpu, "parameter fetch pool") == 5 * (16LL << 20));
+  in.param_buffer_count = 2;
+  in.param_buffer_size = 300000000;  // larger than any block: one block per buffer
+  in.sub_group_size = 300000000;     // larger than any block: one sub-group per block
   const Need n = estimate_option(in, find("infinity-nvme"));
-  CHECK(item(n.cpu, "parameter swap buffers") == 5 * 100000000LL * 2);
-  CHECK(item(n.cpu, "optimizer sub-group buffers") == 3 * 200000000LL * 16);
-  // A partition smaller than one sub-group needs one sub-group buffer of its size.
-  in.sub_group_size = 1000000000000LL;
-  CHECK(item(estimate_option(in, find("infinity-nvme")).cpu, "optimizer sub-group buffers") == in.params * 16);
+  const std::int64_t largest = largest_block_params(in.model);
+  CHECK(item(n.cpu, "parameter fetch pool") == 2 * ((largest * 2 + 4095) / 4096 * 4096));
+  CHECK(item(n.cpu, "optimizer pipeline buffers") == 3 * ((12 * largest + 4095) / 4096 * 4096 + 4 * largest));
+  CHECK(item(n.cpu, "new-weights write pool") == 3 * ((2 * largest + 4095) / 4096 * 4096));
+  // The optimizer in CPU memory needs no pipeline buffers, and the gradient stays in memory.
+  const Need c = estimate_option(in, find("infinity-cpu"));
+  CHECK(item(c.cpu, "optimizer pipeline buffers") == -1);
+  CHECK(item(c.cpu, "bf16 gradients") > 0);  // grad_accum 1: the compute dtype, nothing accumulates
+  in.grad_accum = 4;
+  CHECK(item(estimate_option(in, find("infinity-cpu")).cpu, "fp32 gradients") > 0);
 }
 
-TEST_CASE("stage 3 gathers the largest block twice (current and prefetched) plus its gradients") {
-  CHECK(largest_block_params(*find_model("gpt2-small")) == (50304 + 1024) * 768);  // the embedding outweighs a block
-  const Inputs in = gpt("13b", 8);
-  const std::int64_t L = largest_block_params(in.model);
-  CHECK(L == in.model.block_parameter_count());  // a 13b block outweighs the embedding
-  const Need n = estimate_option(in, find("zero3"));
-  CHECK(item(n.gpu, "gathered block parameters") == 2 * L * 2);
-  CHECK(item(n.gpu, "block gradients") == L * 2);
+TEST_CASE("the engine's peak walks the calls: the head's backward with the tied embedding, at most four gradients in flight") {
+  Inputs in = gpt("gpt2-small", 1);
+  in.precision = config::Precision::kFp32;
+  in.target = Target::kCpu;
+  in.seq_len = in.model.seq_len = 128;
+  in.params = in.model.parameter_count();
+  in.micro_batch = 2;
+  const std::int64_t emb = (in.model.vocab_size + 128) * in.model.hidden_size;
+  CHECK(largest_block_params(in.model) == emb);                             // the embedding outweighs a block
+  CHECK(largest_block_params(*find_model("13b")) == find_model("13b")->block_parameter_count());  // not at 13b
+  const Need n = estimate_option(in, find("infinity-nvme"));
+  // The head call gathers the final LayerNorm and the tied embedding, with block 11 prefetched.
+  const std::int64_t gathered = item(n.cpu, "parameters gathered at the peak (backward of the head");
+  CHECK(gathered > 4 * emb);
+  CHECK(gathered < 4 * (emb + in.model.block_parameter_count() + 2 * in.model.hidden_size) + 1);
+  CHECK(item(n.cpu, "block gradients being built") == (kBlockGradCopies * emb + 2 * in.model.hidden_size) * 4);
+  // Nothing is handed off before the head's backward.
+  CHECK(item(n.cpu, "gradients of the last blocks") <= 0);
+  // With the optimizer on the device nothing waits for an offload job.
+  Inputs gpu = gpt("gpt2-small", 1);
+  CHECK(item(estimate_option(gpu, find("zero3")).gpu, "gradients of the last blocks") == -1);
+  // On a GPU the same walk lands on the GPU: at most four calls' gradients in
+  // flight (zero/engine_grads.cpp), never a copy of the model.
+  Inputs big = gpt("6.7b", 1);
+  const Need g = estimate_option(big, find("infinity-nvme"));
+  const std::int64_t held = item(g.gpu, "gradients of the last blocks");
+  const std::int64_t call = std::max(big.model.block_parameter_count(), largest_block_params(big.model)) * 2;
+  CHECK(held <= 4 * (call + 2 * big.model.hidden_size * 2));
+  CHECK(held < big.params / 4);
+  CHECK(item(g.cpu, "block gradients being built") == -1);
 }
 
 TEST_CASE("per-GPU fixed overhead is the CUDA context; CPU runs have none on a GPU") {

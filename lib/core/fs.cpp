@@ -27,15 +27,15 @@ std::string access_hint(int err) {
 }  // namespace
 
 void make_dirs(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return;
-  if (std::filesystem::exists(path, ec))
-    throw Error("'" + path + "' exists and is not a directory", "choose a directory path");
+  // Create first, judge after: ranks of one run create the same directories
+  // at once, so "absent, then present" between two checks is no error.
+  std::error_code ec, probe;
   std::filesystem::create_directories(path, ec);
-  if (ec) {
-    throw Error("cannot create directory '" + path + "': " + errno_text(ec.value()),
-                access_hint(ec.value()));
-  }
+  if (std::filesystem::is_directory(path, probe)) return;
+  if (std::filesystem::exists(path, probe))
+    throw Error("'" + path + "' exists and is not a directory", "choose a directory path");
+  throw Error("cannot create directory '" + path + "': " + errno_text(ec ? ec.value() : ENOENT),
+              access_hint(ec.value()));
 }
 
 std::string read_file(const std::string& path) {

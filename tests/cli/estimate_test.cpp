@@ -133,16 +133,21 @@ TEST_CASE("GPU estimates split optimizer states over --gpus and --nodes") {
 }
 
 TEST_CASE("--params derives a GPT-3 shape") {
-  // Exit 3: 175B fits no option on 80 GiB GPUs while the engine keeps every
-  // block's 16-bit gradient referenced until the step (docs/estimates.md).
+  // 175B on 8 x 80 GiB GPUs: only the infinity options fit; with 4 TiB of CPU
+  // memory the fastest of them keeps the optimizer in RAM.
   const Json j = run_json({"estimate", "--params", "175B", "--gpus", "8", "--gpu-memory-gb", "80", "--cpu-memory-gb",
-                           "4096", "--nvme-free-gb", "30000"},
-                          3);
-  CHECK(j.at("recommended").is_null());
+                           "4096", "--nvme-free-gb", "30000"});
+  CHECK(j.at("recommended") == "infinity-cpu");
   CHECK(j.at("params") == 175000000000LL);
   CHECK(j.at("model").at("hidden_size") == 12288);
   CHECK(j.at("model").at("layers") == 96);
   CHECK(j.at("model").at("shape_derived_from_params") == true);
+  CHECK(option_named(j, "zero3+cpu-optimizer").at("fits") == false);  // 97.7 GiB per GPU
+  CHECK(option_named(j, "infinity-nvme").at("fits") == true);
+  // With 1 TiB of CPU memory the master weights and moments must go to NVMe.
+  const Json small_host = run_json({"estimate", "--params", "175B", "--gpus", "8", "--gpu-memory-gb", "80",
+                                    "--cpu-memory-gb", "1024", "--nvme-free-gb", "30000"});
+  CHECK(small_host.at("recommended") == "infinity-nvme-optimizer");
 }
 
 TEST_CASE("bad counts are usage errors naming the flag") {

@@ -5,6 +5,8 @@
 #   zinf stage none            (in-GPU, for reference)
 #   zinf infinity-cpu          (ZeRO-3, parameters and optimizer in pinned CPU memory)
 #   zinf infinity-cpu-dpu      (the same with --delayed-param-update)
+#   zinf infinity-cpu-dsum     (infinity-cpu with --device-grad-accumulation; opt-in, add it to STAGES)
+#   zinf infinity-cpu-dsum-dpu (both)
 #   PyTorch FSDP2 + CPUOffloadPolicy   (bench/fsdp2_offload.py --mode fsdp2-offload)
 #   plain in-GPU PyTorch       (bench/fsdp2_offload.py --mode plain)
 # and prints a table of step time and TFLOP/s with the two ratios:
@@ -41,6 +43,8 @@ for ga in $GAS; do
       none) sopt="--zero-stage none" ;;
       infinity-cpu) sopt="--preset infinity-cpu" ;;
       infinity-cpu-dpu) sopt="--preset infinity-cpu --delayed-param-update" ;;
+      infinity-cpu-dsum) sopt="--preset infinity-cpu --device-grad-accumulation" ;;
+      infinity-cpu-dsum-dpu) sopt="--preset infinity-cpu --device-grad-accumulation --delayed-param-update" ;;
       *) echo "error: unknown stage $stage" >&2; exit 2 ;;
     esac
     echo "== zinf $stage, grad-accum $ga" >&2
@@ -101,7 +105,7 @@ z1, f1 = res.get(("zinf-infinity-cpu", 1)), res.get(("pytorch-fsdp2-offload", 1)
 if z1 and f1:
     r = z1[0] / f1[0]
     print(f"2a: zinf infinity-cpu / FSDP2-offload step time at grad-accum 1 = {r:.3f} ({'ok' if r <= 0.45 else 'ABOVE 0.45'})")
-for impl in ("zinf-infinity-cpu", "zinf-infinity-cpu-dpu"):
+for impl in ("zinf-infinity-cpu", "zinf-infinity-cpu-dpu", "zinf-infinity-cpu-dsum", "zinf-infinity-cpu-dsum-dpu"):
     z4, p4 = res.get((impl, 4)), res.get(("pytorch-plain", 4))
     if z4 and p4:
         r = z4[1] / p4[1]

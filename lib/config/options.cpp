@@ -97,6 +97,11 @@ std::vector<OptionSpec> build_options() {
        "ZeRO-Offload's delayed parameter update: step N's CPU optimizer overlaps step N+1, which computes with the "
        "weights from before step N's update (default off; needs parameters and optimizer in CPU memory)",
        zero, {}, set_paths({"zinf.offload.delayed_param_update"}, OptionType::kBoolPair)},
+      {"device-grad-accumulation", OptionType::kBoolPair, "",
+       "with --grad-accum > 1 and the optimizer offloaded: sum the micro-batches' gradients in fp32 on the device "
+       "(4 bytes per owned parameter of device memory) and send them to the host once per step, instead of copying "
+       "and adding every micro-batch's on the host (default off)",
+       zero, {}, set_paths({"zinf.offload.device_grad_accumulation"}, OptionType::kBoolPair)},
       {"optimizer-max-in-cpu", OptionType::kInt, "N",
        "with the optimizer on NVMe: elements of its state kept in CPU memory, the rest on NVMe (default 0)", zero, {},
        set_paths({"zinf.offload.optimizer_max_in_cpu"}, OptionType::kInt)},
@@ -140,7 +145,7 @@ std::vector<OptionSpec> build_options() {
       {"steps", OptionType::kInt, "N", "optimizer steps", train, {},
        set_paths({"zinf.train.steps"}, OptionType::kInt)},
       {"grad-accum", OptionType::kInt, "N", "micro-batches per optimizer step (gradient_accumulation_steps)",
-       train, {}, set_paths({"gradient_accumulation_steps"}, OptionType::kInt)},
+       model | train, {}, set_paths({"gradient_accumulation_steps"}, OptionType::kInt)},
       {"lr", OptionType::kNumber, "LR", "peak learning rate (default 3e-4)", train, {},
        set_paths({"optimizer.params.lr"}, OptionType::kNumber)},
       {"weight-decay", OptionType::kNumber, "WD", "AdamW weight decay (default 0.01)", train, {},

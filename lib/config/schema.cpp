@@ -224,6 +224,9 @@ std::vector<KeySpec> build_schema() {
       boolean("zinf.offload.checksums", true, "verify checksums of data read back from NVMe"),
       boolean("zinf.offload.delayed_param_update", false,
               "ZeRO-Offload DPU: the CPU step of step N overlaps step N+1's forward/backward"),
+      boolean("zinf.offload.device_grad_accumulation", false,
+              "with gradient accumulation and the optimizer offloaded: sum the micro-batches' gradients in fp32 on "
+              "the device (4 bytes per owned parameter) and copy them to the host once per step"),
   };
   return s;
 }

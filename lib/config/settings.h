@@ -57,6 +57,7 @@ struct Settings {
   std::int64_t prefetch_bucket_size = 0;      // elements
   bool overlap_comm = true, contiguous_gradients = true;
   bool strict_nvme = false, keep_swap_files = false, checksums = true, delayed_param_update = false;
+  bool device_grad_accumulation = false;  // micro-batches summed on the device (offloaded optimizer, grad_accum > 1)
   // aio
   std::int64_t aio_block_size = 1 << 20;      // bytes, multiple of 4096
   std::int64_t aio_queue_depth = 8;

@@ -251,10 +251,13 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, RankIt
   for (std::int64_t g : groups) largest_group = std::max(largest_group, g);
   const std::string sg = " (" + std::to_string(groups.size()) + " sub-groups of up to " + count(largest_group) + ")";
 
+  // zinf.offload.device_grad_accumulation: the micro-batches' sums on the device.
+  const bool device_sums = host_opt && in.grad_accum > 1 && in.device_grad_accumulation;
   if (!host_opt) {
     r.add(A, "fp32 master weights, Adam m, v" + part, 12 * owned);
     r.add(A, "fp32 gradients" + part, 4 * owned);
   } else {
+    if (device_sums) r.add(A, "fp32 gradient sums of the micro-batches" + part, 4 * std::max<std::int64_t>(1, owned));
     if (opt_home == C) {
       std::int64_t bytes = 0;
       for (std::int64_t g : groups) bytes = round_up(bytes + 12 * g, 64);
@@ -323,10 +326,12 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, RankIt
   // A gradient handed to a worker (the host optimizer's accumulation, or the
   // reduce-scatter across ranks) lives until its job has run; the compute
   // thread runs at most kGradJobsInFlight such jobs ahead (zero/engine_grads.cpp).
+  // Summed on the device on one rank, a job holds a view of the sums, not a
+  // gradient of its own.
   auto handed = [&](std::size_t c) {
     std::int64_t n = 0;
     for (std::size_t b : calls[c]) n += numel[b];
-    return host_opt || W > 1 ? n * pb : 0;
+    return (host_opt && !(device_sums && W == 1)) || W > 1 ? n * pb : 0;
   };
   struct Moment {
     std::string when;
@@ -464,6 +469,7 @@ Inputs inputs_from(const config::Settings& s, int gpus_per_node, int nodes, Targ
   const bool auto_nvme = s.offload_optimizer.device == config::Device::kNvme && s.zero_stage >= 2;
   if (s.offload_gradients_nvme != auto_nvme) in.gradients_nvme = s.offload_gradients_nvme;
   in.save = s.save;
+  in.device_grad_accumulation = s.device_grad_accumulation;
   return in;
 }
 

@@ -89,6 +89,7 @@ struct Inputs {
   std::optional<bool> gradients_nvme;               // gradient accumulators on NVMe; unset: auto (with an
                                                     // NVMe optimizer at stage >= 2, as `zinf config` resolves)
   bool save = true;                                 // checkpoints and model.safetensors are written
+  bool device_grad_accumulation = false;            // micro-batches summed in fp32 on the device (host optimizer)
 
   std::int64_t ranks() const { return std::int64_t{gpus_per_node} * nodes; }
 };

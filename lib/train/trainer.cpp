@@ -214,6 +214,11 @@ void Trainer::Impl::setup() {
   split = data::split_tokens(tokens, s.val_fraction, s.model.seq_len);
   sampler = std::make_unique<data::Sampler>(tokens.ids, split.train, s.model.seq_len, std::uint64_t(s.seed), true);
 
+  if (s.device_grad_accumulation && (s.grad_accum == 1 || s.offload_optimizer.device == config::Device::kNone))
+    log::warn_once("train.device_grad_accumulation",
+                   std::string("zinf.offload.device_grad_accumulation has no effect: ") +
+                       (s.grad_accum == 1 ? "gradient_accumulation_steps is 1, nothing accumulates"
+                                          : "the optimizer is not offloaded, so gradients add up on the device already"));
   if (uses_offload_engine(s)) {
     setup_engine();
   } else {

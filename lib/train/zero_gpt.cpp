@@ -69,6 +69,7 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   o.gradients_on_nvme = s.offload_gradients_nvme && o.optimizer_home != offload::Tier::kDevice;
   o.optimizer_max_in_cpu = s.optimizer_max_in_cpu;
   o.delayed_update = s.delayed_param_update;
+  o.accumulate_on_device = s.device_grad_accumulation;
   o.adam.adamw = s.adamw;
   o.adam.beta1 = s.beta1;
   o.adam.beta2 = s.beta2;

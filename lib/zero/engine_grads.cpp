@@ -91,7 +91,8 @@ void OffloadEngine::Impl::hand_grad(std::size_t b, const torch::Tensor& g) {
 }
 
 // Hands this rank's part of block b's gradient ([own_count], on the device,
-// ordered after the current stream's work) to its accumulator.
+// ordered after the current stream's work) to its accumulator. `norm`: this
+// is the accumulation boundary's contribution (the norm is summed then).
 std::shared_future<void> OffloadEngine::Impl::deliver_grad(std::size_t b, const torch::Tensor& own, bool assign,
                                                            bool norm) {
   const BlockPart& p = parts[b];
@@ -103,6 +104,33 @@ std::shared_future<void> OffloadEngine::Impl::deliver_grad(std::size_t b, const 
     else acc.add_(own);
     return {};
   }
+  if (grads_dev_acc.defined()) {
+    // Micro-batches before the boundary add up on the device; the boundary's
+    // contribution completes the sum, which goes to the host in one copy.
+    // A block used twice (the tied embedding) sends its sum at its first
+    // boundary use and adds the later ones on the host, as without this.
+    torch::NoGradGuard no_grad;
+    torch::Tensor acc = grads_dev_acc.narrow(0, p.owned_offset, p.own_count);
+    const bool live = dev_acc_live[b];
+    if (live) acc.add_(own);
+    if (!norm) {
+      if (!live) acc.copy_(own);
+      dev_acc_live[b] = 1;
+      return {};
+    }
+    dev_acc_live[b] = 0;
+    const bool first_on_host = host_fresh[b];
+    host_fresh[b] = 0;
+    return send_to_host(b, live ? acc : own, first_on_host, norm);
+  }
+  return send_to_host(b, own, assign, norm);
+}
+
+// The host side of deliver_grad: `own` (on the device, ordered after the
+// current stream's work) copied off and assigned or added to block b's host
+// or NVMe accumulator on the gradient worker.
+std::shared_future<void> OffloadEngine::Impl::send_to_host(std::size_t b, const torch::Tensor& own, bool assign,
+                                                           bool norm) {
   d2h += own.numel() * own.element_size();
 #ifdef ZINF_WITH_CUDA
   EventPtr ready;
@@ -215,11 +243,19 @@ std::shared_future<void> OffloadEngine::Impl::deliver_grad(std::size_t b, const 
   });
 }
 
+void OffloadEngine::Impl::flush_device_accumulators() {
+  if (!grads_dev_acc.defined()) return;
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    if (!dev_acc_live[b]) continue;
+    dev_acc_live[b] = 0;
+    const bool first_on_host = host_fresh[b];
+    host_fresh[b] = 0;
+    send_to_host(b, grads_dev_acc.narrow(0, parts[b].owned_offset, parts[b].own_count), first_on_host, true);
+  }
+}
+
 void OffloadEngine::Impl::wait_for_gradients() {
   if (comm_worker) comm_worker->drain();
-  grad_worker.drain();
-  grads_in_flight.clear();
-  delivered_in_flight.clear();
 #ifdef ZINF_WITH_CUDA
   if (is_cuda() && comm_stream) {  // device accumulators written on the communication stream
     at::cuda::CUDAEvent done;
@@ -227,6 +263,19 @@ void OffloadEngine::Impl::wait_for_gradients() {
     done.block(c10::cuda::getCurrentCUDAStream());
   }
 #endif
+  // Sums the boundary hint did not send (no hint, or a step cut short).
+  flush_device_accumulators();
+  grad_worker.drain();
+  grads_in_flight.clear();
+  delivered_in_flight.clear();
+}
+
+void OffloadEngine::Impl::reset_step_gradients() {
+  std::fill(grad_fresh.begin(), grad_fresh.end(), 1);
+  std::fill(has_grad.begin(), has_grad.end(), 0);
+  std::fill(block_norm2.begin(), block_norm2.end(), 0.0);
+  std::fill(dev_acc_live.begin(), dev_acc_live.end(), 0);
+  std::fill(host_fresh.begin(), host_fresh.end(), 1);
 }
 
 }  // namespace zinf::zero

@@ -96,6 +96,14 @@ struct OffloadEngine::Impl {
   // device; or host_grads [owned_total] (fp32, or the compute dtype when
   // nothing accumulates); or nvme_grads, one fp32 segment per sub-group.
   torch::Tensor grads_dev;
+  // accumulate_on_device: grads_dev_acc [owned_total] fp32 on the device sums
+  // the micro-batches before the host gets them; dev_acc_live[b]: it holds
+  // block b's contributions not yet sent; host_fresh[b]: the host
+  // accumulator has nothing of this step yet. Touched by the thread that
+  // delivers gradients (compute thread, or the communication worker on
+  // several ranks) and between steps once the workers are drained.
+  torch::Tensor grads_dev_acc;
+  std::vector<char> dev_acc_live, host_fresh;
   io::AlignedBuffer host_grads;
   torch::Dtype host_grad_dtype = torch::kFloat32;
   std::unique_ptr<offload::FlatStore> nvme_grads;
@@ -170,7 +178,10 @@ struct OffloadEngine::Impl {
   // ------------------------------------------------ gradients (engine_grads.cpp)
   void hand_grad(std::size_t b, const torch::Tensor& g);
   std::shared_future<void> deliver_grad(std::size_t b, const torch::Tensor& own, bool assign, bool norm);
+  std::shared_future<void> send_to_host(std::size_t b, const torch::Tensor& own, bool assign, bool norm);
+  void flush_device_accumulators();            // sends what grads_dev_acc still holds
   void wait_for_gradients();
+  void reset_step_gradients();                 // the next contribution of every block starts a new sum
 
   // ------------------------------------------------ step (engine_step.cpp)
   double grad_norm_squared();

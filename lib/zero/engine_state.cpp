@@ -69,8 +69,7 @@ void OffloadEngine::load_state(const StateSource& source, std::int64_t step) {
       torch::Tensor mine = e.device_params[b].narrow(0, std::int64_t(e.rank) * e.parts[b].shard, e.parts[b].shard).clone();
       e.opt.comm->all_gather(mine, e.device_params[b]);
     }
-  std::fill(e.grad_fresh.begin(), e.grad_fresh.end(), 1);
-  std::fill(e.has_grad.begin(), e.has_grad.end(), 0);
+  e.reset_step_gradients();
   e.step = step;
 }
 

@@ -41,9 +41,7 @@ void OffloadEngine::Impl::launch_update(double lr, double grad_scale) {
   h.step = step;
   h.grad_scale = grad_scale;
   const std::vector<char> had = has_grad;  // blocks that got gradients this step
-  std::fill(has_grad.begin(), has_grad.end(), 0);
-  std::fill(grad_fresh.begin(), grad_fresh.end(), 1);
-  std::fill(block_norm2.begin(), block_norm2.end(), 0.0);
+  reset_step_gradients();
   const bool replicated = world > 1 && !sharded_params;  // whole blocks on every device: gather the updates
 
   if (opt.optimizer_home == Tier::kDevice) {

@@ -157,6 +157,9 @@ void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
       host_grads = io::AlignedBuffer(grad_bytes, io::kDirectAlignment, pin);
       if (opt.delayed_update) host_grads_next = io::AlignedBuffer(grad_bytes, io::kDirectAlignment, pin);
     }
+    if (opt.accumulate_on_device && opt.accumulate_gradients)
+      grads_dev_acc = torch::empty({std::max<std::int64_t>(1, owned_total)},
+                                   torch::TensorOptions().dtype(torch::kFloat32).device(opt.device));
     // Pieces off the device for gradients that are added (not copied) into
     // their accumulator: fp32 accumulation, NVMe segments, a tied block.
     if (is_cuda())
@@ -229,6 +232,8 @@ void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
   grad_fresh.assign(blocks.size(), 1);
   has_grad.assign(blocks.size(), 0);
   block_norm2.assign(blocks.size(), 0.0);
+  dev_acc_live.assign(blocks.size(), 0);
+  host_fresh.assign(blocks.size(), 1);
   anchor = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).requires_grad(true));
 }
 
@@ -461,9 +466,7 @@ StepResult OffloadEngine::step(double lr, double loss_scale, double max_grad_nor
 void OffloadEngine::zero_grads() {
   auto& e = *impl_;
   e.wait_for_gradients();
-  std::fill(e.grad_fresh.begin(), e.grad_fresh.end(), 1);
-  std::fill(e.has_grad.begin(), e.has_grad.end(), 0);
-  std::fill(e.block_norm2.begin(), e.block_norm2.end(), 0.0);
+  e.reset_step_gradients();
   if (e.grads_dev.defined()) e.grads_dev.zero_();
 }
 

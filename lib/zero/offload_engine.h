@@ -81,6 +81,14 @@ struct OffloadEngineOptions {
   std::int64_t optimizer_max_in_cpu = 0;     // optimizer on NVMe: elements of its state kept in CPU memory
   bool gradients_on_nvme = false;            // gradient accumulators as NVMe segments (optimizer off-device)
   bool accumulate_gradients = true;          // false (grad_accum 1): host gradients in the compute dtype
+  // With accumulate_gradients and the optimizer off the device: sum the
+  // micro-batches' gradients in an fp32 buffer on the device (4 B per owned
+  // element) and copy each block's sum to the host once per step, during
+  // the backward that ends the accumulation. Needs the boundary hint
+  // (set_accumulation_boundary(false) before the other micro-batches); a
+  // sum the hint left on the device goes at step(). The host then neither
+  // receives nor adds one gradient per micro-batch.
+  bool accumulate_on_device = false;
   bool overlap_optimizer = true;             // step() returns while the CPU optimizer runs; blocks
                                              // wait for their own update before the next fetch
   // ZeRO-Offload's delayed parameter update (opt-in): step t's CPU optimizer

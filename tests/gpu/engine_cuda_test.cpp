@@ -2,8 +2,8 @@
 // twice, as a tied head uses the embedding) trains through the engine on the
 // GPU and must match the same engine on the CPU: every home of parameters and
 // optimizer, fp32 and bf16, with and without gradient accumulation (direct
-// 16-bit gradients vs fp32 accumulation through pinned pieces) and NVMe
-// gradients. Exercises the side streams, the events and the optimizer
+// 16-bit gradients vs fp32 accumulation through pinned pieces, or summed on
+// the device and sent once per step) and NVMe gradients. Exercises the side streams, the events and the optimizer
 // overlapping the next forward; the timeline must see device time.
 #include <torch/torch.h>
 
@@ -51,6 +51,7 @@ std::vector<double> train(OffloadEngine& e, torch::Device d, torch::Dtype t, int
   for (int s = 0; s < 6; ++s) {
     double sum = 0;
     for (int m = 0; m < accum; ++m) {
+      e.set_accumulation_boundary(m + 1 == accum);
       torch::Tensor l = loss_of(e, batch(s * accum + m, d, t)) / double(accum);
       l.backward();
       sum += l.item<double>();
@@ -70,14 +71,18 @@ TEST_CASE("the engine on CUDA trains like the engine on the CPU, at every home, 
     Tier params, optimizer;
     bool nvme_grads;
     int accum;
+    bool sums_on_device = false;  // the GPU engine sums micro-batches on the device; the CPU one on the host
   };
   const std::vector<Case> cases = {{Tier::kCpu, Tier::kCpu, false, 1},     {Tier::kCpu, Tier::kCpu, false, 3},
                                    {Tier::kNvme, Tier::kNvme, true, 2},    {Tier::kDevice, Tier::kCpu, false, 1},
-                                   {Tier::kDevice, Tier::kDevice, false, 2}, {Tier::kNvme, Tier::kCpu, false, 1}};
+                                   {Tier::kDevice, Tier::kDevice, false, 2}, {Tier::kNvme, Tier::kCpu, false, 1},
+                                   {Tier::kCpu, Tier::kCpu, false, 3, true}, {Tier::kNvme, Tier::kNvme, true, 2, true},
+                                   {Tier::kDevice, Tier::kCpu, false, 2, true}};
   for (torch::Dtype dtype : {torch::kFloat32, torch::kBFloat16}) {
     for (const Case& c : cases) {
       const std::string label = std::string(offload::tier_name(c.params)) + "/" + offload::tier_name(c.optimizer) +
                                 (c.nvme_grads ? " nvme-grads" : "") + " accum " + std::to_string(c.accum) +
+                                (c.sums_on_device ? " sums-on-device" : "") +
                                 (dtype == torch::kBFloat16 ? " bf16" : " fp32");
       CAPTURE(label);
       auto options = [&](torch::Device d) {
@@ -96,7 +101,9 @@ TEST_CASE("the engine on CUDA trains like the engine on the CPU, at every home, 
         return o;
       };
       OffloadEngine cpu(options(torch::kCPU), kBlocks, initial());
-      OffloadEngine gpu(options(torch::Device(torch::kCUDA, 0)), kBlocks, initial());
+      OffloadEngineOptions gpu_options = options(torch::Device(torch::kCUDA, 0));
+      gpu_options.accumulate_on_device = c.sums_on_device;
+      OffloadEngine gpu(gpu_options, kBlocks, initial());
       const auto want = train(cpu, torch::kCPU, dtype, c.accum);
       const auto got = train(gpu, torch::Device(torch::kCUDA, 0), dtype, c.accum);
       const double tol = dtype == torch::kFloat32 ? 1e-4 : 3e-2;
@@ -111,6 +118,10 @@ TEST_CASE("the engine on CUDA trains like the engine on the CPU, at every home, 
       CHECK(t.compute_s > 0);
       if (c.params != Tier::kDevice) CHECK(t.h2d_s > 0);
       if (c.optimizer != Tier::kDevice) CHECK(t.d2h_s > 0);
+      if (c.sums_on_device) {  // per step: every block's fp32 sum once, and the tied block's second use
+        const std::int64_t e = c10::elementSize(dtype), tied = kHidden * kIn + kHidden;
+        CHECK(gpu.counters().d2h_bytes == 6 * (kNumel * 4 + tied * e));
+      }
     }
   }
 }

@@ -301,3 +301,22 @@ TEST_CASE("option_from names a configuration's stage and offload") {
   CHECK(o.name == "zero2+cpu-optimizer");
   CHECK(o.zero_stage == 2);
 }
+
+TEST_CASE("device gradient sums add 4 bytes per owned element on the GPU and leave no gradient waiting in a job") {
+  Inputs in = gpt("6.7b", 1);  // its peak is a late block's backward, with jobs in flight
+  in.grad_accum = 4;
+  const Need host = estimate_option(in, find("infinity-cpu"));
+  in.device_grad_accumulation = true;
+  const Need dev = estimate_option(in, find("infinity-cpu"));
+  const std::int64_t sums = item(dev.gpu, "fp32 gradient sums of the micro-batches");
+  CHECK(sums == 4 * in.params);  // one rank owns every element
+  CHECK(item(host.gpu, "fp32 gradient sums") == -1);
+  CHECK(item(host.gpu, "gradients of the last blocks") > 0);
+  CHECK(item(dev.gpu, "gradients of the last blocks") <= 0);
+  CHECK(dev.cpu_bytes == host.cpu_bytes);  // the host accumulator stays
+  // Without accumulation, or with the optimizer on the device, it changes nothing.
+  in.grad_accum = 1;
+  CHECK(item(estimate_option(in, find("infinity-cpu")).gpu, "fp32 gradient sums") == -1);
+  in.grad_accum = 4;
+  CHECK(item(estimate_option(in, find("zero3")).gpu, "fp32 gradient sums") == -1);
+}

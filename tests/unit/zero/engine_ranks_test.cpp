@@ -5,8 +5,9 @@
 // parameters, and owned ranges of optimizer state that tile the model and
 // match the one-rank state. Covers parameters partitioned (stage 3) at every
 // home, whole blocks on the device with the optimizer offloaded (stages 1-2),
-// three ranks (uneven shards, a rank owning nothing of a small block), and a
-// resume from per-rank state written by ranges.
+// three ranks (uneven shards, a rank owning nothing of a small block),
+// micro-batches summed on the device before the reduce-scatter's result goes
+// to the host, and a resume from per-rank state written by ranges.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -63,8 +64,15 @@ torch::Tensor loss_of(OffloadEngine& e, const torch::Tensor& x) {
   return h.pow(2).sum() / double(kRows * kIn);
 }
 
-OffloadEngineOptions options_for(const std::string& name, const std::string& nvme) {
+// Cases ending in "-acc" take two micro-batches per step, summed on the device.
+bool accumulates(const std::string& name) { return name.size() > 4 && name.compare(name.size() - 4, 4, "-acc") == 0; }
+
+OffloadEngineOptions options_for(std::string name, const std::string& nvme) {
   OffloadEngineOptions o;
+  if (accumulates(name)) {
+    name.resize(name.size() - 4);
+    o.accumulate_on_device = true;
+  }
   o.nvme_path = nvme;
   o.sub_group_size = 100;  // several sub-groups per shard
   o.buffer_count = 2;
@@ -104,23 +112,33 @@ std::vector<float> parse(std::istream& in, std::int64_t n) {
   return v;
 }
 
-// Trains steps [from, to) on rows [row0, row0 + rows) of each batch.
-std::vector<double> train(OffloadEngine& e, int from, int to, std::int64_t row0, std::int64_t rows) {
+// Trains steps [from, to) on rows [row0, row0 + rows) of each batch, in
+// `micro` micro-batches per step (batches micro * s ... micro * s + micro - 1).
+std::vector<double> train(OffloadEngine& e, int from, int to, std::int64_t row0, std::int64_t rows, int micro = 1) {
   std::vector<double> losses;
   for (int s = from; s < to; ++s) {
-    torch::Tensor l = loss_of(e, batch(s).narrow(0, row0, rows)) * 2.0;  // a loss scale of 2
-    l.backward();
-    losses.push_back(l.item<double>() / 2.0);
+    double loss = 0;
+    for (int m = 0; m < micro; ++m) {
+      e.set_accumulation_boundary(m + 1 == micro);
+      torch::Tensor l = loss_of(e, batch(micro * s + m).narrow(0, row0, rows)) * 2.0;  // a loss scale of 2
+      l.backward();
+      loss += l.item<double>() / 2.0;
+    }
+    losses.push_back(loss);
     e.step(0.03, 2.0, 0.4);
   }
   return losses;
 }
 
-// One rank, the whole batch.
+int micro_batches(const std::string& name) { return accumulates(name) ? 2 : 1; }
+
+// One rank, the whole batch; micro-batches summed on the host.
 Result reference(const std::string& name, const std::string& nvme, int steps) {
-  OffloadEngine e(options_for(name, nvme), kBlocks, initial());
+  OffloadEngineOptions o = options_for(name, nvme);
+  o.accumulate_on_device = false;
+  OffloadEngine e(o, kBlocks, initial());
   Result r;
-  r.losses = train(e, 0, steps, 0, kRows);
+  r.losses = train(e, 0, steps, 0, kRows, micro_batches(name));
   const torch::Tensor p = e.parameters(), m = e.master_weights();
   r.params.assign(p.data_ptr<float>(), p.data_ptr<float>() + kNumel);
   r.master.assign(m.data_ptr<float>(), m.data_ptr<float>() + kNumel);
@@ -203,7 +221,7 @@ TEST_CASE("engine rank body (runs only inside launch_ranks)") {
   if (!resume) {
     OffloadEngine e(o, kBlocks, initial());
     CHECK(e.world_size() == world);
-    losses = train(e, 0, steps, row0, rows);
+    losses = train(e, 0, steps, row0, rows, micro_batches(name));
     // This rank's optimizer state by range, for the parent to tile and compare.
     std::ofstream state(out + "/state." + std::to_string(rank));
     e.save_state([&](const FlatRange& r, const float* w, const float* m, const float* v) {
@@ -269,7 +287,7 @@ TEST_CASE("two and three ranks train like one rank on the whole batch, at every 
     int world;
   };
   for (const Case& c : {Case{"device", 2}, Case{"cpu", 2}, Case{"nvme", 2}, Case{"device-nvme", 2},
-                        Case{"replicated-cpu", 2}, Case{"cpu", 3}}) {
+                        Case{"replicated-cpu", 2}, Case{"cpu", 3}, Case{"cpu-acc", 2}, Case{"replicated-cpu-acc", 2}}) {
     const std::string label = c.name + " x" + std::to_string(c.world);
     CAPTURE(label);
     const std::string out = dir.file(c.name + std::to_string(c.world));

@@ -228,6 +228,51 @@ TEST_CASE("gradients accumulated over micro-batches with the boundary hint equal
   }
 }
 
+TEST_CASE("micro-batches summed on the device train exactly like the host's sum, and cross once per step") {
+  test::TempDir dir("zinf-engine");
+  struct Homes { Tier params, optimizer; bool nvme_grads; };
+  for (const Homes& h : {Homes{Tier::kCpu, Tier::kCpu, false}, Homes{Tier::kDevice, Tier::kCpu, false},
+                         Homes{Tier::kNvme, Tier::kNvme, true}, Homes{Tier::kCpu, Tier::kNvme, false}}) {
+    for (torch::Dtype dtype : {torch::kFloat32, torch::kBFloat16}) {
+      // hint: the trainer's (false, false, true); none; or false throughout (the sum waits for step()).
+      for (const std::string hint : {"boundary", "none", "never"}) {
+        const std::string label = std::string(offload::tier_name(h.params)) + "/" + offload::tier_name(h.optimizer) +
+                                  (h.nvme_grads ? "+nvme-grads " : " ") + c10::toString(dtype) + " hint " + hint;
+        CAPTURE(label);
+        OffloadEngineOptions o = options(h.params, h.optimizer, dir.path());
+        o.dtype = dtype;
+        o.gradients_on_nvme = h.nvme_grads;
+        OffloadEngine on_host(o, kBlocks, initial());
+        o.accumulate_on_device = true;
+        OffloadEngine on_device(o, kBlocks, initial());
+        for (int s = 0; s < 4; ++s) {
+          for (int m = 0; m < 3; ++m) {
+            // The host-summed reference without the hint when it is never lifted (it sums no norm then).
+            if (hint == "boundary") on_host.set_accumulation_boundary(m == 2);
+            if (hint != "none") on_device.set_accumulation_boundary(hint == "boundary" && m == 2);
+            for (OffloadEngine* e : {&on_host, &on_device})
+              (engine_loss(*e, batch(3 * s + m).to(dtype)) / 3.0).backward();
+          }
+          const StepResult a = on_host.step(0.05, 1.0, 0.5), b = on_device.step(0.05, 1.0, 0.5);
+          CHECK(a.grad_norm > 0);
+          CHECK(b.grad_norm == a.grad_norm);  // the same fp32 additions in the same order
+        }
+        CHECK(torch::equal(on_device.parameters(), on_host.parameters()));
+        const std::int64_t e = c10::elementSize(dtype), steps = 4;
+        CHECK(on_host.counters().d2h_bytes == steps * 3 * (112 + 40) * e);  // the tied block's grad arrives twice
+        // Summed on the device: the fp32 sums cross once; the tied block's
+        // second boundary use is added on the host. Without the hint nothing
+        // is held back; with it never lifted both uses of the tied block sum
+        // on the device.
+        const std::int64_t want = hint == "boundary" ? steps * (112 * 4 + 40 * e)
+                                  : hint == "none"   ? steps * 3 * (112 + 40) * e
+                                                     : steps * 112 * 4;
+        CHECK(on_device.counters().d2h_bytes == want);
+      }
+    }
+  }
+}
+
 TEST_CASE("a home that is not none, cpu or nvme is refused by name") {
   CHECK(parse_tier("k", "nvme") == Tier::kNvme);
   CHECK_THROWS_WITH(parse_tier("zero_optimization.offload_param.device", "disk"),

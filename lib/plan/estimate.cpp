@@ -293,7 +293,7 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, RankIt
             round_up(std::max<std::int64_t>(1, owned) * gb, kDirect));
     }
     if (cuda) {
-      const Pool pool = pool_shape(3, 0, pb, own, kDirect);
+      const Pool pool = pool_shape(3, 0, device_sums ? 4 : pb, own, kDirect);  // device sums cross in fp32
       r.add(C, "gradient copy-down pool (" + std::to_string(pool.count) + " x " + format_bytes(double(pool.buffer_bytes)) +
                    ", pinned)", pool.bytes());
     }

@@ -219,6 +219,10 @@ void Trainer::Impl::setup() {
                    std::string("zinf.offload.device_grad_accumulation has no effect: ") +
                        (s.grad_accum == 1 ? "gradient_accumulation_steps is 1, nothing accumulates"
                                           : "the optimizer is not offloaded, so gradients add up on the device already"));
+  else if (s.device_grad_accumulation && !device.is_cuda())
+    log::warn_once("train.device_grad_accumulation",
+                   "zinf.offload.device_grad_accumulation on a CPU run keeps a second fp32 gradient buffer in host "
+                   "memory (4 bytes per parameter) for no speed-up; it is meant for GPUs");
   if (uses_offload_engine(s)) {
     setup_engine();
   } else {

@@ -112,6 +112,9 @@ std::shared_future<void> OffloadEngine::Impl::deliver_grad(std::size_t b, const 
     torch::NoGradGuard no_grad;
     torch::Tensor acc = grads_dev_acc.narrow(0, p.owned_offset, p.own_count);
     const bool live = dev_acc_live[b];
+    // After a boundary send (its copy may still be queued) the sum is not
+    // reused this step: later contributions add on the host.
+    if (!live && !host_fresh[b]) return send_to_host(b, own, false, norm);
     if (live) acc.add_(own);
     if (!norm) {
       if (!live) acc.copy_(own);
@@ -176,7 +179,7 @@ std::shared_future<void> OffloadEngine::Impl::send_to_host(std::size_t b, const 
 #ifdef ZINF_WITH_CUDA
       if (is_cuda()) {
         auto lease = grad_pool->acquire();
-        const std::int64_t step = lease.bytes() / gbytes;
+        const std::int64_t step = lease.bytes() / gbytes;  // >= 1: the pool holds the widest piece
         for (std::int64_t off = begin; off < begin + count; off += step) {
           const std::int64_t n = std::min(step, begin + count - off);
           copy_down(off, n, lease.data());
@@ -254,7 +257,7 @@ void OffloadEngine::Impl::flush_device_accumulators() {
   }
 }
 
-void OffloadEngine::Impl::wait_for_gradients() {
+void OffloadEngine::Impl::wait_for_gradients(bool send_device_sums) {
   if (comm_worker) comm_worker->drain();
 #ifdef ZINF_WITH_CUDA
   if (is_cuda() && comm_stream) {  // device accumulators written on the communication stream
@@ -263,8 +266,8 @@ void OffloadEngine::Impl::wait_for_gradients() {
     done.block(c10::cuda::getCurrentCUDAStream());
   }
 #endif
-  // Sums the boundary hint did not send (no hint, or a step cut short).
-  flush_device_accumulators();
+  // Sums the boundary hint did not send (the hint never lifted).
+  if (send_device_sums) flush_device_accumulators();
   grad_worker.drain();
   grads_in_flight.clear();
   delivered_in_flight.clear();

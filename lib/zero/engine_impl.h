@@ -180,7 +180,10 @@ struct OffloadEngine::Impl {
   std::shared_future<void> deliver_grad(std::size_t b, const torch::Tensor& own, bool assign, bool norm);
   std::shared_future<void> send_to_host(std::size_t b, const torch::Tensor& own, bool assign, bool norm);
   void flush_device_accumulators();            // sends what grads_dev_acc still holds
-  void wait_for_gradients();
+  // Waits for every gradient job; with send_device_sums also sends the sums
+  // grads_dev_acc still holds (step() does; a discard or a mid-step
+  // synchronize() leaves them where they are).
+  void wait_for_gradients(bool send_device_sums);
   void reset_step_gradients();                 // the next contribution of every block starts a new sum
 
   // ------------------------------------------------ step (engine_step.cpp)

@@ -39,7 +39,7 @@ void OffloadEngine::save_state(const StateSink& sink) {
 void OffloadEngine::load_state(const StateSource& source, std::int64_t step) {
   auto& e = *impl_;
   e.finish_update();
-  e.wait_for_gradients();
+  e.wait_for_gradients(false);  // what accumulated is discarded
   e.drop_prefetches();
   torch::NoGradGuard no_grad;
   if (e.opt.optimizer_home == Tier::kDevice) {

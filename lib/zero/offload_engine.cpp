@@ -162,8 +162,10 @@ void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
                                    torch::TensorOptions().dtype(torch::kFloat32).device(opt.device));
     // Pieces off the device for gradients that are added (not copied) into
     // their accumulator: fp32 accumulation, NVMe segments, a tied block.
+    // With device sums most pieces carry fp32.
     if (is_cuda())
-      grad_pool = std::make_unique<offload::PinnedPool>(offload::pool_shape(3, 0, pbytes(), own_counts), pin);
+      grad_pool = std::make_unique<offload::PinnedPool>(
+          offload::pool_shape(3, 0, grads_dev_acc.defined() ? 4 : pbytes(), own_counts), pin);
   }
   // Staging for the optimizer's new weights on their way to NVMe or the device.
   const bool host_optimizer = opt.optimizer_home != Tier::kDevice;
@@ -443,7 +445,7 @@ torch::Tensor OffloadEngine::run(const std::vector<std::size_t>& list, Compute f
 
 StepResult OffloadEngine::step(double lr, double loss_scale, double max_grad_norm) {
   auto& e = *impl_;
-  e.wait_for_gradients();
+  e.wait_for_gradients(true);
   e.drop_prefetches();  // prefetches of the next forward would hold stale weights
   StepResult r;
   r.grad_norm = std::sqrt(e.grad_norm_squared()) / loss_scale;
@@ -465,7 +467,7 @@ StepResult OffloadEngine::step(double lr, double loss_scale, double max_grad_nor
 
 void OffloadEngine::zero_grads() {
   auto& e = *impl_;
-  e.wait_for_gradients();
+  e.wait_for_gradients(false);  // the sums are discarded
   e.reset_step_gradients();
   if (e.grads_dev.defined()) e.grads_dev.zero_();
 }
@@ -476,7 +478,7 @@ void OffloadEngine::set_accumulation_boundary(bool last) { impl_->boundary = las
 
 void OffloadEngine::synchronize() {
   impl_->finish_update();
-  impl_->wait_for_gradients();
+  impl_->wait_for_gradients(false);  // device sums of a step in progress stay and keep adding up
 #ifdef ZINF_WITH_CUDA
   if (impl_->is_cuda()) c10::cuda::getCurrentCUDAStream().synchronize();
 #endif

@@ -194,7 +194,24 @@ std::string CheckpointDir::save(const TrainerState& st, const ModelSpec& spec, c
   }
   barrier();  // the directory exists and is empty
   const std::int64_t numel = spec.parameter_count();
-  write_shard(tmp + "/" + shard_file_name(group_.rank), group_.rank, group_.world_size, st, numel, shard);
+  // A full disk (or any failure) before the commit: give back what the
+  // unfinished checkpoint holds; `latest` still names the previous one.
+  const auto discard = [&] {
+    const std::string mine = tmp + "/" + shard_file_name(group_.rank);
+    ::unlink(mine.c_str());
+    if (group_.rank == 0) {
+      try {
+        fs::remove_all(tmp);
+      } catch (...) {  // the original error is the one to report
+      }
+    }
+  };
+  try {
+    write_shard(tmp + "/" + shard_file_name(group_.rank), group_.rank, group_.world_size, st, numel, shard);
+  } catch (...) {
+    discard();
+    throw;
+  }
   barrier();  // every shard is on disk
   if (group_.rank == 0) {
     json shards = json::array();
@@ -202,8 +219,13 @@ std::string CheckpointDir::save(const TrainerState& st, const ModelSpec& spec, c
     const json meta = {{"format", kCheckpointFormat}, {"version", kCheckpointVersion}, {"world_size", group_.world_size},
                        {"numel", numel},           {"model", spec_json(spec)},      {"state", state_json(st)},
                        {"shards", shards}};
-    fs::write_file_atomic(tmp + "/" + kCheckpointMetaFile, meta.dump(2) + "\n");
-    fsync_dir(tmp);
+    try {
+      fs::write_file_atomic(tmp + "/" + kCheckpointMetaFile, meta.dump(2) + "\n");
+      fsync_dir(tmp);
+    } catch (...) {
+      discard();
+      throw;
+    }
     fs::remove_all(final_path);  // re-saving a step (a resumed run's final save); `latest` does not name it
     if (::rename(tmp.c_str(), final_path.c_str()) != 0)
       throw Error("cannot rename checkpoint '" + tmp + "' to '" + final_path + "': " + errno_text(errno));

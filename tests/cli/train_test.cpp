@@ -1,10 +1,13 @@
 // cli: `zinf train` and `zinf export` end to end on the tiny model (CPU):
 // the loss falls on the bundled corpus, every output is written, a run killed
 // with SIGKILL resumes to exactly the losses of an uninterrupted run, SIGTERM
-// stops with a checkpoint and exit code 130, and bad input gets clear errors.
+// stops with a checkpoint and exit code 130, a disk that fills stops the run
+// with the last checkpoint intact, and bad input gets clear errors.
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +15,8 @@
 #include <fcntl.h>
 
 #include <chrono>
+#include <csignal>
+#include <filesystem>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -322,6 +327,95 @@ TEST_CASE("zinf train: bad data, paths and stages get clear errors") {
   more.push_back("--resume");
   CHECK(train(more).exit_code == 0);
   CHECK(line_count(out + "/metrics.jsonl") == 2);
+}
+
+namespace {
+
+// The output directory's checkpoints: `latest`'s tag and whether an
+// unfinished (.tmp-) checkpoint was left behind.
+std::pair<std::string, bool> checkpoints_of(const std::string& out) {
+  bool tmp_left = false;
+  for (const auto& e : std::filesystem::directory_iterator(out + "/checkpoints"))
+    tmp_left |= e.path().filename().string().rfind(".tmp-", 0) == 0;
+  return {read_text(out + "/checkpoints/latest"), tmp_left};
+}
+
+// Losses of steps `from`.. of a run, by metrics.jsonl line.
+std::vector<double> losses_from(const std::string& out, std::size_t from) {
+  std::vector<double> l;
+  const auto m = metrics_of(out);
+  for (std::size_t i = from; i < m.size(); ++i) l.push_back(m[i]["loss"].get<double>());
+  return l;
+}
+
+}  // namespace
+
+TEST_CASE("zinf train: a disk that fills stops the run with the error, and the last checkpoint resumes exactly") {
+  TempDir dir;
+  auto args_for = [&](const std::string& out, int steps) {
+    auto a = quick_args(out, steps);
+    a.insert(a.end(), {"--save-every", "2", "--eval-every", "1000"});
+    return a;
+  };
+  const auto full = train(args_for(dir.file("full"), 8));
+  REQUIRE_MESSAGE(full.exit_code == 0, full.err);
+
+  SUBCASE("a file that may not grow (RLIMIT_FSIZE): EFBIG at step 6's checkpoint") {
+    const std::string out = dir.file("limited");
+    REQUIRE(train(args_for(out, 4)).exit_code == 0);  // checkpoints at steps 2 and 4
+    auto more = args_for(out, 8);
+    more.push_back("--resume");
+    rlimit old{};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+    rlimit small = old;
+    small.rlim_cur = 1 << 20;  // a checkpoint of the tiny model is ~10 MB; metrics and config stay below
+    const auto previous = std::signal(SIGXFSZ, SIG_IGN);  // inherited: writes fail with EFBIG instead
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+    const auto stopped = train(more);
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, previous);
+    CHECK(stopped.exit_code == 1);
+    CHECK(stopped.err.find("cannot write '" + out + "/checkpoints/.tmp-global_step6/state.rank0.safetensors'") !=
+          std::string::npos);
+    CHECK(stopped.err.find("File too large") != std::string::npos);
+    const auto [latest, tmp_left] = checkpoints_of(out);
+    CHECK(latest == "global_step4");
+    CHECK_FALSE(tmp_left);
+    // Resumed with room again: the uninterrupted run's losses, bit for bit.
+    const auto resumed = train(more);
+    REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.err);
+    CHECK(losses_from(out, 0) == losses_from(dir.file("full"), 0));
+  }
+
+  SUBCASE("a full filesystem (tiny tmpfs): ENOSPC at step 4's checkpoint") {
+    const std::string mnt = dir.file("tiny");
+    std::filesystem::create_directory(mnt);
+    if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=14m") != 0) {
+      MESSAGE("skipped: cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN); the RLIMIT_FSIZE case covers it");
+      return;
+    }
+    struct Unmount {
+      std::string dir;
+      ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }  // also when a REQUIRE ends the case early
+    } unmount{mnt};
+    const std::string out = mnt + "/out";
+    const auto stopped = train(args_for(out, 8));  // step 2's checkpoint fits, step 4's does not
+    CHECK(stopped.exit_code == 1);
+    CHECK(stopped.err.find("cannot write '" + out + "/checkpoints/.tmp-global_step4/") != std::string::npos);
+    CHECK(stopped.err.find("No space left on device (ENOSPC)") != std::string::npos);
+    CHECK(stopped.err.find("free some space") != std::string::npos);
+    const auto [latest, tmp_left] = checkpoints_of(out);
+    CHECK(latest == "global_step2");
+    CHECK_FALSE(tmp_left);  // the unfinished checkpoint's space is given back
+    // Moved to a disk with room, the run resumes from step 2 to the uninterrupted losses.
+    const std::string moved = dir.file("moved");
+    REQUIRE(std::system(("cp -r '" + out + "' '" + moved + "'").c_str()) == 0);
+    auto resume = args_for(moved, 8);
+    resume.push_back("--resume");
+    const auto resumed = train(resume);
+    REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.err);
+    CHECK(losses_from(moved, 0) == losses_from(dir.file("full"), 0));
+  }
 }
 
 TEST_CASE("zinf export: a path that is not a checkpoint is refused") {

@@ -11,30 +11,17 @@
 #include <mutex>
 #include <vector>
 
+#include "core/pool_shape.h"
 #include "io/aligned_buffer.h"
 
 namespace zinf::offload {
 
-struct PoolShape {
-  std::int64_t count = 0;         // buffers
-  std::int64_t buffer_bytes = 0;  // bytes per buffer
-};
-
-// What buffer_size 0 ("auto") means: 32 MiB per buffer, large enough for
-// full-speed NVMe requests, small enough that the pool never dominates RAM.
-constexpr std::int64_t kAutoBufferBytes = std::int64_t(32) << 20;
-
-// buffer_count x buffer_size (elements of elem_bytes each; 0 = auto), shrunk
-// to what is needed: none larger than the largest block, no more buffers than
-// the blocks have pieces. A block larger than a buffer streams through in
-// pieces of buffer_bytes, which is then a multiple of `granule` (the aio
-// block size: O_DIRECT and per-block checksums need aligned pieces). Throws
-// UsageError when buffer_count < 1.
-PoolShape pool_shape(std::int64_t buffer_count, std::int64_t buffer_size, std::int64_t elem_bytes,
-                     const std::vector<std::int64_t>& block_numels, std::int64_t granule = 4096);
-
-// Pieces of `bytes` in buffers of `shape` (at least 1).
-std::int64_t pieces_of(const PoolShape& shape, std::int64_t bytes);
+// The pool's shape and its sizing rule live in core (the planner counts
+// them too); offload::PoolShape, pool_shape() and pieces_of() are those.
+using zinf::kAutoBufferBytes;
+using zinf::pieces_of;
+using zinf::pool_shape;
+using zinf::PoolShape;
 
 class PinnedPool {
  public:

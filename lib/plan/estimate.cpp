@@ -10,6 +10,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/pool_shape.h"
 #include "core/text.h"
 #include "core/units.h"
 
@@ -20,7 +21,6 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; 
 
 constexpr std::int64_t kDirect = 4096;       // io::kDirectAlignment: NVMe segments and host buffers
 constexpr std::int64_t kShardAlign = 64;     // elements: the engine's and ShardPlan's shard rounding
-constexpr std::int64_t kAutoPoolBytes = std::int64_t(32) << 20;  // offload::kAutoBufferBytes
 constexpr int kPhases = 5;
 
 enum class Tier { kAccel, kCpu, kNvme };
@@ -55,27 +55,9 @@ std::vector<Item> times(std::vector<Item> items, int n) {
 
 std::string count(std::int64_t n) { return format_count(double(n)); }
 
-// offload::pool_shape: buffer_count buffers of buffer_size elements (0:
-// 32 MiB), no larger than the largest block, in whole granules when a block
-// streams through in pieces, no more buffers than the blocks have pieces.
-struct Pool {
-  std::int64_t count = 0, buffer_bytes = 0;
-  std::int64_t bytes() const { return count * round_up(buffer_bytes, kDirect); }
-};
-Pool pool_shape(std::int64_t buffer_count, std::int64_t buffer_size, std::int64_t elem_bytes,
-                const std::vector<std::int64_t>& numels, std::int64_t granule) {
-  std::int64_t largest = 1;
-  for (std::int64_t n : numels) largest = std::max(largest, n);
-  const std::int64_t largest_bytes = largest * elem_bytes;
-  const std::int64_t want = buffer_size > 0 ? buffer_size * elem_bytes : kAutoPoolBytes;
-  Pool p;
-  p.buffer_bytes = want >= largest_bytes ? largest_bytes : std::max(granule, want / granule * granule);
-  p.buffer_bytes = std::min(p.buffer_bytes, largest_bytes);
-  std::int64_t pieces = 0;
-  for (std::int64_t n : numels) pieces += std::max<std::int64_t>(1, ceil_div(n * elem_bytes, p.buffer_bytes));
-  p.count = std::min<std::int64_t>(std::max<std::int64_t>(1, buffer_count), std::max<std::int64_t>(1, pieces));
-  return p;
-}
+// A pool as the engine sizes it (core/pool_shape.h), in the bytes its
+// 4096-aligned buffers take.
+std::int64_t pool_bytes(const PoolShape& p) { return p.count * round_up(p.buffer_bytes, kDirect); }
 
 // The engine's blocks (model/layout.h): the embedding (token + position),
 // the transformer blocks, the final LayerNorm ("head"). When --params gives
@@ -233,9 +215,9 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, RankIt
               ? in.param_buffer_size
               : std::min<std::int64_t>(std::max(in.model.block_parameter_count(), in.model.vocab_size * in.model.hidden_size),
                                        std::int64_t(8) << 20);
-      const Pool pool = pool_shape(in.param_buffer_count, buffer_size, pb, nvme_homes, granule);
+      const PoolShape pool = pool_shape(in.param_buffer_count, buffer_size, pb, nvme_homes, granule);
       r.add(C, "parameter fetch pool (" + std::to_string(pool.count) + " x " + format_bytes(double(pool.buffer_bytes)) +
-                   (cuda ? ", pinned)" : ")"), pool.bytes());
+                   (cuda ? ", pinned)" : ")"), pool_bytes(pool));
     }
   }
 
@@ -293,9 +275,9 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, RankIt
             round_up(std::max<std::int64_t>(1, owned) * gb, kDirect));
     }
     if (cuda) {
-      const Pool pool = pool_shape(3, 0, device_sums ? 4 : pb, own, kDirect);  // device sums cross in fp32
+      const PoolShape pool = pool_shape(3, 0, device_sums ? 4 : pb, own, kDirect);  // device sums cross in fp32
       r.add(C, "gradient copy-down pool (" + std::to_string(pool.count) + " x " + format_bytes(double(pool.buffer_bytes)) +
-                   ", pinned)", pool.bytes());
+                   ", pinned)", pool_bytes(pool));
     }
   }
   if (host_opt && (param_home == N || (param_home == A && cuda)))

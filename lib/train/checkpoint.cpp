@@ -194,38 +194,34 @@ std::string CheckpointDir::save(const TrainerState& st, const ModelSpec& spec, c
   }
   barrier();  // the directory exists and is empty
   const std::int64_t numel = spec.parameter_count();
-  // A full disk (or any failure) before the commit: give back what the
-  // unfinished checkpoint holds; `latest` still names the previous one.
-  const auto discard = [&] {
-    const std::string mine = tmp + "/" + shard_file_name(group_.rank);
-    ::unlink(mine.c_str());
+  // A full disk (or any failure, here or on a peer) before the commit gives
+  // back what the unfinished checkpoint holds; `latest` still names the
+  // previous one.
+  try {
+    write_shard(tmp + "/" + shard_file_name(group_.rank), group_.rank, group_.world_size, st, numel, shard);
+    barrier();  // every shard is on disk
+    if (group_.rank == 0) {
+      json shards = json::array();
+      for (int r = 0; r < group_.world_size; ++r) shards.push_back(shard_file_name(r));
+      const json meta = {{"format", kCheckpointFormat}, {"version", kCheckpointVersion},
+                         {"world_size", group_.world_size}, {"numel", numel},
+                         {"model", spec_json(spec)},        {"state", state_json(st)},
+                         {"shards", shards}};
+      fs::write_file_atomic(tmp + "/" + kCheckpointMetaFile, meta.dump(2) + "\n");
+      fsync_dir(tmp);
+    }
+  } catch (...) {
     if (group_.rank == 0) {
       try {
         fs::remove_all(tmp);
       } catch (...) {  // the original error is the one to report
       }
+    } else {
+      ::unlink((tmp + "/" + shard_file_name(group_.rank)).c_str());
     }
-  };
-  try {
-    write_shard(tmp + "/" + shard_file_name(group_.rank), group_.rank, group_.world_size, st, numel, shard);
-  } catch (...) {
-    discard();
     throw;
   }
-  barrier();  // every shard is on disk
   if (group_.rank == 0) {
-    json shards = json::array();
-    for (int r = 0; r < group_.world_size; ++r) shards.push_back(shard_file_name(r));
-    const json meta = {{"format", kCheckpointFormat}, {"version", kCheckpointVersion}, {"world_size", group_.world_size},
-                       {"numel", numel},           {"model", spec_json(spec)},      {"state", state_json(st)},
-                       {"shards", shards}};
-    try {
-      fs::write_file_atomic(tmp + "/" + kCheckpointMetaFile, meta.dump(2) + "\n");
-      fsync_dir(tmp);
-    } catch (...) {
-      discard();
-      throw;
-    }
     fs::remove_all(final_path);  // re-saving a step (a resumed run's final save); `latest` does not name it
     if (::rename(tmp.c_str(), final_path.c_str()) != 0)
       throw Error("cannot rename checkpoint '" + tmp + "' to '" + final_path + "': " + errno_text(errno));

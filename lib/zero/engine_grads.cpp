@@ -110,21 +110,19 @@ std::shared_future<void> OffloadEngine::Impl::deliver_grad(std::size_t b, const 
     // A block used twice (the tied embedding) sends its sum at its first
     // boundary use and adds the later ones on the host, as without this.
     torch::NoGradGuard no_grad;
-    torch::Tensor acc = grads_dev_acc.narrow(0, p.owned_offset, p.own_count);
     const bool live = dev_acc_live[b];
     // After a boundary send (its copy may still be queued) the sum is not
     // reused this step: later contributions add on the host.
     if (!live && !host_fresh[b]) return send_to_host(b, own, false, norm);
-    if (live) acc.add_(own);
-    if (!norm) {
-      if (!live) acc.copy_(own);
+    if (!norm || live) {
+      torch::Tensor sum = device_sum(b);
+      live ? sum.add_(own) : sum.copy_(own);
       dev_acc_live[b] = 1;
-      return {};
     }
-    dev_acc_live[b] = 0;
-    const bool first_on_host = host_fresh[b];
-    host_fresh[b] = 0;
-    return send_to_host(b, live ? acc : own, first_on_host, norm);
+    if (!norm) return {};
+    if (live) return send_device_sum(b);
+    host_fresh[b] = 0;  // a single contribution: straight to the host
+    return send_to_host(b, own, true, norm);
   }
   return send_to_host(b, own, assign, norm);
 }
@@ -246,15 +244,17 @@ std::shared_future<void> OffloadEngine::Impl::send_to_host(std::size_t b, const 
   });
 }
 
+std::shared_future<void> OffloadEngine::Impl::send_device_sum(std::size_t b) {
+  dev_acc_live[b] = 0;
+  const bool first_on_host = host_fresh[b];
+  host_fresh[b] = 0;
+  return send_to_host(b, device_sum(b), first_on_host, true);
+}
+
 void OffloadEngine::Impl::flush_device_accumulators() {
   if (!grads_dev_acc.defined()) return;
-  for (std::size_t b = 0; b < blocks.size(); ++b) {
-    if (!dev_acc_live[b]) continue;
-    dev_acc_live[b] = 0;
-    const bool first_on_host = host_fresh[b];
-    host_fresh[b] = 0;
-    send_to_host(b, grads_dev_acc.narrow(0, parts[b].owned_offset, parts[b].own_count), first_on_host, true);
-  }
+  for (std::size_t b = 0; b < blocks.size(); ++b)
+    if (dev_acc_live[b]) send_device_sum(b);
 }
 
 void OffloadEngine::Impl::wait_for_gradients(bool send_device_sums) {

@@ -179,6 +179,10 @@ struct OffloadEngine::Impl {
   void hand_grad(std::size_t b, const torch::Tensor& g);
   std::shared_future<void> deliver_grad(std::size_t b, const torch::Tensor& own, bool assign, bool norm);
   std::shared_future<void> send_to_host(std::size_t b, const torch::Tensor& own, bool assign, bool norm);
+  torch::Tensor device_sum(std::size_t b) const {  // block b's part of grads_dev_acc
+    return grads_dev_acc.narrow(0, parts[b].owned_offset, parts[b].own_count);
+  }
+  std::shared_future<void> send_device_sum(std::size_t b);  // to the host accumulator, at the boundary
   void flush_device_accumulators();            // sends what grads_dev_acc still holds
   // Waits for every gradient job; with send_device_sums also sends the sums
   // grads_dev_acc still holds (step() does; a discard or a mid-step

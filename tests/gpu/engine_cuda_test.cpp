@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "support/test_util.h"
+#include "support/toy_engine_model.h"
 #include "zero/offload_engine.h"
 #include "unit/model/torch_doctest.h"  // last: undoes glog's CHECK
 
@@ -18,8 +19,9 @@ using offload::Tier;
 namespace {
 
 constexpr std::int64_t kIn = 16, kHidden = 64;
-const std::vector<EngineBlock> kBlocks = {{"in", kHidden * kIn + kHidden}, {"mid", kHidden * kHidden}, {"out", kHidden}};
-const std::int64_t kNumel = kHidden * kIn + kHidden + kHidden * kHidden + kHidden;
+const test::ToyEngineModel kModel{kIn, kHidden};
+const std::vector<EngineBlock> kBlocks = kModel.blocks();
+const std::int64_t kNumel = kModel.numel();
 
 torch::Tensor initial() {
   torch::manual_seed(3);
@@ -31,19 +33,8 @@ torch::Tensor batch(int i, torch::Device d, torch::Dtype t) {
   return torch::randn({8, kIn}).to(d, t);
 }
 
-torch::Tensor w0(const torch::Tensor& f) { return f.narrow(0, 0, kHidden * kIn).view({kHidden, kIn}); }
-
 torch::Tensor loss_of(OffloadEngine& e, const torch::Tensor& x) {
-  torch::Tensor h = e.run({0}, [](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
-    return torch::tanh(at::linear(in, w0(f[0]), f[0].narrow(0, kHidden * kIn, kHidden)));
-  }, x);
-  h = e.run({1}, [](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
-    return torch::tanh(at::linear(in, f[0].view({kHidden, kHidden})));
-  }, h);
-  h = e.run({2, 0}, [](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
-    return at::linear(in * f[0], w0(f[1]).t());
-  }, h);
-  return h.to(torch::kFloat32).pow(2).mean();
+  return kModel.forward(e, x).to(torch::kFloat32).pow(2).mean();
 }
 
 std::vector<double> train(OffloadEngine& e, torch::Device d, torch::Dtype t, int accum) {

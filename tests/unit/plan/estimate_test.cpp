@@ -28,6 +28,18 @@ Inputs gpt(const std::string& model, int gpus, int nodes = 1) {
   return in;
 }
 
+// The CI accuracy run's shape (tests/cli/plan_accuracy_test.cpp): gpt2-small,
+// fp32 on the CPU, micro-batch 2 of 128 tokens.
+Inputs gpt2_small_ci() {
+  Inputs in = gpt("gpt2-small", 1);
+  in.precision = config::Precision::kFp32;
+  in.target = Target::kCpu;
+  in.seq_len = in.model.seq_len = 128;
+  in.params = in.model.parameter_count();
+  in.micro_batch = 2;
+  return in;
+}
+
 std::int64_t item(const std::vector<Item>& items, const std::string& prefix) {
   for (const auto& i : items)
     if (i.what.rfind(prefix, 0) == 0) return i.bytes;
@@ -87,12 +99,7 @@ TEST_CASE("stage 0 in mixed precision needs 20 bytes per parameter of model stat
 }
 
 TEST_CASE("stage none on CPU peaks in the unfused AdamW step: 16 B/param resident plus two fp32 temporaries") {
-  Inputs in = gpt("gpt2-small", 1);
-  in.precision = config::Precision::kFp32;
-  in.target = Target::kCpu;
-  in.seq_len = in.model.seq_len = 128;
-  in.params = in.model.parameter_count();
-  in.micro_batch = 2;
+  Inputs in = gpt2_small_ci();
   const Need none = estimate_option(in, find("none"));
   CHECK(none.gpu_bytes == 0);
   CHECK(none.model_state_cpu_bytes == 16 * in.params);  // parameters, gradients, m, v
@@ -159,12 +166,7 @@ TEST_CASE("offload buffers are sized with the engine's rules") {
 }
 
 TEST_CASE("the engine's peak walks the calls: the head's backward with the tied embedding, at most four gradients in flight") {
-  Inputs in = gpt("gpt2-small", 1);
-  in.precision = config::Precision::kFp32;
-  in.target = Target::kCpu;
-  in.seq_len = in.model.seq_len = 128;
-  in.params = in.model.parameter_count();
-  in.micro_batch = 2;
+  Inputs in = gpt2_small_ci();
   const std::int64_t emb = (in.model.vocab_size + 128) * in.model.hidden_size;
   CHECK(largest_block_params(in.model) == emb);                             // the embedding outweighs a block
   CHECK(largest_block_params(*find_model("13b")) == find_model("13b")->block_parameter_count());  // not at 13b

@@ -20,6 +20,7 @@
 #include "comm/communicator.h"
 #include "core/error.h"
 #include "support/test_util.h"
+#include "support/toy_engine_model.h"
 #include "zero/offload_engine.h"
 #include "unit/model/torch_doctest.h"  // last: undoes glog's CHECK
 
@@ -32,9 +33,9 @@ using offload::Tier;
 namespace {
 
 constexpr std::int64_t kIn = 8, kHidden = 32, kRows = 6;
-// Block 0: W0 [32x8] + b0 [32]; block 1: W1 [32x32]; block 2: scale [32] (and W0, tied).
-const std::vector<EngineBlock> kBlocks = {{"in", kHidden * kIn + kHidden}, {"mid", kHidden * kHidden}, {"out", kHidden}};
-const std::int64_t kNumel = kHidden * kIn + kHidden + kHidden * kHidden + kHidden;
+const test::ToyEngineModel kModel{kIn, kHidden};
+const std::vector<EngineBlock> kBlocks = kModel.blocks();
+const std::int64_t kNumel = kModel.numel();
 
 torch::Tensor initial() {
   torch::manual_seed(11);
@@ -46,22 +47,11 @@ torch::Tensor batch(int step) {
   return torch::randn({kRows, kIn});
 }
 
-torch::Tensor w0(const torch::Tensor& f) { return f.narrow(0, 0, kHidden * kIn).view({kHidden, kIn}); }
-
 // The same function on any slice of the batch's rows; the loss is the sum of
 // squares over the slice divided by the whole batch's element count, so the
 // ranks' losses (and gradients) add up to the one-rank loss.
 torch::Tensor loss_of(OffloadEngine& e, const torch::Tensor& x) {
-  torch::Tensor h = e.run({0}, [](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
-    return torch::tanh(at::linear(in, w0(f[0]), f[0].narrow(0, kHidden * kIn, kHidden)));
-  }, x);
-  h = e.run({1}, [](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
-    return torch::tanh(at::linear(in, f[0].view({kHidden, kHidden})));
-  }, h);
-  h = e.run({2, 0}, [](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
-    return at::linear(in * f[0], w0(f[1]).t());
-  }, h);
-  return h.pow(2).sum() / double(kRows * kIn);
+  return kModel.forward(e, x).pow(2).sum() / double(kRows * kIn);
 }
 
 // Cases ending in "-acc" take two micro-batches per step, summed on the device.

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "support/test_util.h"
+#include "support/toy_engine_model.h"
 #include "unit/model/torch_doctest.h"
 
 using namespace zinf;
@@ -15,22 +16,12 @@ using offload::Tier;
 namespace {
 
 // Block 0: [8x4] matrix + [8] bias; block 1: [8x8]; block 2: [8] scale.
-const std::vector<EngineBlock> kBlocks = {{"in", 40}, {"mid", 64}, {"out", 8}};
+const test::ToyEngineModel kModel{4, 8};
+const std::vector<EngineBlock> kBlocks = kModel.blocks();
 
 torch::Tensor initial() {
   torch::manual_seed(7);
   return torch::randn({112}) * 0.3;
-}
-
-// y = sum over rows of ((tanh(x W0^T + b0) W1^T) * s) . (W0 column 0 tied), like a tied head.
-torch::Tensor f0(const torch::Tensor& x, const std::vector<torch::Tensor>& f) {
-  return torch::tanh(at::linear(x, f[0].narrow(0, 0, 32).view({8, 4}), f[0].narrow(0, 32, 8)));
-}
-torch::Tensor f1(const torch::Tensor& x, const std::vector<torch::Tensor>& f) {
-  return torch::tanh(at::linear(x, f[0].view({8, 8})));
-}
-torch::Tensor f2(const torch::Tensor& x, const std::vector<torch::Tensor>& f) {
-  return at::linear(x * f[0], f[1].narrow(0, 0, 32).view({8, 4}).t());  // [.., 4], tied to block 0
 }
 
 torch::Tensor batch(int i) {
@@ -38,17 +29,9 @@ torch::Tensor batch(int i) {
   return torch::randn({6, 4});
 }
 
-torch::Tensor reference_loss(const torch::Tensor& w, const torch::Tensor& x) {
-  const std::vector<torch::Tensor> b0{w.narrow(0, 0, 40)}, b1{w.narrow(0, 40, 64)}, b2{w.narrow(0, 104, 8), w.narrow(0, 0, 40)};
-  return f2(f1(f0(x, b0), b1), b2).pow(2).mean();
-}
+torch::Tensor reference_loss(const torch::Tensor& w, const torch::Tensor& x) { return kModel.reference(w, x).pow(2).mean(); }
 
-torch::Tensor engine_loss(OffloadEngine& e, const torch::Tensor& x) {
-  torch::Tensor h = e.run({0}, f0, x);
-  h = e.run({1}, f1, h);
-  h = e.run({2, 0}, f2, h);
-  return h.pow(2).mean();
-}
+torch::Tensor engine_loss(OffloadEngine& e, const torch::Tensor& x) { return kModel.forward(e, x).pow(2).mean(); }
 
 OffloadEngineOptions options(Tier params, Tier optimizer, const std::string& nvme) {
   OffloadEngineOptions o;

@@ -38,6 +38,9 @@ struct ValidateCommand {
   bool tune = false;
   std::int64_t bench_size_mb = 1024;
   bool json = false;
+  // The run's precision and device decide the bytes of its parameter swap
+  // file (bf16 halves it), so they are the run's flags here too.
+  std::string precision = "auto", device = "auto";
 };
 
 struct Report {
@@ -116,6 +119,8 @@ Report validate(const ValidateCommand& c) {
   bool path_given = false;
   for (const auto& f : sources.flags) path_given |= f.name == "nvme-offload-path";
   if (!path_given) sources.flags.insert(sources.flags.begin(), {"nvme-offload-path", c.path});
+  if (c.precision != "auto") sources.flags.push_back({"precision", c.precision});
+  if (c.device != "auto") sources.flags.push_back({"device", c.device});
   const config::Resolved resolved = config::build_config(sources, detect_machine_facts());
   const config::Settings settings = config::settings_from(resolved.config);
   r.block_size = settings.aio_block_size;
@@ -339,6 +344,12 @@ void setup(CLI::App& app) {
   cmd->add_flag("--tune", state->tune, "sweep block sizes (256K, 1M, 4M) x queue depths (4..32); print the best aio");
   cmd->add_option("--bench-size-mb", state->bench_size_mb, "benchmark file size in MiB (default 1024)");
   cmd->add_flag("--json", state->json, "print a JSON object instead of a table");
+  cmd->add_option("--precision", state->precision,
+                  "the run's precision, for the required space: auto (bf16 on GPUs that have it, else fp32; a "
+                  "--config file's choice wins), fp32, bf16, fp16")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}));
+  cmd->add_option("--device", state->device, "the run's device, for the required space: auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   state->options.add_to(*cmd, config::kSourceOptions | config::kZeroOptions | config::kModelOptions);
   cmd->callback([state] { run_validate(*state); });
 }

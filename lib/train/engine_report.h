@@ -19,6 +19,9 @@ class EngineReport {
 
   // Adds this step's fields to `line`; step_s is the step's wall time.
   void add_step(config::Json& line, double step_s);
+  // Leaves what moved since the last add_step (validation, a checkpoint) out
+  // of the next step's bytes and timeline; the run's totals keep it.
+  void skip_untimed();
   // Adds the run's totals to `summary`.
   void add_summary(config::Json& summary) const;
 

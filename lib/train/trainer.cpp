@@ -507,14 +507,6 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
     if (timed) peak_tflops = std::max(peak_tflops, tflops);
     peak_gpu = std::max(peak_gpu, peak_gpu_bytes(device));
 
-    double val = -1;
-    const bool last = state.step == s.steps;
-    if ((s.eval_every > 0 && state.step % s.eval_every == 0) || last) {
-      const auto te = Clock::now();
-      val = last_val = evaluate();
-      untimed_s += seconds_since(te);
-    }
-
     config::Json line = {{"step", state.step},
                          {"loss", last_loss},
                          {"lr", r.lr},
@@ -528,7 +520,26 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                          {"peak_rss_bytes", hw::peak_rss_bytes()},
                          {"nvme_read_bytes", 0},
                          {"nvme_write_bytes", 0}};
-    if (report) report->add_step(line, dt);  // bytes per tier, GB/s, the step's timeline
+    const bool last = state.step == s.steps;
+    const bool evaluating = (s.eval_every > 0 && state.step % s.eval_every == 0) || last;
+    // Agreed by every rank in the step's all-reduce: they all save and stop here.
+    const bool stopping = r.stop;
+    const bool saving = s.save && ((s.save_every > 0 && state.step % s.save_every == 0) || last || stopping);
+    // Bytes per tier, GB/s and the timeline of the training step alone: the
+    // step's optimizer work still in flight is finished first (validation and
+    // the checkpoint need its weights anyway), then validation's and the
+    // checkpoint's transfers are left out of every step.
+    if (report) {
+      if (evaluating || saving) zero->engine().synchronize();
+      report->add_step(line, dt);
+    }
+    double val = -1;
+    if (evaluating) {
+      const auto te = Clock::now();
+      val = last_val = evaluate();
+      untimed_s += seconds_since(te);
+      if (report) report->skip_untimed();
+    }
     if (val >= 0) line["val_loss"] = val;
     if (scaler) {
       line["loss_scale"] = r.loss_scale;
@@ -541,12 +552,11 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                       s.log_every);
     }
 
-    // Agreed by every rank in the step's all-reduce: they all save and stop here.
-    const bool stopping = r.stop;
-    if (s.save && ((s.save_every > 0 && state.step % s.save_every == 0) || last || stopping)) {
+    if (saving) {
       const auto ts = Clock::now();
       save();
       untimed_s += seconds_since(ts);
+      if (report) report->skip_untimed();
     }
     if (timed) {
       timed_s += seconds_since(t0) - untimed_s;

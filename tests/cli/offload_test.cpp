@@ -6,6 +6,8 @@
 // --strict-nvme, stops with exit code 3; bf16 runs track stage none.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -91,6 +93,44 @@ TEST_CASE("zinf train: zero3, infinity-cpu and infinity-nvme give stage none's l
       CHECK(summary["offload_param"] == "cpu");
     }
   }
+}
+
+TEST_CASE("zinf train: a step's bytes and timeline leave out validation and checkpoint traffic") {
+  TempDir dir("zinf-cli-offload");
+  const std::vector<std::string> nvme = {"--zero-stage", "infinity", "--nvme-offload-path", dir.file("swap")};
+  REQUIRE(run_zinf(args_for(dir.file("plain"), 6, nvme)).exit_code == 0);
+  auto busy = args_for(dir.file("busy"), 6, nvme);
+  *(std::find(busy.begin(), busy.end(), "--eval-every") + 1) = "2";
+  busy.insert(busy.end(), {"--save-every", "3"});
+  const auto r = run_zinf(busy);
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const auto plain = metrics(dir.file("plain")), with = metrics(dir.file("busy"));
+  REQUIRE(plain.size() == 6);
+  REQUIRE(with.size() == 6);
+  // The optimizer's NVMe work overlaps the next step, so a step that is
+  // followed by validation or a checkpoint finishes its own first: per step
+  // the bytes differ, but over the run every training byte is counted once.
+  const std::vector<const char*> keys = {"nvme_read_bytes_step", "nvme_write_bytes_step", "h2d_bytes", "d2h_bytes"};
+  std::map<std::string, long long> plain_sum, with_sum;
+  for (std::size_t i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    CHECK(with[i].contains("val_loss") == (i % 2 == 1 || i == 5));
+    for (const char* key : keys) {
+      plain_sum[key] += plain[i][key].get<long long>();
+      with_sum[key] += with[i][key].get<long long>();
+    }
+  }
+  for (const char* key : keys) {
+    CAPTURE(key);
+    CHECK(with_sum[key] > 0);
+    CHECK(with_sum[key] == plain_sum[key]);
+  }
+  const long long read_steps = with_sum["nvme_read_bytes_step"];
+  CHECK(plain[5]["nvme_read_bytes"].get<long long>() == read_steps);
+  // The run's totals still count what validation and the checkpoints read.
+  CHECK(with[5]["nvme_read_bytes"].get<long long>() > read_steps);
+  const json summary = json::parse(read_text(dir.file("busy") + "/summary.json"));
+  CHECK(summary["nvme_read_bytes"].get<long long>() > with[5]["nvme_read_bytes"].get<long long>());
 }
 
 TEST_CASE("zinf train: an NVMe-offloaded run resumed from its checkpoint reproduces the uninterrupted losses") {

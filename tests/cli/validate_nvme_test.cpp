@@ -163,7 +163,8 @@ TEST_CASE("validate-nvme with --required-gb beyond the free space exits 3 saying
 
 TEST_CASE("validate-nvme requires the NVMe bytes zinf estimate plans for the configuration") {
   TempDir dir("zinf-vn");
-  const std::vector<std::string> run = {"--zero-stage", "infinity", "--model", "tiny"};
+  // A CPU run, so the bytes are the same on a GPU host (where auto means bf16).
+  const std::vector<std::string> run = {"--zero-stage", "infinity", "--model", "tiny", "--device", "cpu"};
   std::vector<std::string> args = {"validate-nvme", dir.path(), "--json"};
   args.insert(args.end(), run.begin(), run.end());
   const auto r = run_zinf(args);
@@ -184,6 +185,18 @@ TEST_CASE("validate-nvme requires the NVMe bytes zinf estimate plans for the con
   const std::string from = j["required_from"].get<std::string>();
   CHECK(contains(from, "zinf estimate for infinity-nvme"));
   for (const char* file : {"params.swp", "optimizer.swp", "grads.swp"}) CHECK_MESSAGE(contains(from, file), file);
+  // bf16 parameters: 2 B/param less in params.swp, as the estimate plans it.
+  const auto bf16 = run_zinf({"validate-nvme", dir.path(), "--zero-stage", "infinity", "--model", "tiny",
+                              "--device", "cuda", "--precision", "bf16", "--json"});
+  REQUIRE(bf16.exit_code == 0);
+  const std::int64_t need_bf16 = nlohmann::json::parse(bf16.out)["required_bytes"].get<std::int64_t>();
+  CHECK(need_bf16 >= 18 * params);
+  CHECK(need_bf16 < 18 * params + 4096 * 64);
+  const auto e16 = run_zinf({"estimate", "--json", "--nvme-offload-path", dir.path(), "--cpu-memory-gb", "16",
+                             "--zero-stage", "infinity", "--model", "tiny", "--device", "cuda", "--precision", "bf16",
+                             "--gpu-memory-gb", "80"});
+  REQUIRE(e16.exit_code == 0);
+  CHECK(need_bf16 == nlohmann::json::parse(e16.out)["selected"]["nvme_bytes"].get<std::int64_t>());
   const auto cpu = run_zinf({"validate-nvme", dir.path(), "--zero-stage", "infinity", "--model", "tiny",
                              "--no-nvme-offload-params", "--no-nvme-offload-optimizer", "--json"});
   CHECK(nlohmann::json::parse(cpu.out)["required_bytes"] == 0);

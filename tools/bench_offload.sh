@@ -3,10 +3,13 @@
 # The 1.4B model (24 layers, hidden 2048, 16 heads, seq 1024, micro-batch 8),
 # bf16, at grad-accum 1 and 4, one run after the other on the same GPU:
 #   zinf stage none            (in-GPU, for reference)
-#   zinf infinity-cpu          (ZeRO-3, parameters and optimizer in pinned CPU memory)
+#   zinf infinity-cpu          (ZeRO-3, parameters and optimizer in pinned CPU memory; device
+#                              gradient sums on "auto": on where they fit the GPU)
 #   zinf infinity-cpu-dpu      (the same with --delayed-param-update)
-#   zinf infinity-cpu-dsum     (infinity-cpu with --device-grad-accumulation; opt-in, add it to STAGES)
-#   zinf infinity-cpu-dsum-dpu (both)
+#   zinf infinity-cpu-hsum     (infinity-cpu with --no-device-grad-accumulation: micro-batches added on the host)
+#   zinf infinity-cpu-hsum-dpu (that with --delayed-param-update)
+#   zinf infinity-cpu-dsum     (infinity-cpu with --device-grad-accumulation asked for)
+#   zinf infinity-cpu-dsum-dpu (both asked for)
 #   PyTorch FSDP2 + CPUOffloadPolicy   (bench/fsdp2_offload.py --mode fsdp2-offload)
 #   plain in-GPU PyTorch       (bench/fsdp2_offload.py --mode plain)
 # and prints a table of step time and TFLOP/s with the two ratios:
@@ -43,6 +46,8 @@ for ga in $GAS; do
       none) sopt="--zero-stage none" ;;
       infinity-cpu) sopt="--preset infinity-cpu" ;;
       infinity-cpu-dpu) sopt="--preset infinity-cpu --delayed-param-update" ;;
+      infinity-cpu-hsum) sopt="--preset infinity-cpu --no-device-grad-accumulation" ;;
+      infinity-cpu-hsum-dpu) sopt="--preset infinity-cpu --no-device-grad-accumulation --delayed-param-update" ;;
       infinity-cpu-dsum) sopt="--preset infinity-cpu --device-grad-accumulation" ;;
       infinity-cpu-dsum-dpu) sopt="--preset infinity-cpu --device-grad-accumulation --delayed-param-update" ;;
       *) echo "error: unknown stage $stage" >&2; exit 2 ;;
@@ -77,15 +82,15 @@ def load(path):  # a JSON file, or the last line of a JSON-lines output
     except json.JSONDecodeError:
         return json.loads(text.splitlines()[-1])
 res = {}
-print("| impl | grad-accum | step time (s) | tokens/s | TFLOP/s | peak GPU memory |")
-print("| --- | ---: | ---: | ---: | ---: | ---: |")
+print("| impl | grad-accum | step time (s) | tokens/s | TFLOP/s | peak GPU memory | device grad sums |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
 for arg in sys.argv[1:]:
     impl, ga, path = arg.split("|")
     d = load(path)
     step_s = d.get("mean_step_s") or d["tokens_per_step"] / d["mean_tokens_per_s"]
     res[(impl, int(ga))] = (step_s, d["mean_tflops"])
     print(f"| {impl} | {ga} | {step_s:.3f} | {d['mean_tokens_per_s']:.0f} | {d['mean_tflops']:.1f} | "
-          f"{d['peak_gpu_bytes'] / 2**30:.2f} GiB |")
+          f"{d['peak_gpu_bytes'] / 2**30:.2f} GiB | {({True: 'on', False: 'off'}).get(d.get('device_grad_accumulation'), '')} |")
 print()
 print()
 print("zinf timeline, mean seconds per step after the first (GPU busy = compute; idle = step - compute):")
@@ -105,7 +110,8 @@ z1, f1 = res.get(("zinf-infinity-cpu", 1)), res.get(("pytorch-fsdp2-offload", 1)
 if z1 and f1:
     r = z1[0] / f1[0]
     print(f"2a: zinf infinity-cpu / FSDP2-offload step time at grad-accum 1 = {r:.3f} ({'ok' if r <= 0.45 else 'ABOVE 0.45'})")
-for impl in ("zinf-infinity-cpu", "zinf-infinity-cpu-dpu", "zinf-infinity-cpu-dsum", "zinf-infinity-cpu-dsum-dpu"):
+for impl in ("zinf-infinity-cpu", "zinf-infinity-cpu-dpu", "zinf-infinity-cpu-hsum", "zinf-infinity-cpu-hsum-dpu",
+             "zinf-infinity-cpu-dsum", "zinf-infinity-cpu-dsum-dpu"):
     z4, p4 = res.get((impl, 4)), res.get(("pytorch-plain", 4))
     if z4 and p4:
         r = z4[1] / p4[1]

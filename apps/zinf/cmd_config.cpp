@@ -5,9 +5,12 @@
 #include "command.h"
 #include "config/loader.h"
 #include "config/schema.h"
+#include "config/settings.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "log/log.h"
+#include "plan/estimate.h"
+#include "plan/recommend.h"
 
 namespace zinf::app {
 namespace {
@@ -48,9 +51,25 @@ void print_keys() {
   }
 }
 
+// The one "auto" the configuration layer leaves (it needs the planner): the
+// device gradient sums, decided as `zinf train` decides them on this machine.
+void resolve_device_sums(config::Resolved& r, const config::MachineFacts& facts) {
+  const char* path = "zinf.offload.device_grad_accumulation";
+  const config::Json* v = config::find_path(r.config, path);
+  if (!v || !v->is_string()) return;
+  const config::Settings s = config::settings_from(r.config);
+  const plan::Target target = s.device == "cuda" ? plan::Target::kCuda : plan::Target::kCpu;
+  const plan::DeviceSumsChoice choice =
+      plan::choose_device_sums(s, facts.world_size, target, plan::detect_hardware("").gpu_bytes);
+  config::set_path(r.config, path, choice.on);
+  r.origins.set(path, "auto" + (choice.why.empty() ? std::string() : ": " + choice.why));
+}
+
 void run_config(const ConfigCommand& c) {
   if (c.keys) return print_keys();
-  const config::Resolved r = config::build_config(c.options.sources(), detect_machine_facts());
+  const config::MachineFacts facts = detect_machine_facts();
+  config::Resolved r = config::build_config(c.options.sources(), facts);
+  resolve_device_sums(r, facts);
   for (const auto& w : r.warnings) log::warn(w);
   if (c.explain) {
     for (const auto& [path, origin] : r.origins.all()) {

@@ -129,6 +129,7 @@ nlohmann::json option_json(const plan::Option& o, const plan::Need& n, const pla
                       {"cpu_bytes", n.cpu_bytes},
                       {"nvme_bytes", n.nvme_bytes},
                       {"fits", f.fits},
+                      {"device_grad_accumulation", n.device_sums},
                       {"breakdown", {{"gpu", items(n.gpu)}, {"cpu", items(n.cpu)}, {"nvme", items(n.nvme)}}}};
   if (!f.fits) j["why"] = f.why;
   return j;
@@ -193,8 +194,6 @@ void run_estimate(const EstimateCommand& c) {
     in.params = *params;
     in.seq_len = seq;
   }
-  const plan::Estimate est = plan::estimate(in);
-
   plan::Hardware hw;
   {
     const std::string nvme_path = !settings.offload_optimizer.nvme_path.empty() ? settings.offload_optimizer.nvme_path
@@ -204,6 +203,8 @@ void run_estimate(const EstimateCommand& c) {
     hw.cpu_bytes = cpu_mem ? cpu_mem : found.cpu_bytes;
     hw.nvme_free_bytes = nvme_free ? nvme_free : found.nvme_free_bytes;
   }
+  in.gpu_capacity_bytes = hw.gpu_bytes;  // device gradient sums on "auto" are counted where they fit, as train decides
+  const plan::Estimate est = plan::estimate(in);
   const plan::Recommendation rec = plan::recommend(est, hw);
 
   const bool has_selected = set_by_user(resolved.origins, "zero_optimization.stage") ||

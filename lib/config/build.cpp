@@ -90,7 +90,8 @@ void check_value(const KeySpec& spec, Json& value, const Origins& origins, bool 
       spec.kind == Kind::kEnum && std::find(spec.allowed.begin(), spec.allowed.end(), "auto") != spec.allowed.end();
   if (is_auto(value) && !auto_is_choice) {
     if (!spec.auto_ok) throw key_error(path, value, "this key does not accept \"auto\"", origins, "a concrete value");
-    if (!allow_auto) throw key_error(path, value, "unresolved \"auto\"", origins, "a concrete value");
+    if (!allow_auto && !spec.auto_at_start)
+      throw key_error(path, value, "unresolved \"auto\"", origins, "a concrete value");
     return;
   }
   if (value.is_null()) {

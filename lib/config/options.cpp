@@ -100,7 +100,8 @@ std::vector<OptionSpec> build_options() {
       {"device-grad-accumulation", OptionType::kBoolPair, "",
        "with --grad-accum > 1 and the optimizer offloaded: sum the micro-batches' gradients in fp32 on the device "
        "(4 bytes per owned parameter of device memory) and send them to the host once per step, instead of copying "
-       "and adding every micro-batch's on the host (default off)",
+       "and adding every micro-batch's on the host (default auto: on for CUDA runs whose estimate with the sums fits "
+       "the GPU)",
        zero, {}, set_paths({"zinf.offload.device_grad_accumulation"}, OptionType::kBoolPair)},
       {"optimizer-max-in-cpu", OptionType::kInt, "N",
        "with the optimizer on NVMe: elements of its state kept in CPU memory, the rest on NVMe (default 0)", zero, {},

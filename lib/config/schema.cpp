@@ -26,6 +26,13 @@ KeySpec boolean(std::string path, Json def, std::string help, bool auto_ok = fal
   return key(std::move(path), Kind::kBool, std::move(def), std::move(help), auto_ok);
 }
 
+// "auto" stays in the resolved file: it needs the planner and the GPU, which
+// the configuration layer does not see (lib/train decides it).
+KeySpec decided_at_start(KeySpec k) {
+  k.auto_at_start = true;
+  return k;
+}
+
 KeySpec ranged(std::string path, Kind kind, Json def, double min, double max, std::string help, bool auto_ok) {
   KeySpec k = key(std::move(path), kind, std::move(def), std::move(help), auto_ok);
   k.min = min;
@@ -224,9 +231,12 @@ std::vector<KeySpec> build_schema() {
       boolean("zinf.offload.checksums", true, "verify checksums of data read back from NVMe"),
       boolean("zinf.offload.delayed_param_update", false,
               "ZeRO-Offload DPU: the CPU step of step N overlaps step N+1's forward/backward"),
-      boolean("zinf.offload.device_grad_accumulation", false,
-              "with gradient accumulation and the optimizer offloaded: sum the micro-batches' gradients in fp32 on "
-              "the device (4 bytes per owned parameter) and copy them to the host once per step"),
+      decided_at_start(boolean(
+          "zinf.offload.device_grad_accumulation", "auto",
+          "with gradient accumulation and the optimizer offloaded: sum the micro-batches' gradients in fp32 on "
+          "the device (4 bytes per owned parameter) and copy them to the host once per step (auto: on CUDA when "
+          "the estimate with the sums fits the GPU with the planner's safety margin; config.json records the choice)",
+          true)),
   };
   return s;
 }

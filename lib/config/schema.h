@@ -26,7 +26,8 @@ struct KeySpec {
   std::string path;                  // "zero_optimization.offload_param.device"
   Kind kind;
   Json default_value;                // null: no default, key absent unless given
-  bool auto_ok = false;              // may be "auto" in input; never in the resolved file
+  bool auto_ok = false;              // may be "auto" in input; never in the resolved file...
+  bool auto_at_start = false;        // ...unless the trainer decides it when the engine starts
   bool nullable = false;             // null is a valid value
   double min = -1e300, max = 1e300;  // for kInt / kNumber
   std::vector<std::string> allowed;  // for kEnum

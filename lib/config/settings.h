@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "config/json.h"
@@ -57,7 +58,9 @@ struct Settings {
   std::int64_t prefetch_bucket_size = 0;      // elements
   bool overlap_comm = true, contiguous_gradients = true;
   bool strict_nvme = false, keep_swap_files = false, checksums = true, delayed_param_update = false;
-  bool device_grad_accumulation = false;  // micro-batches summed on the device (offloaded optimizer, grad_accum > 1)
+  // Micro-batches summed on the device (offloaded optimizer, grad_accum > 1);
+  // unset: "auto", decided by the trainer from the estimate and the GPU.
+  std::optional<bool> device_grad_accumulation;
   // aio
   std::int64_t aio_block_size = 1 << 20;      // bytes, multiple of 4096
   std::int64_t aio_queue_depth = 8;

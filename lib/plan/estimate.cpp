@@ -13,6 +13,7 @@
 #include "core/pool_shape.h"
 #include "core/text.h"
 #include "core/units.h"
+#include "plan/recommend.h"
 
 namespace zinf::plan {
 namespace {
@@ -160,7 +161,7 @@ void data_parallel_items(const Inputs& in, const Option& o, RankItems& r) {
 // the fetch pool, sub-groups and their stores, the gradient homes and
 // staging pools, the write pool; then a walk over the run() calls of one
 // forward and backward for the largest moment of the blocks being computed.
-void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, RankItems& r) {
+void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, bool device_sums, RankItems& r) {
   const bool half = in.precision != config::Precision::kFp32;
   const std::int64_t pb = half ? 2 : 4;
   const std::string prec = config::precision_name(in.precision);
@@ -233,8 +234,6 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, RankIt
   for (std::int64_t g : groups) largest_group = std::max(largest_group, g);
   const std::string sg = " (" + std::to_string(groups.size()) + " sub-groups of up to " + count(largest_group) + ")";
 
-  // zinf.offload.device_grad_accumulation: the micro-batches' sums on the device.
-  const bool device_sums = host_opt && in.grad_accum > 1 && in.device_grad_accumulation;
   if (!host_opt) {
     r.add(A, "fp32 master weights, Adam m, v" + part, 12 * owned);
     r.add(A, "fp32 gradients" + part, 4 * owned);
@@ -510,16 +509,20 @@ Option option_from(const config::Settings& s) {
 }
 
 
-Need estimate_option(const Inputs& in, const Option& o) {
-  check_inputs(in);
+namespace {
+
+// One option's need, with the device sums of zinf.offload.device_grad_accumulation
+// or without them; device_sums applies only to a host optimizer with accumulation.
+Need estimate_with(const Inputs& in, const Option& o, bool device_sums) {
   const Tier opt_home = tier_of(o.offload_optimizer);
   const bool gradients_nvme =
       opt_home != Tier::kAccel && o.zero_stage >= 2 &&
       in.gradients_nvme.value_or(opt_home == Tier::kNvme);
+  device_sums = device_sums && opt_home != Tier::kAccel && in.grad_accum > 1;
   RankItems r;
   // Stage 3 and every optimizer offload train through the ZeRO engine
   // (train/trainer.cpp uses_offload_engine); the rest through DataParallel.
-  if (o.zero_stage >= 3 || opt_home != Tier::kAccel) engine_items(in, o, gradients_nvme, r);
+  if (o.zero_stage >= 3 || opt_home != Tier::kAccel) engine_items(in, o, gradients_nvme, device_sums, r);
   else data_parallel_items(in, o, r);
 
   // Activations of the data-parallel path (the engine counts its own per call).
@@ -562,7 +565,44 @@ Need estimate_option(const Inputs& in, const Option& o) {
   }
   need.model_state_gpu_bytes = floor_accel;
   need.model_state_cpu_bytes = floor_cpu * n;
+  need.device_sums = device_sums;
   return need;
+}
+
+}  // namespace
+
+Need estimate_option(const Inputs& in, const Option& o) {
+  check_inputs(in);
+  if (in.device_grad_accumulation) return estimate_with(in, o, *in.device_grad_accumulation);
+  // auto: the sums when they fit, since they give the same losses faster;
+  // on the CPU they would only be a second host copy.
+  if (in.target != Target::kCuda || !in.gpu_capacity_bytes) return estimate_with(in, o, false);
+  Need with = estimate_with(in, o, true);
+  const auto usable = static_cast<std::int64_t>(double(*in.gpu_capacity_bytes) * (1.0 - kSafetyMargin));
+  if (!with.device_sums || with.gpu_bytes <= usable) return with;
+  return estimate_with(in, o, false);
+}
+
+DeviceSumsChoice choose_device_sums(const config::Settings& s, int ranks, Target target,
+                                    std::optional<std::int64_t> gpu_capacity_bytes) {
+  Inputs in = inputs_from(s, std::max(1, ranks), 1, target);
+  in.gpu_capacity_bytes = gpu_capacity_bytes;
+  const Need need = estimate_option(in, option_from(s));
+  DeviceSumsChoice c;
+  c.on = need.device_sums;
+  c.automatic = !s.device_grad_accumulation.has_value();
+  const bool matters = target == Target::kCuda && s.grad_accum > 1 && s.offload_optimizer.device != config::Device::kNone;
+  if (!c.automatic || !matters) return c;
+  const std::string gpu = gpu_capacity_bytes ? "the GPU's " + format_bytes(double(*gpu_capacity_bytes)) : "";
+  if (!gpu_capacity_bytes)
+    c.why = "the GPU's memory is unknown";
+  else if (c.on)
+    c.why = "the estimate with them, " + format_bytes(double(need.gpu_bytes)) + ", fits " + gpu + " less " +
+            std::to_string(static_cast<int>(kSafetyMargin * 100)) + "%";
+  else
+    c.why = "the estimate with them would not fit " + gpu + " less " +
+            std::to_string(static_cast<int>(kSafetyMargin * 100)) + "%";
+  return c;
 }
 
 std::string describe_need(const Need& need, Target target) {

@@ -89,7 +89,11 @@ struct Inputs {
   std::optional<bool> gradients_nvme;               // gradient accumulators on NVMe; unset: auto (with an
                                                     // NVMe optimizer at stage >= 2, as `zinf config` resolves)
   bool save = true;                                 // checkpoints and model.safetensors are written
-  bool device_grad_accumulation = false;            // micro-batches summed in fp32 on the device (host optimizer)
+  // Micro-batches summed in fp32 on the device (host optimizer, grad_accum > 1);
+  // unset: auto, on for CUDA when the option's need with the sums fits
+  // gpu_capacity_bytes less kSafetyMargin (recommend.h), off when that is unknown.
+  std::optional<bool> device_grad_accumulation;
+  std::optional<std::int64_t> gpu_capacity_bytes;   // memory of one GPU, for that choice
 
   std::int64_t ranks() const { return std::int64_t{gpus_per_node} * nodes; }
 };
@@ -149,10 +153,24 @@ struct Need {
   // them, no buffers and no padding; what DeepSpeed's formulas count.
   std::int64_t model_state_gpu_bytes = 0;  // per GPU
   std::int64_t model_state_cpu_bytes = 0;  // per node
+  bool device_sums = false;                // the micro-batches' gradients are summed on the device
 };
 
 // One option's need; throws like check_inputs on bad inputs.
 Need estimate_option(const Inputs& in, const Option& option);
+
+// zinf.offload.device_grad_accumulation for the configured option of `s`
+// on `ranks` ranks of `target` whose GPUs have `gpu_capacity_bytes` each:
+// the value asked for, or on "auto" what estimate_option counts. `why` says
+// how "auto" was decided where it could matter (CUDA, a host optimizer,
+// accumulation); empty otherwise. `train` and `zinf config` both use it.
+struct DeviceSumsChoice {
+  bool on = false;
+  bool automatic = false;  // the setting was "auto"
+  std::string why;
+};
+DeviceSumsChoice choose_device_sums(const config::Settings& s, int ranks, Target target,
+                                    std::optional<std::int64_t> gpu_capacity_bytes);
 
 struct Row {
   Option option;

@@ -66,6 +66,7 @@ void EngineReport::add_summary(config::Json& summary) const {
   summary["offload_param"] = offload::tier_name(engine_.options().param_home);
   summary["offload_optimizer"] = offload::tier_name(engine_.options().optimizer_home);
   summary["offload_gradients"] = engine_.options().gradients_on_nvme ? "nvme" : "none";
+  summary["device_grad_accumulation"] = engine_.options().accumulate_on_device;
   summary["host_state_bytes"] = engine_.host_state_bytes();
   summary["pinned_pool_bytes"] = engine_.pinned_pool_bytes();
   if (steps_ > 1) {

@@ -214,12 +214,13 @@ void Trainer::Impl::setup() {
   split = data::split_tokens(tokens, s.val_fraction, s.model.seq_len);
   sampler = std::make_unique<data::Sampler>(tokens.ids, split.train, s.model.seq_len, std::uint64_t(s.seed), true);
 
-  if (s.device_grad_accumulation && (s.grad_accum == 1 || s.offload_optimizer.device == config::Device::kNone))
+  const bool device_sums_asked = s.device_grad_accumulation.value_or(false);
+  if (device_sums_asked && (s.grad_accum == 1 || s.offload_optimizer.device == config::Device::kNone))
     log::warn_once("train.device_grad_accumulation",
                    std::string("zinf.offload.device_grad_accumulation has no effect: ") +
                        (s.grad_accum == 1 ? "gradient_accumulation_steps is 1, nothing accumulates"
                                           : "the optimizer is not offloaded, so gradients add up on the device already"));
-  else if (s.device_grad_accumulation && !device.is_cuda())
+  else if (device_sums_asked && !device.is_cuda())
     log::warn_once("train.device_grad_accumulation",
                    "zinf.offload.device_grad_accumulation on a CPU run keeps a second fp32 gradient buffer in host "
                    "memory (4 bytes per parameter) for no speed-up; it is meant for GPUs");
@@ -262,19 +263,35 @@ void Trainer::Impl::setup() {
 // shows what really runs.
 void Trainer::Impl::setup_engine() {
   const Settings& s = settings;
-  OffloadPlan plan = resolve_offload(s, device, dtype);
+  OffloadPlan plan = resolve_offload(s, device, dtype, world());
   plan.engine.comm = comm;
   plan.engine.rank = group->rank();
-  if (plan.fell_back && leader()) {
+  bool& sums = plan.engine.accumulate_on_device;
+  if (plan.device_sums_auto && world() > 1) {
+    // Every rank must send its gradients the same way: on only where all chose it.
+    torch::Tensor on = torch::full({1}, sums ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    group->sum(on);
+    const bool all = on.to(torch::kCPU).item<double>() == double(world());
+    if (sums && !all) plan.device_sums_why = "another rank's GPU has no room for them";
+    sums = all;
+  }
+  if (plan.device_sums_auto && !plan.device_sums_why.empty() && leader())
+    log::info(std::string("device gradient sums (zinf.offload.device_grad_accumulation auto): ") + (sums ? "on" : "off") +
+              ", " + plan.device_sums_why);
+  // config.json shows what really runs: the NVMe fallback and the "auto" choice.
+  if ((plan.fell_back || plan.device_sums_auto) && leader()) {
     const std::string path = s.output_dir + "/config.json";
     config::Json cfg = fs::exists(path) ? config::Json::parse(fs::read_file(path)) : config::Json::object();
-    auto& zo = cfg["zero_optimization"];
-    for (const char* key : {"offload_param", "offload_optimizer"})
-      if (zo.contains(key) && zo[key].is_object() && zo[key].value("device", "none") == "nvme") {
-        zo[key]["device"] = "cpu";
-        zo[key].erase("nvme_path");
-      }
-    cfg["zinf"]["offload"]["nvme_fallback"] = plan.reason;
+    if (plan.fell_back) {
+      auto& zo = cfg["zero_optimization"];
+      for (const char* key : {"offload_param", "offload_optimizer"})
+        if (zo.contains(key) && zo[key].is_object() && zo[key].value("device", "none") == "nvme") {
+          zo[key]["device"] = "cpu";
+          zo[key].erase("nvme_path");
+        }
+      cfg["zinf"]["offload"]["nvme_fallback"] = plan.reason;
+    }
+    if (plan.device_sums_auto) cfg["zinf"]["offload"]["device_grad_accumulation"] = sums;
     fs::write_file_atomic(path, cfg.dump(2) + "\n");
   }
   zero = std::make_unique<ZeroGpt>(s.model, std::uint64_t(s.seed), plan.engine);

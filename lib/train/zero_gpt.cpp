@@ -1,9 +1,12 @@
 // zinf::train — the GPT trained through the ZeRO-3 / ZeRO-Infinity engine.
 #include "train/zero_gpt.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/units.h"
+#include "hw/machine.h"
 #include "hw/probe.h"
 #include "io/swap_file.h"
 #include "log/log.h"
@@ -44,7 +47,7 @@ std::string nvme_unusable(const std::string& path, std::int64_t bytes) {
 
 }  // namespace
 
-OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, torch::Dtype dtype) {
+OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, torch::Dtype dtype, int world) {
   OffloadPlan plan;
   auto& o = plan.engine;
   o.device = device;
@@ -69,7 +72,19 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   o.gradients_on_nvme = s.offload_gradients_nvme && o.optimizer_home != offload::Tier::kDevice;
   o.optimizer_max_in_cpu = s.optimizer_max_in_cpu;
   o.delayed_update = s.delayed_param_update;
-  o.accumulate_on_device = s.device_grad_accumulation;
+  {
+    // Device sums as the planner counts them for this GPU ("auto": on where
+    // the estimate with them fits).
+    std::optional<std::int64_t> capacity;
+    if (device.is_cuda())
+      for (const hw::Gpu& g : hw::detect_gpus())
+        if (g.index == std::max<int>(0, device.index())) capacity = g.total_bytes;
+    const plan::DeviceSumsChoice sums = plan::choose_device_sums(
+        s, world, device.is_cuda() ? plan::Target::kCuda : plan::Target::kCpu, capacity);
+    o.accumulate_on_device = sums.on;
+    plan.device_sums_auto = sums.automatic;
+    plan.device_sums_why = sums.why;
+  }
   o.adam.adamw = s.adamw;
   o.adam.beta1 = s.beta1;
   o.adam.beta2 = s.beta2;

@@ -3,9 +3,11 @@
 // blocks, head tied to the embedding) to zero::OffloadEngine as callbacks
 // that rebuild parameter views over the gathered flat buffer, so the model
 // never holds its parameters and the engine never sees the model; and
-// resolve_offload(), which turns the ZeRO settings into engine options and
-// falls back from NVMe to CPU offload (one warning with the reason) when the
-// NVMe path is unusable at start, unless strict_nvme makes that an error.
+// resolve_offload(), which turns the ZeRO settings into engine options,
+// decides device gradient sums on "auto" from the planner's estimate and the
+// GPU's memory, and falls back from NVMe to CPU offload (one warning with the
+// reason) when the NVMe path is unusable at start, unless strict_nvme makes
+// that an error.
 #pragma once
 
 #include <torch/torch.h>
@@ -27,13 +29,15 @@ struct OffloadPlan {
   zero::OffloadEngineOptions engine;
   bool fell_back = false;   // NVMe was asked for and CPU offload runs instead
   std::string reason;       // why, when fell_back
+  bool device_sums_auto = false;  // zinf.offload.device_grad_accumulation was "auto"
+  std::string device_sums_why;    // how "auto" was decided, for the log
 };
 
-// Engine options for `s` on `device`. NVMe homes are checked (directory can
-// be created, io_uring works, free space holds the swap files); on failure
-// warns once and uses CPU offload, or throws zinf::Error (exit code 3) when
-// s.strict_nvme.
-OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, torch::Dtype dtype);
+// Engine options for `s` on `device`, one of `world` ranks. NVMe homes are
+// checked (directory can be created, io_uring works, free space holds the
+// swap files); on failure warns once and uses CPU offload, or throws
+// zinf::Error (exit code 3) when s.strict_nvme.
+OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, torch::Dtype dtype, int world = 1);
 
 class ZeroGpt {
  public:

@@ -207,6 +207,12 @@ TEST_CASE("zinf train: --device-grad-accumulation sums micro-batches on the devi
   CHECK(losses(dir.file("device")) == losses(dir.file("host")));
   const json cfg = json::parse(read_text(dir.file("device") + "/config.json"));
   CHECK(cfg["zinf"]["offload"]["device_grad_accumulation"] == true);
+  CHECK(json::parse(read_text(dir.file("device") + "/summary.json"))["device_grad_accumulation"] == true);
+  // The default, "auto", is off on the CPU (the sums would be a second host
+  // copy), and config.json and summary.json record what ran.
+  const json host_cfg = json::parse(read_text(dir.file("host") + "/config.json"));
+  CHECK(host_cfg["zinf"]["offload"]["device_grad_accumulation"] == false);
+  CHECK(json::parse(read_text(dir.file("host") + "/summary.json"))["device_grad_accumulation"] == false);
   // Three bf16 gradients per step cross per block on the host path; one fp32 sum here.
   const auto h = metrics(dir.file("host")), d = metrics(dir.file("device"));
   REQUIRE(h.size() == 5);

@@ -60,11 +60,19 @@ std::string error_of(Fn fn) {
   return {};
 }
 
-bool contains_auto(const Json& v) {
-  if (is_auto(v)) return true;
-  if (v.is_object() || v.is_array())
+// An "auto" left in a resolved configuration, except where the schema says
+// the trainer decides it at start (zinf.offload.device_grad_accumulation).
+bool contains_auto(const Json& v, const std::string& path = "") {
+  if (is_auto(v)) {
+    const KeySpec* spec = find_key(path);
+    return !(spec && spec->auto_at_start);
+  }
+  if (v.is_object())
+    for (auto it = v.begin(); it != v.end(); ++it)
+      if (contains_auto(it.value(), path.empty() ? it.key() : path + "." + it.key())) return true;
+  if (v.is_array())
     for (const auto& item : v)
-      if (contains_auto(item)) return true;
+      if (contains_auto(item, path)) return true;
   return false;
 }
 
@@ -491,4 +499,24 @@ TEST_CASE("bad environment values name the variable") {
 TEST_CASE("the schema's defaults are themselves valid") {
   Origins none;
   CHECK_NOTHROW(check_against_schema(defaults(), none, true));
+}
+
+TEST_CASE("device gradient sums: \"auto\" by default and left for the trainer; true, false and auto as given") {
+  const auto r = build_config(flags({{"preset", "infinity-cpu"}}), gpu_machine());
+  CHECK(at(r, "zinf.offload.device_grad_accumulation") == "auto");
+  CHECK_FALSE(settings_from(r.config).device_grad_accumulation.has_value());
+  for (const char* v : {"true", "false"}) {
+    CAPTURE(v);
+    const auto given = build_config(flags({{"preset", "infinity-cpu"}, {"device-grad-accumulation", v}}), gpu_machine());
+    CHECK(settings_from(given.config).device_grad_accumulation == (std::string(v) == "true"));
+  }
+  TempDir dir;
+  test::write_text(dir.file("auto.json"), R"({"zinf": {"offload": {"device_grad_accumulation": "auto"}}})");
+  const auto file = build_config(flags({{"preset", "infinity-cpu"}, {"config", dir.file("auto.json")}}), gpu_machine());
+  CHECK_FALSE(settings_from(file.config).device_grad_accumulation.has_value());
+  test::write_text(dir.file("bad.json"), R"({"zinf": {"offload": {"device_grad_accumulation": "maybe"}}})");
+  const auto msg =
+      error_of([&] { build_config(flags({{"preset", "infinity-cpu"}, {"config", dir.file("bad.json")}}), gpu_machine()); });
+  CHECK(msg.find("zinf.offload.device_grad_accumulation") != std::string::npos);
+  CHECK(msg.find("maybe") != std::string::npos);
 }

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "plan/activations.h"
 #include "plan/estimate.h"
+#include "plan/recommend.h"
 
 using namespace zinf;
 using namespace zinf::plan;
@@ -288,6 +289,45 @@ TEST_CASE("estimate rejects non-positive counts naming the flag") {
     CHECK(e.code() == ExitCode::kUsage);
     CHECK(std::string(e.what()).find("--seq-len") != std::string::npos);
   }
+}
+
+TEST_CASE("device gradient sums on auto: counted where the estimate with them fits the GPU, else left out") {
+  Inputs in = gpt("6.7b", 1);
+  in.grad_accum = 4;
+  in.device_grad_accumulation = false;
+  const Need host = estimate_option(in, find("infinity-cpu"));
+  in.device_grad_accumulation = true;
+  const Need dev = estimate_option(in, find("infinity-cpu"));
+  REQUIRE(dev.device_sums);
+  REQUIRE_FALSE(host.device_sums);
+  REQUIRE(dev.gpu_bytes > host.gpu_bytes);
+  in.device_grad_accumulation.reset();  // auto
+  const auto with_capacity = [&](std::optional<std::int64_t> bytes) {
+    Inputs a = in;
+    a.gpu_capacity_bytes = bytes;
+    return estimate_option(a, find("infinity-cpu"));
+  };
+  // Room for the sums with the 10% margin: the same need as asking for them.
+  const auto room = static_cast<std::int64_t>(double(dev.gpu_bytes) / (1.0 - kSafetyMargin)) + 1;
+  CHECK(with_capacity(room).device_sums);
+  CHECK(with_capacity(room).gpu_bytes == dev.gpu_bytes);
+  // One byte short of that, or an unknown GPU: the host path's need.
+  CHECK_FALSE(with_capacity(room - 2).device_sums);
+  CHECK(with_capacity(room - 2).gpu_bytes == host.gpu_bytes);
+  CHECK_FALSE(with_capacity(std::nullopt).device_sums);
+  // Never on the CPU, without accumulation, or with the optimizer on the GPU.
+  Inputs cpu = in;
+  cpu.target = Target::kCpu;
+  cpu.gpu_capacity_bytes = std::int64_t(1) << 50;
+  CHECK_FALSE(estimate_option(cpu, find("infinity-cpu")).device_sums);
+  Inputs one = in;
+  one.grad_accum = 1;
+  one.gpu_capacity_bytes = std::int64_t(1) << 50;
+  CHECK_FALSE(estimate_option(one, find("infinity-cpu")).device_sums);
+  Inputs big = in;
+  big.gpu_capacity_bytes = std::int64_t(1) << 50;
+  CHECK_FALSE(estimate_option(big, find("zero3")).device_sums);
+  CHECK(estimate_option(big, find("zero3+cpu-optimizer")).device_sums);
 }
 
 TEST_CASE("option_from names a configuration's stage and offload") {

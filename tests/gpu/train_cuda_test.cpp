@@ -1,0 +1,55 @@
+// GPU: `zinf train` on CUDA decides device gradient sums ("auto") from the
+// planner's estimate and the GPU's memory. The tiny model's sums fit any GPU,
+// so auto turns them on; config.json, summary.json and the log say so, and
+// the losses equal the host-summed run's bit for bit (the same fp32 additions
+// in the same order).
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "support/test_util.h"
+
+using nlohmann::json;
+using zinf::test::read_text;
+using zinf::test::run_zinf;
+using zinf::test::TempDir;
+
+namespace {
+
+std::vector<std::string> args_for(const std::string& out, std::vector<std::string> extra) {
+  std::vector<std::string> a = {"train",         "--device",    "cuda", "--model",        "tiny", "--seq-len",
+                                "32",            "--batch-size", "4",   "--steps",        "4",    "--grad-accum",
+                                "3",             "--preset",     "infinity-cpu",          "--output-dir", out,
+                                "--no-save",     "--seed",       "5"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+std::vector<double> losses(const std::string& out) {
+  std::vector<double> l;
+  std::istringstream in(read_text(out + "/metrics.jsonl"));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) l.push_back(json::parse(line)["loss"].get<double>());
+  return l;
+}
+
+}  // namespace
+
+TEST_CASE("zinf train on CUDA: device gradient sums on auto are on where they fit, with the host path's losses") {
+  TempDir dir("zinf-gpu-train");
+  const auto autos = run_zinf(args_for(dir.file("auto"), {}));
+  REQUIRE_MESSAGE(autos.exit_code == 0, autos.err);
+  CHECK(autos.err.find("device gradient sums (zinf.offload.device_grad_accumulation auto): on") != std::string::npos);
+  const json cfg = json::parse(read_text(dir.file("auto") + "/config.json"));
+  CHECK(cfg["zinf"]["offload"]["device_grad_accumulation"] == true);
+  CHECK(json::parse(read_text(dir.file("auto") + "/summary.json"))["device_grad_accumulation"] == true);
+
+  const auto host = run_zinf(args_for(dir.file("host"), {"--no-device-grad-accumulation"}));
+  REQUIRE_MESSAGE(host.exit_code == 0, host.err);
+  CHECK(host.err.find("device gradient sums") == std::string::npos);  // asked for: nothing to decide
+  CHECK(json::parse(read_text(dir.file("host") + "/summary.json"))["device_grad_accumulation"] == false);
+  const auto want = losses(dir.file("host"));
+  REQUIRE(want.size() == 4);
+  CHECK(losses(dir.file("auto")) == want);
+}

@@ -88,8 +88,9 @@ void run_train(const TrainCommand& c) {
   if (settings.optimize) apply_optimize(r, settings, topology);
   train::check_supported(settings);
   const plan::Target target = target_of(settings);
-  const plan::Need need = plan::estimate_option(
-      plan::inputs_from(settings, topology.gpus_per_node, topology.nodes, target), plan::option_from(settings));
+  plan::Inputs plan_in = plan::inputs_from(settings, topology.gpus_per_node, topology.nodes, target);
+  if (target == plan::Target::kCuda) plan_in.gpu_capacity_bytes = plan::detect_hardware("").gpu_bytes;
+  const plan::Need need = plan::estimate_option(plan_in, plan::option_from(settings));
   const plan::Option option = plan::option_from(settings);
   log::info("estimate for " + option.name + " (details: zinf estimate): " +
             (target == plan::Target::kCuda ? "GPU " + format_bytes(double(need.gpu_bytes)) + ", " : std::string()) +
@@ -110,6 +111,11 @@ void run_train(const TrainCommand& c) {
               std::to_string(env.master_port) + "; every rank resolved the same configuration");
   }
   if (leader) {
+    // Device gradient sums on "auto" as the estimate counts them (after the
+    // ranks compared configurations: GPUs may differ); the engine, when it
+    // starts, records its own rank-agreed choice over this one.
+    if (!settings.device_grad_accumulation)
+      config::set_path(r.config, "zinf.offload.device_grad_accumulation", need.device_sums);
     fs::make_dirs(settings.output_dir);
     fs::write_file_atomic(settings.output_dir + "/config.json", r.config.dump(2) + "\n");
   }

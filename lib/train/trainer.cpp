@@ -513,6 +513,19 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
     double untimed_s = 0;  // validation and checkpoint time in this iteration
     const StepResult r = train_step(stop && stop->load());
     last_loss = r.loss;
+    const std::int64_t done = state.step + 1;
+    const bool last = done == s.steps;
+    const bool evaluating = (s.eval_every > 0 && done % s.eval_every == 0) || last;
+    // Agreed by every rank in the step's all-reduce: they all save and stop here.
+    const bool stopping = r.stop;
+    const bool saving = s.save && ((s.save_every > 0 && done % s.save_every == 0) || last || stopping);
+    // A step followed by validation or a checkpoint finishes its own optimizer
+    // work first, inside its time, so its bytes and timeline are its own and
+    // what validation and the checkpoint move is left out of every step. The
+    // checkpoint needs the updated weights (synchronize); validation waits
+    // without swapping in a delayed update, so it cannot change training.
+    if (report && saving) zero->engine().synchronize();
+    else if (report && evaluating) zero->engine().drain();
     const double dt = seconds_since(t0);
     ++state.step;
     state.tokens_seen += tokens_per_step;
@@ -537,19 +550,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
                          {"peak_rss_bytes", hw::peak_rss_bytes()},
                          {"nvme_read_bytes", 0},
                          {"nvme_write_bytes", 0}};
-    const bool last = state.step == s.steps;
-    const bool evaluating = (s.eval_every > 0 && state.step % s.eval_every == 0) || last;
-    // Agreed by every rank in the step's all-reduce: they all save and stop here.
-    const bool stopping = r.stop;
-    const bool saving = s.save && ((s.save_every > 0 && state.step % s.save_every == 0) || last || stopping);
-    // Bytes per tier, GB/s and the timeline of the training step alone: the
-    // step's optimizer work still in flight is finished first (validation and
-    // the checkpoint need its weights anyway), then validation's and the
-    // checkpoint's transfers are left out of every step.
-    if (report) {
-      if (evaluating || saving) zero->engine().synchronize();
-      report->add_step(line, dt);
-    }
+    if (report) report->add_step(line, dt);
     double val = -1;
     if (evaluating) {
       const auto te = Clock::now();

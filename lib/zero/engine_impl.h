@@ -193,7 +193,8 @@ struct OffloadEngine::Impl {
   // ------------------------------------------------ step (engine_step.cpp)
   double grad_norm_squared();
   void launch_update(double lr, double grad_scale);
-  void finish_update();                        // waits for the optimizer pass and its collectives
+  void finish_update();                        // waits for the optimizer pass and its collectives, swaps in a delayed update
+  void drain_update();                         // waits for them; a delayed update stays pending
   void swap_in_update();                       // delayed update: the pass's weights become the home
 
   // ------------------------------------------------ parameters' home

@@ -256,11 +256,15 @@ void OffloadEngine::Impl::launch_update(double lr, double grad_scale) {
   });
 }
 
-void OffloadEngine::Impl::finish_update() {
+void OffloadEngine::Impl::drain_update() {
   optim_worker.drain();
   if (comm_worker) comm_worker->drain();
   for (auto& f : block_ready)
     if (f.valid()) f.get();
+}
+
+void OffloadEngine::Impl::finish_update() {
+  drain_update();
   if (update_pending) swap_in_update();
 }
 

@@ -483,6 +483,13 @@ void OffloadEngine::synchronize() {
   if (impl_->is_cuda()) c10::cuda::getCurrentCUDAStream().synchronize();
 #endif
 }
+void OffloadEngine::drain() {
+  impl_->drain_update();
+  impl_->wait_for_gradients(false);
+#ifdef ZINF_WITH_CUDA
+  if (impl_->is_cuda()) c10::cuda::getCurrentCUDAStream().synchronize();
+#endif
+}
 int OffloadEngine::world_size() const { return impl_->world; }
 int OffloadEngine::rank() const { return impl_->rank; }
 

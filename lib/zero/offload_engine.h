@@ -169,6 +169,10 @@ class OffloadEngine {
   // Waits until the last step's optimizer pass (and everything in flight) is
   // done; with delayed_update the new weights become the ones used next.
   void synchronize();
+  // Waits for the same work, but a delayed update stays pending: the next
+  // step computes with the weights it would have had (validation uses this,
+  // so how often it runs cannot change training).
+  void drain();
   // Says whether the next backward is the last micro-batch before step()
   // (the accumulation boundary): only then is the gradient norm summed.
   // Without this hint every micro-batch counts it.

@@ -133,6 +133,25 @@ TEST_CASE("zinf train: a step's bytes and timeline leave out validation and chec
   CHECK(summary["nvme_read_bytes"].get<long long>() > with[5]["nvme_read_bytes"].get<long long>());
 }
 
+TEST_CASE("zinf train: with the delayed parameter update, validation does not change the losses") {
+  TempDir dir("zinf-cli-offload");
+  const std::vector<std::string> dpu = {"--preset", "infinity-cpu", "--delayed-param-update", "--no-save"};
+  REQUIRE(run_zinf(args_for(dir.file("quiet"), 6, dpu)).exit_code == 0);
+  auto busy = args_for(dir.file("busy"), 6, dpu);
+  *(std::find(busy.begin(), busy.end(), "--eval-every") + 1) = "2";
+  const auto r = run_zinf(busy);
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  REQUIRE(metrics(dir.file("busy"))[1].contains("val_loss"));
+  // Validation waits for the optimizer in flight but leaves its update
+  // pending, so every step computes with the weights it would have had.
+  CHECK(losses(dir.file("busy")) == losses(dir.file("quiet")));
+  // Stage none never uses the engine: config.json still says what ran.
+  const auto none = run_zinf(args_for(dir.file("none"), 1, {"--zero-stage", "none", "--no-save"}));
+  REQUIRE_MESSAGE(none.exit_code == 0, none.err);
+  CHECK(json::parse(read_text(dir.file("none") + "/config.json"))["zinf"]["offload"]["device_grad_accumulation"] ==
+        false);
+}
+
 TEST_CASE("zinf train: an NVMe-offloaded run resumed from its checkpoint reproduces the uninterrupted losses") {
   TempDir dir("zinf-cli-offload");
   const std::vector<std::string> nvme = {"--zero-stage", "infinity", "--nvme-offload-path", dir.file("swap")};

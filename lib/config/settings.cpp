@@ -80,7 +80,8 @@ Settings settings_from(const Json& resolved) {
   s.keep_swap_files = r.b("zinf.offload.keep_swap_files");
   s.checksums = r.b("zinf.offload.checksums");
   s.delayed_param_update = r.b("zinf.offload.delayed_param_update");
-  if (const Json& v = r.at("zinf.offload.device_grad_accumulation"); v.is_boolean()) s.device_grad_accumulation = v.get<bool>();
+  if (const Json& v = r.at("zinf.offload.device_grad_accumulation"); v.is_boolean())
+    s.device_grad_accumulation = v.get<bool>();  // else "auto": unset
   s.aio_block_size = r.i("aio.block_size");
   s.aio_queue_depth = r.i("aio.queue_depth");
   s.aio_thread_count = r.i("aio.thread_count");

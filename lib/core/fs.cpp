@@ -34,8 +34,8 @@ void make_dirs(const std::string& path) {
   if (std::filesystem::is_directory(path, probe)) return;
   if (std::filesystem::exists(path, probe))
     throw Error("'" + path + "' exists and is not a directory", "choose a directory path");
-  throw Error("cannot create directory '" + path + "': " + errno_text(ec ? ec.value() : ENOENT),
-              access_hint(ec.value()));
+  const int err = ec ? ec.value() : ENOENT;
+  throw Error("cannot create directory '" + path + "': " + errno_text(err), access_hint(err));
 }
 
 std::string read_file(const std::string& path) {

@@ -578,8 +578,7 @@ Need estimate_option(const Inputs& in, const Option& o) {
   // on the CPU they would only be a second host copy.
   if (in.target != Target::kCuda || !in.gpu_capacity_bytes) return estimate_with(in, o, false);
   Need with = estimate_with(in, o, true);
-  const auto usable = static_cast<std::int64_t>(double(*in.gpu_capacity_bytes) * (1.0 - kSafetyMargin));
-  if (!with.device_sums || with.gpu_bytes <= usable) return with;
+  if (!with.device_sums || with.gpu_bytes <= usable_bytes(*in.gpu_capacity_bytes)) return with;
   return estimate_with(in, o, false);
 }
 
@@ -593,15 +592,13 @@ DeviceSumsChoice choose_device_sums(const config::Settings& s, int ranks, Target
   c.automatic = !s.device_grad_accumulation.has_value();
   const bool matters = target == Target::kCuda && s.grad_accum > 1 && s.offload_optimizer.device != config::Device::kNone;
   if (!c.automatic || !matters) return c;
-  const std::string gpu = gpu_capacity_bytes ? "the GPU's " + format_bytes(double(*gpu_capacity_bytes)) : "";
-  if (!gpu_capacity_bytes)
+  if (!gpu_capacity_bytes) {
     c.why = "the GPU's memory is unknown";
-  else if (c.on)
-    c.why = "the estimate with them, " + format_bytes(double(need.gpu_bytes)) + ", fits " + gpu + " less " +
-            std::to_string(static_cast<int>(kSafetyMargin * 100)) + "%";
-  else
-    c.why = "the estimate with them would not fit " + gpu + " less " +
-            std::to_string(static_cast<int>(kSafetyMargin * 100)) + "%";
+    return c;
+  }
+  const std::string limit = "the GPU's " + format_bytes(double(*gpu_capacity_bytes)) + " less " + safety_margin_text();
+  c.why = c.on ? "the estimate with them, " + format_bytes(double(need.gpu_bytes)) + ", fits " + limit
+               : "the estimate with them would not fit " + limit;
   return c;
 }
 

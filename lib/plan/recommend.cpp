@@ -9,13 +9,14 @@
 #include "hw/machine.h"
 
 namespace zinf::plan {
-namespace {
 
-std::int64_t limit_of(std::int64_t capacity) {
+std::int64_t usable_bytes(std::int64_t capacity) {
   return static_cast<std::int64_t>(std::floor(static_cast<double>(capacity) * (1.0 - kSafetyMargin)));
 }
 
-std::string margin_text() { return std::to_string(static_cast<int>(std::lround(kSafetyMargin * 100))) + "%"; }
+std::string safety_margin_text() { return std::to_string(static_cast<int>(std::lround(kSafetyMargin * 100))) + "%"; }
+
+namespace {
 
 // Judges one tier; appends to `why` and returns the shortfall.
 std::int64_t judge(std::int64_t need, const std::optional<std::int64_t>& capacity, const std::string& tier,
@@ -27,10 +28,10 @@ std::int64_t judge(std::int64_t need, const std::optional<std::int64_t>& capacit
     add(tier + " unknown (" + unknown_hint + ")");
     return 0;
   }
-  const std::int64_t limit = limit_of(*capacity);
+  const std::int64_t limit = usable_bytes(*capacity);
   if (need <= limit) return 0;
   add("needs " + format_bytes(double(need)) + " " + tier + ", limit " + format_bytes(double(limit)) + " (" +
-      format_bytes(double(*capacity)) + " less " + margin_text() + ")");
+      format_bytes(double(*capacity)) + " less " + safety_margin_text() + ")");
   return need - limit;
 }
 
@@ -83,8 +84,8 @@ Recommendation recommend(const Estimate& e, const Hardware& hw) {
   }
   if (r.chosen) {
     const std::size_t i = *r.chosen;
-    r.explanation = "recommended: " + e.rows[i].option.name + ", the fastest option that fits with " + margin_text() +
-                    " of each memory kept free";
+    r.explanation = "recommended: " + e.rows[i].option.name + ", the fastest option that fits with " +
+                    safety_margin_text() + " of each memory kept free";
     if (i > 0) r.explanation += "; " + e.rows[i - 1].option.name + " " + r.fits[i - 1].why;
     return r;
   }
@@ -111,7 +112,7 @@ Recommendation recommend(const Estimate& e, const Hardware& hw) {
   if (f.nvme_short > 0) more.push_back(format_bytes(double(f.nvme_short)) + " more free NVMe space per node");
   std::string joined;
   for (const auto& m : more) joined += (joined.empty() ? "" : " and ") + m;
-  r.explanation = "nothing fits this hardware with " + margin_text() + " of each memory kept free";
+  r.explanation = "nothing fits this hardware with " + safety_margin_text() + " of each memory kept free";
   r.shortfall = "the closest option, " + e.rows[best].option.name + ", needs " + joined + " (" + f.why + ")";
 
   std::string which;

@@ -20,6 +20,11 @@ namespace zinf::plan {
 // estimate's own error (the target is 10% on GPU, 15% on CPU).
 constexpr double kSafetyMargin = 0.10;
 
+// What may be used of `capacity` bytes: capacity less kSafetyMargin.
+std::int64_t usable_bytes(std::int64_t capacity);
+// The margin for people: "10%".
+std::string safety_margin_text();
+
 struct Hardware {
   std::optional<std::int64_t> gpu_bytes;        // memory of one GPU
   std::optional<std::int64_t> cpu_bytes;        // CPU memory per node zinf may use

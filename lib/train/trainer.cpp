@@ -524,8 +524,8 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
     // what validation and the checkpoint move is left out of every step. The
     // checkpoint needs the updated weights (synchronize); validation waits
     // without swapping in a delayed update, so it cannot change training.
-    if (report && saving) zero->engine().synchronize();
-    else if (report && evaluating) zero->engine().drain();
+    if (zero && saving) zero->engine().synchronize();
+    else if (zero && evaluating) zero->engine().drain();
     const double dt = seconds_since(t0);
     ++state.step;
     state.tokens_seen += tokens_per_step;

@@ -193,9 +193,10 @@ struct OffloadEngine::Impl {
   // ------------------------------------------------ step (engine_step.cpp)
   double grad_norm_squared();
   void launch_update(double lr, double grad_scale);
-  void finish_update();                        // waits for the optimizer pass and its collectives, swaps in a delayed update
-  void drain_update();                         // waits for them; a delayed update stays pending
+  void drain_update();                         // waits for the optimizer pass and its collectives
+  void finish_update();                        // drain_update(), then swaps in a pending delayed update
   void swap_in_update();                       // delayed update: the pass's weights become the home
+  void wait_for_device_work();                 // gradient jobs (device sums stay), then the compute stream
 
   // ------------------------------------------------ parameters' home
   void write_home_params(std::size_t b, std::int64_t at, const float* src, std::int64_t count);

@@ -476,19 +476,21 @@ std::int64_t OffloadEngine::step_count() const { return impl_->step; }
 
 void OffloadEngine::set_accumulation_boundary(bool last) { impl_->boundary = last; }
 
-void OffloadEngine::synchronize() {
-  impl_->finish_update();
-  impl_->wait_for_gradients(false);  // device sums of a step in progress stay and keep adding up
+void OffloadEngine::Impl::wait_for_device_work() {
+  wait_for_gradients(false);  // device sums of a step in progress stay and keep adding up
 #ifdef ZINF_WITH_CUDA
-  if (impl_->is_cuda()) c10::cuda::getCurrentCUDAStream().synchronize();
+  if (is_cuda()) c10::cuda::getCurrentCUDAStream().synchronize();
 #endif
 }
+
+void OffloadEngine::synchronize() {
+  impl_->finish_update();
+  impl_->wait_for_device_work();
+}
+
 void OffloadEngine::drain() {
   impl_->drain_update();
-  impl_->wait_for_gradients(false);
-#ifdef ZINF_WITH_CUDA
-  if (impl_->is_cuda()) c10::cuda::getCurrentCUDAStream().synchronize();
-#endif
+  impl_->wait_for_device_work();
 }
 int OffloadEngine::world_size() const { return impl_->world; }
 int OffloadEngine::rank() const { return impl_->rank; }

@@ -1,6 +1,7 @@
 // zinf::data — split, vocabulary check and the resumable sampler.
 #include "data/sampler.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -16,20 +17,20 @@ std::uint64_t splitmix64(std::uint64_t& state) {
 }
 
 DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t seq_len) {
-  const auto n = static_cast<std::int64_t>(tokens.ids.size());
+  const std::int64_t n = tokens.size();
   const auto val = static_cast<std::int64_t>(std::floor(double(n) * val_fraction));
   DataSplit s;
   s.train = {0, n - val};
   s.val = {n - val, val};
-  const std::string what = tokens.format == TokenFormat::kBytes ? " bytes" : " tokens";
+  const std::string what = tokens.format() == TokenFormat::kBytes ? " bytes" : " tokens";
   if (s.train.count < seq_len + 1)
-    throw UsageError("seq-len " + std::to_string(seq_len) + " is longer than the data: '" + tokens.path +
+    throw UsageError("seq-len " + std::to_string(seq_len) + " is longer than the data: '" + tokens.path() +
                          "' has " + std::to_string(n) + what + ", " + std::to_string(s.train.count) +
                          " of them for training, and one sample needs seq_len + 1 = " +
                          std::to_string(seq_len + 1),
                      "lower --seq-len, or use a larger --dataset-file");
   if (val > 0 && s.val.count < seq_len + 1)
-    throw UsageError("the held-out validation split of '" + tokens.path + "' (zinf.data.val_fraction = " +
+    throw UsageError("the held-out validation split of '" + tokens.path() + "' (zinf.data.val_fraction = " +
                          std::to_string(val_fraction) + ") has " + std::to_string(val) + what +
                          ", fewer than one sample of seq_len + 1 = " + std::to_string(seq_len + 1),
                      "lower --seq-len, use a larger --dataset-file, or set zinf.data.val_fraction to 0");
@@ -37,16 +38,16 @@ DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t s
 }
 
 void check_vocab(const Tokens& tokens, std::int64_t vocab_size) {
-  if (tokens.max_id >= vocab_size)
-    throw UsageError("'" + tokens.path + "' contains token id " + std::to_string(tokens.max_id) +
+  const std::int64_t max_id = tokens.max_id();
+  if (max_id >= vocab_size)
+    throw UsageError("'" + tokens.path() + "' contains token id " + std::to_string(max_id) +
                          " but the model's vocabulary has " + std::to_string(vocab_size) + " entries (ids 0.." +
                          std::to_string(vocab_size - 1) + ")",
-                     "set --vocab-size to at least " + std::to_string(tokens.max_id + 1) +
-                         (tokens.format == TokenFormat::kBytes ? " (text is read as bytes: 256)" : ""));
+                     "set --vocab-size to at least " + std::to_string(max_id + 1) +
+                         (tokens.format() == TokenFormat::kBytes ? " (text is read as bytes: 256)" : ""));
 }
 
-Sampler::Sampler(const std::vector<std::uint16_t>& tokens, Span span, std::int64_t seq_len, std::uint64_t seed,
-                 bool shuffle)
+Sampler::Sampler(const Tokens& tokens, Span span, std::int64_t seq_len, std::uint64_t seed, bool shuffle)
     : tokens_(&tokens), span_(span), seq_len_(seq_len), seed_(seed), shuffle_(shuffle) {
   if (seq_len < 1 || span.count < seq_len + 1)
     throw UsageError("a sampler over " + std::to_string(span.count) + " tokens cannot cut samples of seq_len + 1 = " +
@@ -86,11 +87,10 @@ Batch Sampler::next(std::int64_t rows) {
       start_epoch();
     }
     const std::int64_t start = span_.begin + shift_ + std::int64_t(order_[state_.position++]) * seq_len_;
-    const std::uint16_t* src = tokens_->data() + start;
-    for (std::int64_t c = 0; c < seq_len_; ++c) {
-      b.inputs[r * seq_len_ + c] = src[c];
-      b.targets[r * seq_len_ + c] = src[c + 1];
-    }
+    window_.resize(static_cast<std::size_t>(seq_len_ + 1));
+    tokens_->read(start, seq_len_ + 1, window_.data());
+    std::copy(window_.begin(), window_.end() - 1, b.inputs.begin() + r * seq_len_);
+    std::copy(window_.begin() + 1, window_.end(), b.targets.begin() + r * seq_len_);
   }
   return b;
 }

@@ -32,7 +32,7 @@ struct DataSplit {
 // seq_len + 1 tokens, naming the file, the counts and what to change.
 DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t seq_len);
 
-// Throws UsageError when a token id is >= vocab_size.
+// Throws UsageError when a token id is >= vocab_size (one pass over the data).
 void check_vocab(const Tokens& tokens, std::int64_t vocab_size);
 
 struct SamplerState {
@@ -50,8 +50,7 @@ class Sampler {
  public:
   // `tokens` must outlive the sampler. shuffle = false reads windows in file
   // order from the start (validation).
-  Sampler(const std::vector<std::uint16_t>& tokens, Span span, std::int64_t seq_len, std::uint64_t seed,
-          bool shuffle);
+  Sampler(const Tokens& tokens, Span span, std::int64_t seq_len, std::uint64_t seed, bool shuffle);
 
   Batch next(std::int64_t rows);
   std::int64_t windows_per_epoch() const { return windows_; }
@@ -62,7 +61,8 @@ class Sampler {
  private:
   void start_epoch();
 
-  const std::vector<std::uint16_t>* tokens_;
+  const Tokens* tokens_;
+  std::vector<std::int64_t> window_;  // [seq_len + 1] the window being copied
   Span span_;
   std::int64_t seq_len_;
   std::uint64_t seed_;

@@ -1,86 +1,331 @@
-// zinf::data — byte-level text and llm.c token files.
+// zinf::data — datasets of text or token files, read on demand.
 #include "data/token_file.h"
 
+#include <fcntl.h>
+#include <glob.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/text.h"
-#include "core/units.h"
 
 namespace zinf::data {
 namespace {
 
 constexpr const char* kDataHint =
-    "give --dataset-file a non-empty text file (read as bytes) or an llm.c-style .bin token file";
+    "give --dataset-file a non-empty text file (read as bytes), an llm.c token file (.bin), a comma-separated "
+    "list, a directory or a glob of them";
+constexpr std::int64_t kHeaderBytes = kTokenFileHeaderInts * 4;
+constexpr std::int64_t kScanBytes = std::int64_t(1) << 20;  // pieces of max_id's pass and of the fingerprint
 
-Tokens from_bin(const std::string& path, const std::string& raw) {
-  const std::int64_t header_bytes = kTokenFileHeaderInts * 4;
-  const auto size = static_cast<std::int64_t>(raw.size());
-  if (size < header_bytes)
+bool is_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return {};
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+// The files `spec` names, in a fixed order.
+std::vector<std::string> expand(const std::string& spec) {
+  std::vector<std::string> out;
+  for (std::size_t at = 0; at <= spec.size();) {
+    const std::size_t comma = std::min(spec.find(',', at), spec.size());
+    const std::string part = trim(spec.substr(at, comma - at));
+    at = comma + 1;
+    if (part.empty()) {
+      if (spec.find(',') != std::string::npos)
+        throw UsageError("dataset list '" + spec + "' has an empty entry", "separate the files with single commas");
+      throw UsageError("no dataset file given", kDataHint);
+    }
+    if (is_glob(part)) {
+      glob_t g{};
+      const int rc = ::glob(part.c_str(), 0, nullptr, &g);
+      std::vector<std::string> found;
+      for (std::size_t i = 0; rc == 0 && i < g.gl_pathc; ++i)
+        if (!fs::is_directory(g.gl_pathv[i])) found.emplace_back(g.gl_pathv[i]);
+      ::globfree(&g);
+      if (found.empty()) throw UsageError("dataset glob '" + part + "' matches no file", kDataHint);
+      std::sort(found.begin(), found.end());  // glob sorts too; say so here
+      out.insert(out.end(), found.begin(), found.end());
+    } else if (fs::is_directory(part)) {
+      std::vector<std::string> found;
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(part, ec)) {
+        const std::string name = e.path().filename().string();
+        if (!name.empty() && name[0] != '.' && e.is_regular_file(ec)) found.push_back(e.path().string());
+      }
+      if (found.empty()) throw UsageError("dataset directory '" + part + "' holds no files", kDataHint);
+      std::sort(found.begin(), found.end());
+      out.insert(out.end(), found.begin(), found.end());
+    } else {
+      if (!fs::exists(part)) throw UsageError("dataset file '" + part + "' does not exist", kDataHint);
+      out.push_back(part);
+    }
+  }
+  return out;
+}
+
+// Reads exactly `bytes` at `offset`, or throws naming the file.
+void read_exact(int fd, const std::string& path, std::int64_t offset, void* dst, std::int64_t bytes) {
+  auto* p = static_cast<char*>(dst);
+  while (bytes > 0) {
+    const ssize_t n = ::pread(fd, p, static_cast<std::size_t>(bytes), offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      throw Error("cannot read dataset file '" + path + "' at byte " + std::to_string(offset) + ": " + errno_text(err),
+                  "check the disk (dmesg) and that the file is still there");
+    }
+    if (n == 0)
+      throw Error("dataset file '" + path + "' ended at byte " + std::to_string(offset) + " while being read",
+                  "the file was truncated or replaced during the run; restore it and resume");
+    p += n;
+    offset += n;
+    bytes -= n;
+  }
+}
+
+TokenShard open_shard(int fd, const std::string& path, std::int64_t size, TokenFormat asked) {
+  TokenShard s;
+  s.path = path;
+  s.file_bytes = size;
+  TokenFormat f = asked;
+  if (f == TokenFormat::kAuto) f = text::ends_with(text::to_lower(path), ".bin") ? TokenFormat::kLlmc : TokenFormat::kBytes;
+  s.format = f;
+  if (f == TokenFormat::kBytes) {
+    s.width = 1;
+    s.count = size;
+    return s;
+  }
+  if (f == TokenFormat::kNanoGpt) {
+    if (size % 2 != 0)
+      throw UsageError("nanoGPT token file '" + path + "' is " + std::to_string(size) +
+                           " bytes, not a whole number of uint16 tokens",
+                       "the file is truncated or not a nanoGPT train.bin/val.bin; regenerate it");
+    s.width = 2;
+    s.count = size / 2;
+    return s;
+  }
+  // llm.c: a 256 x int32 header, then the tokens.
+  if (size < kHeaderBytes)
     throw UsageError("token file '" + path + "' is " + std::to_string(size) + " bytes, smaller than its " +
-                         std::to_string(header_bytes) + "-byte header",
-                     "a .bin dataset must be an llm.c token file (256 x int32 header, then uint16 tokens); "
-                     "text files should not end in .bin");
+                         std::to_string(kHeaderBytes) + "-byte header",
+                     "a .bin dataset must be an llm.c token file (256 x int32 header, then the tokens); a nanoGPT "
+                     "train.bin has no header: add --data-format nanogpt; text files should not end in .bin");
   std::int32_t header[kTokenFileHeaderInts];
-  std::memcpy(header, raw.data(), header_bytes);
-  if (header[0] != kTokenFileMagic)
+  read_exact(fd, path, 0, header, kHeaderBytes);
+  const std::string nanogpt_hint =
+      size % 2 == 0 ? "; if it is a nanoGPT train.bin (uint16 tokens, no header), add --data-format nanogpt" : "";
+  if (header[0] == kTokenFileMagic) {
+    if (header[1] != kTokenFileVersion)
+      throw UsageError("token file '" + path + "' has magic " + std::to_string(kTokenFileMagic) + " (uint16) but version " +
+                           std::to_string(header[1]) + ", expected " + std::to_string(kTokenFileVersion),
+                       "re-export it with llm.c's data scripts");
+    s.width = 2;
+  } else if (header[0] == kTokenFileMagicU32) {
+    if (header[1] != kTokenFileVersionU32)
+      throw UsageError("token file '" + path + "' has magic " + std::to_string(kTokenFileMagicU32) +
+                           " (uint32) but version " + std::to_string(header[1]) + ", expected " +
+                           std::to_string(kTokenFileVersionU32),
+                       "re-export it with llm.c's data scripts");
+    s.width = 4;
+  } else {
     throw UsageError("token file '" + path + "' has magic " + std::to_string(header[0]) + ", expected " +
-                         std::to_string(kTokenFileMagic),
-                     "write it with llm.c's or nanoGPT's data scripts (uint16 tokens after a 256-int32 header)");
-  if (header[1] != kTokenFileVersion)
-    throw UsageError("token file '" + path + "' has version " + std::to_string(header[1]) +
-                         ", this build reads version " + std::to_string(kTokenFileVersion),
-                     "re-export the tokens as version 1 (uint16 tokens)");
-  const std::int64_t count = header[2];
-  const std::int64_t expected = header_bytes + 2 * count;
-  if (count < 0 || expected != size)
-    throw UsageError("token file '" + path + "' header says " + std::to_string(count) + " tokens (" +
-                         std::to_string(expected) + " bytes with the header), but the file is " +
-                         std::to_string(size) + " bytes",
+                         std::to_string(kTokenFileMagic) + " (llm.c, uint16 tokens) or " +
+                         std::to_string(kTokenFileMagicU32) + " (llm.c, uint32 tokens)",
+                     "write it with llm.c's data scripts" + nanogpt_hint);
+  }
+  s.offset = kHeaderBytes;
+  s.count = header[2];
+  const std::int64_t expected = kHeaderBytes + s.width * s.count;
+  if (s.count < 0 || expected != size)
+    throw UsageError("token file '" + path + "' header says " + std::to_string(s.count) + " tokens of " +
+                         std::to_string(s.width) + " bytes (" + std::to_string(expected) +
+                         " bytes with the header), but the file is " + std::to_string(size) + " bytes",
                      "the file is truncated or not a token file; regenerate it");
-  if (count == 0) throw Error("token file '" + path + "' holds no tokens", kDataHint);
-  Tokens t;
-  t.format = TokenFormat::kBin;
-  t.path = path;
-  t.ids.resize(static_cast<std::size_t>(count));
-  std::memcpy(t.ids.data(), raw.data() + header_bytes, static_cast<std::size_t>(2 * count));  // little-endian host
-  for (auto id : t.ids) t.max_id = std::max<std::int32_t>(t.max_id, id);
-  return t;
+  return s;
+}
+
+std::int64_t id_at(const unsigned char* p, int width) {
+  if (width == 1) return p[0];
+  if (width == 2) {
+    std::uint16_t v;
+    std::memcpy(&v, p, 2);  // little-endian host, as llm.c and nanoGPT write
+    return v;
+  }
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
 }
 
 }  // namespace
 
-Tokens load_tokens(const std::string& path) {
-  if (path.empty()) throw UsageError("no dataset file given", kDataHint);
-  if (!fs::exists(path)) throw UsageError("dataset file '" + path + "' does not exist", kDataHint);
-  if (fs::is_directory(path))
-    throw UsageError("dataset file '" + path + "' is a directory", kDataHint);
-  const std::string raw = fs::read_file(path);
-  if (raw.empty()) throw UsageError("dataset file '" + path + "' is empty", kDataHint);
-  if (text::ends_with(text::to_lower(path), ".bin")) return from_bin(path, raw);
-  Tokens t;
-  t.format = TokenFormat::kBytes;
-  t.path = path;
-  t.ids.resize(raw.size());
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    t.ids[i] = static_cast<unsigned char>(raw[i]);
-    t.max_id = std::max<std::int32_t>(t.max_id, t.ids[i]);
+TokenFormat parse_token_format(const std::string& name) {
+  if (name == "auto") return TokenFormat::kAuto;
+  if (name == "bytes") return TokenFormat::kBytes;
+  if (name == "llmc") return TokenFormat::kLlmc;
+  if (name == "nanogpt") return TokenFormat::kNanoGpt;
+  throw UsageError("unknown data format '" + name + "'",
+                   "allowed: auto (.bin files by their llm.c header, others as bytes), bytes, llmc, nanogpt "
+                   "(header-less uint16)");
+}
+
+const char* token_format_name(TokenFormat f) {
+  switch (f) {
+    case TokenFormat::kAuto: return "auto";
+    case TokenFormat::kBytes: return "bytes";
+    case TokenFormat::kLlmc: return "llmc";
+    case TokenFormat::kNanoGpt: return "nanogpt";
   }
-  return t;
+  return "?";
+}
+
+struct Tokens::Files {
+  std::vector<int> fds;
+  ~Files() {
+    for (int fd : fds) ::close(fd);
+  }
+};
+
+Tokens::Tokens() : files_(std::make_unique<Files>()) {}
+Tokens::~Tokens() = default;
+Tokens::Tokens(Tokens&&) noexcept = default;
+Tokens& Tokens::operator=(Tokens&&) noexcept = default;
+
+Tokens::Tokens(std::string spec, std::vector<TokenShard> shards, std::vector<int> fds)
+    : spec_(std::move(spec)), shards_(std::move(shards)), files_(std::make_unique<Files>()) {
+  files_->fds = std::move(fds);
+  for (const TokenShard& s : shards_) {
+    starts_.push_back(total_);
+    total_ += s.count;
+  }
+}
+
+TokenFormat Tokens::format() const {
+  for (const TokenShard& s : shards_)
+    if (s.format != TokenFormat::kBytes) return s.format;
+  return TokenFormat::kBytes;
+}
+
+void Tokens::read(std::int64_t first, std::int64_t count, std::int64_t* out) const {
+  if (first < 0 || count < 0 || first > total_ - count)
+    throw Error("token range [" + std::to_string(first) + ", " + std::to_string(first + count) +
+                ") is outside the dataset's " + std::to_string(total_) + " tokens");
+  thread_local std::vector<unsigned char> buf;
+  auto it = std::upper_bound(starts_.begin(), starts_.end(), first);
+  std::size_t shard = static_cast<std::size_t>(it - starts_.begin()) - 1;
+  while (count > 0) {
+    const TokenShard& s = shards_[shard];
+    const std::int64_t local = first - starts_[shard];
+    const std::int64_t n = std::min(count, s.count - local);
+    buf.resize(static_cast<std::size_t>(n * s.width));
+    read_exact(files_->fds[shard], s.path, s.offset + local * s.width, buf.data(), n * s.width);
+    for (std::int64_t i = 0; i < n; ++i) out[i] = id_at(buf.data() + i * s.width, s.width);
+    out += n;
+    first += n;
+    count -= n;
+    ++shard;
+  }
+}
+
+std::int64_t Tokens::max_id() const {
+  if (max_id_ != -2) return max_id_;
+  std::int64_t top = -1;
+  std::vector<unsigned char> buf(static_cast<std::size_t>(kScanBytes));
+  for (std::size_t k = 0; k < shards_.size(); ++k) {
+    const TokenShard& s = shards_[k];
+    const std::int64_t bytes = s.count * s.width;
+    for (std::int64_t at = 0; at < bytes; at += kScanBytes) {
+      const std::int64_t n = std::min(kScanBytes, bytes - at);
+      read_exact(files_->fds[k], s.path, s.offset + at, buf.data(), n);
+      for (std::int64_t i = 0; i < n; i += s.width) top = std::max(top, id_at(buf.data() + i, s.width));
+    }
+  }
+  max_id_ = top;
+  return top;
+}
+
+std::string Tokens::fingerprint_bytes() const {
+  std::string out;
+  for (std::size_t k = 0; k < shards_.size(); ++k) {
+    const TokenShard& s = shards_[k];
+    out += std::to_string(s.count) + "x" + std::to_string(s.width) + ";";
+    const std::int64_t bytes = s.count * s.width;
+    const std::int64_t head = std::min(kScanBytes, bytes);
+    const std::int64_t tail_at = std::max(head, bytes - kScanBytes);
+    std::string piece(static_cast<std::size_t>(head + (bytes - tail_at)), '\0');
+    read_exact(files_->fds[k], s.path, s.offset, piece.data(), head);
+    if (bytes > tail_at) read_exact(files_->fds[k], s.path, s.offset + tail_at, piece.data() + head, bytes - tail_at);
+    out += piece;
+  }
+  return out;
+}
+
+Tokens load_tokens(const std::string& spec, TokenFormat format) {
+  if (trim(spec).empty()) throw UsageError("no dataset file given", kDataHint);
+  const std::vector<std::string> paths = expand(spec);
+  std::vector<TokenShard> shards;
+  auto files = std::make_unique<std::vector<int>>();
+  struct Closer {
+    std::vector<int>& fds;
+    bool keep = false;
+    ~Closer() {
+      if (!keep)
+        for (int fd : fds) ::close(fd);
+    }
+  } closer{*files};
+  for (const std::string& path : paths) {
+    if (fs::is_directory(path)) throw UsageError("dataset file '" + path + "' is a directory", kDataHint);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      throw UsageError("cannot open dataset file '" + path + "': " + errno_text(err), kDataHint);
+    }
+    files->push_back(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw Error("cannot stat dataset file '" + path + "': " + errno_text(errno));
+    if (st.st_size == 0) throw UsageError("dataset file '" + path + "' is empty", kDataHint);
+    TokenShard s = open_shard(fd, path, std::int64_t(st.st_size), format);
+    if (s.count == 0) throw Error("token file '" + path + "' holds no tokens", kDataHint);
+    if (!shards.empty() && (shards.front().format == TokenFormat::kBytes) != (s.format == TokenFormat::kBytes))
+      throw UsageError("dataset '" + spec + "' mixes text ('" +
+                           (s.format == TokenFormat::kBytes ? s.path : shards.front().path) + "') with token files ('" +
+                           (s.format == TokenFormat::kBytes ? shards.front().path : s.path) + "')",
+                       "give text files or token files, not both: their ids mean different things");
+    shards.push_back(std::move(s));
+  }
+  closer.keep = true;
+  return Tokens(spec, std::move(shards), std::move(*files));
+}
+
+void write_token_file(const std::string& path, const std::vector<std::uint32_t>& ids, int width) {
+  if (width != 2 && width != 4) throw Error("token files hold 2- or 4-byte tokens, not " + std::to_string(width));
+  std::int32_t header[kTokenFileHeaderInts] = {};
+  header[0] = width == 2 ? kTokenFileMagic : kTokenFileMagicU32;
+  header[1] = width == 2 ? kTokenFileVersion : kTokenFileVersionU32;
+  header[2] = static_cast<std::int32_t>(ids.size());
+  std::string bytes(sizeof(header) + std::size_t(width) * ids.size(), '\0');
+  std::memcpy(bytes.data(), header, sizeof(header));
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (width == 2) {
+      const auto v = static_cast<std::uint16_t>(ids[i]);
+      std::memcpy(bytes.data() + sizeof(header) + 2 * i, &v, 2);
+    } else {
+      std::memcpy(bytes.data() + sizeof(header) + 4 * i, &ids[i], 4);
+    }
+  }
+  fs::write_file_atomic(path, bytes);
 }
 
 void write_token_file(const std::string& path, const std::vector<std::uint16_t>& ids) {
-  std::int32_t header[kTokenFileHeaderInts] = {};
-  header[0] = kTokenFileMagic;
-  header[1] = kTokenFileVersion;
-  header[2] = static_cast<std::int32_t>(ids.size());
-  std::string bytes(sizeof(header) + 2 * ids.size(), '\0');
-  std::memcpy(bytes.data(), header, sizeof(header));
-  if (!ids.empty()) std::memcpy(bytes.data() + sizeof(header), ids.data(), 2 * ids.size());
-  fs::write_file_atomic(path, bytes);
+  write_token_file(path, std::vector<std::uint32_t>(ids.begin(), ids.end()), 2);
 }
 
 }  // namespace zinf::data

@@ -1,37 +1,95 @@
 // zinf::data — reading training data.
-// Implements: load_tokens(), which turns a dataset file into a token array:
-// any file that is not a .bin is read as bytes (one token per byte, vocabulary
-// 256, so no tokenizer or download is needed); a .bin file is an llm.c /
-// nanoGPT-style token file (a 256 x int32 header: magic 20240520, version 1,
-// token count; then uint16 tokens), checked against its size before it is
-// trusted. Also write_token_file() for tests and tools.
+// Implements: load_tokens(), which opens a dataset — one file, a
+// comma-separated list, a directory (its files in name order) or a glob — as
+// one token sequence, the files back to back, read on demand with pread and
+// never held in memory whole, so memory does not grow with the data (64-bit
+// counts throughout). Formats: text (any file that is not a .bin: one token
+// per byte, vocabulary 256, no tokenizer needed); llm.c token files (a 256 x
+// int32 header: magic 20240520 version 1 with uint16 tokens, as its GPT-2
+// scripts write, or magic 20240801 version 7 with uint32 tokens, as its
+// Llama-3 scripts write; the header's count is checked against the file's
+// size before it is trusted); nanoGPT's header-less uint16 train.bin, only
+// when asked for (TokenFormat::kNanoGpt), since nothing in it says what it is.
+// Also write_token_file() for tests and tools.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace zinf::data {
 
-constexpr std::int32_t kTokenFileMagic = 20240520;  // llm.c's GPT-2 token files
+constexpr std::int32_t kTokenFileMagic = 20240520;    // llm.c's GPT-2 token files (uint16)
 constexpr std::int32_t kTokenFileVersion = 1;
-constexpr std::int64_t kTokenFileHeaderInts = 256;  // int32 header entries
+constexpr std::int32_t kTokenFileMagicU32 = 20240801;  // llm.c's Llama-3 token files (uint32)
+constexpr std::int32_t kTokenFileVersionU32 = 7;
+constexpr std::int64_t kTokenFileHeaderInts = 256;     // int32 header entries
 
-enum class TokenFormat { kBytes, kBin };
+// kAuto: .bin files by their llm.c header, anything else as bytes.
+enum class TokenFormat { kAuto, kBytes, kLlmc, kNanoGpt };
+// "auto", "bytes", "llmc", "nanogpt"; throws UsageError naming the allowed ones.
+TokenFormat parse_token_format(const std::string& name);
+const char* token_format_name(TokenFormat f);
 
-struct Tokens {
-  std::vector<std::uint16_t> ids;  // [count] token ids
-  std::int32_t max_id = -1;        // largest id present; -1 when empty
-  TokenFormat format = TokenFormat::kBytes;
+// One file of a dataset.
+struct TokenShard {
   std::string path;
+  TokenFormat format = TokenFormat::kBytes;  // kBytes, kLlmc or kNanoGpt
+  int width = 1;                             // bytes per token: 1 (text), 2 or 4
+  std::int64_t offset = 0;                   // bytes before the first token (the llm.c header)
+  std::int64_t count = 0;                    // tokens
+  std::int64_t file_bytes = 0;
 };
 
-// Reads `path` as described above. Throws zinf::Error for a missing,
-// unreadable or empty file, and UsageError for a malformed .bin (naming the
-// header field, the expected and actual values, and the file size).
-Tokens load_tokens(const std::string& path);
+class Tokens {
+ public:
+  Tokens();
+  ~Tokens();
+  Tokens(Tokens&&) noexcept;
+  Tokens& operator=(Tokens&&) noexcept;
 
-// Writes `ids` as an llm.c token file (header + uint16 tokens).
+  std::int64_t size() const { return total_; }  // tokens in all shards
+  const std::vector<TokenShard>& shards() const { return shards_; }
+  // The dataset as the user named it (a path, a list, a directory or a glob).
+  const std::string& path() const { return spec_; }
+  // kBytes when every shard is text (the count is then in bytes).
+  TokenFormat format() const;
+
+  // Tokens [first, first + count) of the whole sequence into `out`, across
+  // shard boundaries. Throws naming the file on a read error or a file that
+  // shrank since it was opened. Safe to call from several threads.
+  void read(std::int64_t first, std::int64_t count, std::int64_t* out) const;
+
+  // The largest id in the data (one pass over every file, in 1 MiB pieces).
+  std::int64_t max_id() const;
+  // What identifies the data cheaply, for a checkpoint's fingerprint (the
+  // caller checksums it): each shard's token count, width and its first and
+  // last MiB as stored. Reads at most 2 MiB per shard.
+  std::string fingerprint_bytes() const;
+
+  // Internal: load_tokens's shards and their open files (taken over).
+  Tokens(std::string spec, std::vector<TokenShard> shards, std::vector<int> fds);
+
+ private:
+  struct Files;
+  std::string spec_;
+  std::vector<TokenShard> shards_;
+  std::vector<std::int64_t> starts_;  // [shards] index of each shard's first token
+  std::int64_t total_ = 0;
+  std::unique_ptr<Files> files_;      // open descriptors, one per shard
+  mutable std::int64_t max_id_ = -2;  // -2: not computed yet
+};
+
+// Opens `spec` as described above. Throws UsageError for a missing, empty or
+// malformed file (naming the file, the header field, the expected and actual
+// values and the file size), a directory or glob with no files, and a list
+// mixing text with token files.
+Tokens load_tokens(const std::string& spec, TokenFormat format = TokenFormat::kAuto);
+
+// Writes `ids` as an llm.c token file: uint16 (version 1) when width is 2,
+// uint32 (version 7) when it is 4.
+void write_token_file(const std::string& path, const std::vector<std::uint32_t>& ids, int width = 2);
 void write_token_file(const std::string& path, const std::vector<std::uint16_t>& ids);
 
 }  // namespace zinf::data

@@ -215,7 +215,7 @@ void Trainer::Impl::setup() {
   tokens = data::load_tokens(s.dataset_file);
   data::check_vocab(tokens, s.model.vocab_size);
   split = data::split_tokens(tokens, s.val_fraction, s.model.seq_len);
-  sampler = std::make_unique<data::Sampler>(tokens.ids, split.train, s.model.seq_len, std::uint64_t(s.seed), true);
+  sampler = std::make_unique<data::Sampler>(tokens, split.train, s.model.seq_len, std::uint64_t(s.seed), true);
 
   const bool device_sums_asked = s.device_grad_accumulation.value_or(false);
   if (device_sums_asked && (s.grad_accum == 1 || s.offload_optimizer.device == config::Device::kNone))
@@ -258,7 +258,7 @@ void Trainer::Impl::setup() {
     scaler.emplace(o);
   }
   state.seed = std::uint64_t(s.seed);
-  state.dataset_tokens = std::int64_t(tokens.ids.size());
+  state.dataset_tokens = tokens.size();
 }
 
 // ZeRO-3 / offload: the engine holds parameters, master weights and moments
@@ -321,10 +321,10 @@ bool Trainer::Impl::resume() {
     throw UsageError("checkpoint " + info.path + " is for a model with " + dims(info.spec) + ", this run asks for " +
                          dims(settings.model),
                      "resume with the model options of the run that wrote it");
-  if (info.state.dataset_tokens != std::int64_t(tokens.ids.size()))
+  if (info.state.dataset_tokens != tokens.size())
     throw UsageError("checkpoint " + info.path + " was trained on a dataset of " +
-                         std::to_string(info.state.dataset_tokens) + " tokens, '" + tokens.path + "' has " +
-                         std::to_string(tokens.ids.size()),
+                         std::to_string(info.state.dataset_tokens) + " tokens, '" + tokens.path() + "' has " +
+                         std::to_string(tokens.size()),
                      "resume with the same --dataset-file");
   if (info.state.seed != std::uint64_t(settings.seed))
     log::warn("--seed " + std::to_string(settings.seed) + " differs from the checkpoint's " +
@@ -334,7 +334,7 @@ bool Trainer::Impl::resume() {
   if (zero) zero->engine().load_state(reader.source(), info.state.adam_steps);
   else dp->load_state(reader.source(), info.state.adam_steps);
   state = info.state;
-  sampler = std::make_unique<data::Sampler>(tokens.ids, split.train, settings.model.seq_len, state.seed, true);
+  sampler = std::make_unique<data::Sampler>(tokens, split.train, settings.model.seq_len, state.seed, true);
   sampler->restore(state.data);
   if (scaler && state.has_loss_scaler) scaler->restore(state.loss_scaler);
   log::info("resumed from " + info.path + " at step " + std::to_string(state.step) +
@@ -351,7 +351,7 @@ bool Trainer::Impl::resume() {
 double Trainer::Impl::evaluate() {
   if (split.val.count == 0) return -1;
   torch::NoGradGuard no_grad;
-  data::Sampler val(tokens.ids, split.val, settings.model.seq_len, 0, /*shuffle=*/false);
+  data::Sampler val(tokens, split.val, settings.model.seq_len, 0, /*shuffle=*/false);
   torch::Tensor total = torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   const std::int64_t rows = settings.micro_batch, first = group->rank() * rows;
   for (std::int64_t i = 0; i < settings.eval_batches; ++i) {

@@ -11,6 +11,7 @@
 #include "core/fs.h"
 #include "core/units.h"
 #include "io/aligned_buffer.h"
+#include "io/checksum.h"
 #include "log/log.h"
 
 namespace zinf::io {
@@ -35,9 +36,9 @@ SwapFile::SwapFile(UringEngine& engine, std::string path, std::int64_t bytes, Sw
     throw;
   }
   if (options.checksums) {
-    const std::int64_t blocks = (bytes + engine.options().block_size - 1) / engine.options().block_size;
-    crc_.assign(static_cast<std::size_t>(blocks), 0);
-    crc_bytes_.assign(static_cast<std::size_t>(blocks), 0);
+    // Reserved and never written reads back as zeros: every page starts known.
+    static const std::uint32_t zero_page = crc32c_zeros(kCrcPageBytes);
+    page_crc_.assign(static_cast<std::size_t>(round_up(bytes, kDirectAlignment) / kDirectAlignment), zero_page);
   }
 }
 
@@ -55,17 +56,7 @@ Request SwapFile::request(Op op, std::int64_t offset, void* data, std::int64_t b
                 "place tensors at offsets rounded up to 4096 bytes");
   }
   Request r{op, &file_, offset, data, bytes};
-  if (crc_.empty()) return r;
-  const std::int64_t bs = engine_.options().block_size;
-  const std::int64_t first = offset / bs;
-  if (offset % bs == 0) {
-    r.crc = crc_.data() + first;
-    r.crc_bytes = crc_bytes_.data() + first;
-  } else if (op == Op::kWrite) {
-    // Not block-aligned: the blocks it touches can no longer be checked.
-    const std::int64_t last = (offset + bytes - 1) / bs;
-    for (std::int64_t b = first; b <= last; ++b) crc_bytes_[static_cast<std::size_t>(b)] = 0;
-  }
+  if (!page_crc_.empty()) r.page_crc = page_crc_.data() + offset / kDirectAlignment;
   return r;
 }
 
@@ -83,6 +74,11 @@ void SwapFile::write_now(std::int64_t offset, const void* src, std::int64_t byte
 
 void SwapFile::read_now(std::int64_t offset, void* dst, std::int64_t bytes) {
   engine_.wait(read(offset, dst, bytes));
+}
+
+std::int64_t swap_checksum_host_bytes(std::int64_t swap_bytes) {
+  if (swap_bytes <= 0) return 0;
+  return round_up(swap_bytes, kDirectAlignment) / kDirectAlignment * std::int64_t(sizeof(std::uint32_t));
 }
 
 // ---------------------------------------------------------------- SwapDir

@@ -4,8 +4,11 @@
 // to keep it; SwapFile, one file per thing it holds ("optimizer.group003.swp"),
 // with its space reserved up front (fallocate) so a full disk is found at
 // start, bounds-checked reads and writes through the UringEngine, and a
-// CRC32C per aio.block_size block of what this run wrote, checked on read.
-// (The space a configuration needs is lib/plan's estimate.)
+// CRC32C per 4096-byte page of the file, whatever aio.block_size is: pages
+// start as known zeros (fallocate), writes record what they put on disk,
+// and every read verifies every page it touches, so no byte read back goes
+// unchecked (swap_checksum_host_bytes says what the table costs in host
+// memory). (The space a configuration needs is lib/plan's estimate.)
 #pragma once
 
 #include <cstdint>
@@ -19,7 +22,7 @@
 namespace zinf::io {
 
 struct SwapFileOptions {
-  bool checksums = true;  // CRC32C per block on write, verified on read
+  bool checksums = true;  // CRC32C per 4096-byte page on write, verified on every read
   bool direct = true;     // O_DIRECT (buffered fallback with a warning where refused)
   bool reserve = true;    // fallocate the whole file at creation
 };
@@ -38,8 +41,11 @@ class SwapFile {
   bool direct() const { return file_.direct(); }
 
   // Asynchronous: wait on the ticket with engine().wait(). `offset` is a
-  // multiple of 4096; [offset, offset+bytes) must lie inside size(). Checksums
-  // cover requests whose offset is a multiple of aio.block_size.
+  // multiple of 4096; [offset, offset+bytes) must lie inside size(). A write
+  // ending inside a page zeroes the rest of that page. A read whose data
+  // differs from what was written there (or from zeros, where nothing was)
+  // fails with "checksum mismatch reading N bytes from '<file>' at offset X".
+  // Callers must not overlap a read and a write of the same page.
   Ticket write(std::int64_t offset, const void* src, std::int64_t bytes);
   Ticket read(std::int64_t offset, void* dst, std::int64_t bytes);
   // Synchronous forms.
@@ -55,9 +61,12 @@ class SwapFile {
   File file_;
   std::int64_t bytes_ = 0;
   SwapFileOptions options_;
-  std::vector<std::uint32_t> crc_;        // [blocks] CRC32C of each block as written
-  std::vector<std::int64_t> crc_bytes_;   // [blocks] bytes covered by crc_; 0 = not written by this run
+  std::vector<std::uint32_t> page_crc_;  // [ceil(bytes / 4096)] CRC32C of each page as on disk; empty without checksums
 };
+
+// Host memory the checksum table of `swap_bytes` bytes of swap files takes
+// (4 bytes per 4096-byte page, 0.1%).
+std::int64_t swap_checksum_host_bytes(std::int64_t swap_bytes);
 
 class SwapDir {
  public:

@@ -1,7 +1,11 @@
 // zinf::io — swap files: where offloaded model state lives on NVMe.
 // Implements: SwapDir, one directory per run and rank under the offload path
-// (<root>/zinf-<run id>/rank<r>/), removed at the end of the run unless asked
-// to keep it; SwapFile, one file per thing it holds ("optimizer.group003.swp"),
+// (<root>/zinf-<run id>/rank<r>/), held for the life of the run by an
+// exclusive flock on <rankdir>/.lock (which names the holder's PID, so a
+// second run wanting it is refused naming that PID) and removed at the end of
+// the run unless asked to keep it; reclaim_swap_dirs, which frees what runs
+// that are gone (kill -9, power loss) left under a root, and only that;
+// SwapFile, one file per thing it holds ("optimizer.group003.swp"),
 // with its space reserved up front (fallocate) so a full disk is found at
 // start, bounds-checked reads and writes through the UringEngine, and a
 // CRC32C per 4096-byte page of the file, whatever aio.block_size is: pages
@@ -68,12 +72,32 @@ class SwapFile {
 // (4 bytes per 4096-byte page, 0.1%).
 std::int64_t swap_checksum_host_bytes(std::int64_t swap_bytes);
 
+// A swap directory reclaim_swap_dirs removed.
+struct ReclaimedDir {
+  std::string path;         // <root>/zinf-<run id>/rank<r>
+  std::int64_t bytes = 0;   // disk space its files took (allocated blocks)
+  std::string owner;        // the PID that held it, as its lock file or run id said
+};
+
+// Removes the rank directories under `root` whose run is provably gone:
+// <root>/zinf-<run id>/rank<r>/ whose .lock nobody holds, or, with no .lock,
+// whose run id is zinf's own ("<yyyymmdd-hhmmss>-<pid>[-e<n>]") and names a
+// process that no longer exists. Never touches a directory a live run holds,
+// one kept on purpose (keep_swap_files), or anything not named like zinf's.
+// Logs each with log::info (path and bytes) and returns them. A root that
+// does not exist holds nothing.
+std::vector<ReclaimedDir> reclaim_swap_dirs(const std::string& root);
+
 class SwapDir {
  public:
-  // Creates <root>/zinf-<run_id>/rank<rank>/ (root is created when missing).
-  // A leftover directory of the same name is emptied first.
+  // Reclaims abandoned swap directories under `root` (reclaim_swap_dirs), then
+  // creates and locks <root>/zinf-<run_id>/rank<rank>/ (root is created when
+  // missing). Throws naming the holder's PID when another live run holds it.
+  // A leftover directory of the same name nobody holds is emptied first.
   SwapDir(const std::string& root, const std::string& run_id, int rank, bool keep = false);
-  // Removes the rank directory (and the run directory once empty) unless keep.
+  // Removes the rank directory (and the run directory once empty) unless
+  // keep, and lets the lock go; kept directories are marked so no later run
+  // reclaims them.
   ~SwapDir();
   SwapDir(const SwapDir&) = delete;
   SwapDir& operator=(const SwapDir&) = delete;
@@ -83,12 +107,15 @@ class SwapDir {
   std::string file_path(const std::string& name) const;
   std::unique_ptr<SwapFile> create(UringEngine& engine, const std::string& name, std::int64_t bytes,
                                    SwapFileOptions options = {}) const;
-  void set_keep(bool keep) { keep_ = keep; }
+  // What the constructor reclaimed under the root.
+  const std::vector<ReclaimedDir>& reclaimed() const { return reclaimed_; }
 
  private:
   std::string run_dir_;
   std::string path_;
   bool keep_ = false;
+  int lock_fd_ = -1;  // open .lock, flock(LOCK_EX) held for the life of the object
+  std::vector<ReclaimedDir> reclaimed_;
 };
 
 // A run id unique on this host: "<yyyymmdd-hhmmss>-<pid>".

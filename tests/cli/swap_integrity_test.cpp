@@ -2,13 +2,18 @@
 // default settings: a page zeroed behind the run's back (what `dd
 // conv=notrunc` does) stops it with an error naming the swap file and the
 // offset, never exit 0 with different numbers; a seeded sweep of corrupted
-// pages across every swap file the run creates is caught each time.
+// pages across every swap file the run creates is caught each time. A run
+// killed with -9 leaves its swap directory behind; the next run on the same
+// small NVMe path reclaims it and runs on NVMe.
 #include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <string>
@@ -21,6 +26,7 @@ using namespace std::chrono_literals;
 using zinf::test::Background;
 using zinf::test::read_text;
 using zinf::test::run_program;
+using zinf::test::run_zinf;
 using zinf::test::TempDir;
 
 namespace {
@@ -95,6 +101,22 @@ void check_caught(const Background& run, int code, const std::string& file, std:
   CHECK(err.find("resume from the last checkpoint") != std::string::npos);
 }
 
+// A tmpfs mounted on `dir` for the life of the object (a small "NVMe" path);
+// ok() is false where this process may not mount: the test then skips.
+class SmallDisk {
+ public:
+  SmallDisk(const std::string& dir, const char* options)
+      : dir_(dir), ok_(::mount("tmpfs", dir.c_str(), "tmpfs", 0, options) == 0) {}
+  ~SmallDisk() {
+    if (ok_) ::umount2(dir_.c_str(), MNT_DETACH);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  std::string dir_;
+  bool ok_;
+};
+
 }  // namespace
 
 TEST_CASE("zinf train: a swap page zeroed by dd during an infinity run at default settings stops the run") {
@@ -134,4 +156,43 @@ TEST_CASE("zinf train: corrupting any page of any swap file of an infinity run i
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   CHECK(names.size() >= 3);  // every kind of swap file was hit
+}
+
+TEST_CASE("zinf train: swap files a kill -9 left on a small NVMe path are reclaimed by the next run, which runs on NVMe") {
+  TempDir dir("zinf-cli-reclaim");
+  const std::string nvme = dir.file("nvme");
+  std::filesystem::create_directories(nvme);
+  // The tiny run's swap files take 15.86 MiB: 24 MiB hold one run's, not two.
+  SmallDisk disk(nvme, "size=24m");
+  if (!disk.ok()) {
+    MESSAGE("cannot mount a tmpfs here (needs CAP_SYS_ADMIN): skipped");
+    return;
+  }
+  Background first;
+  zinf::test::start_zinf(first, dir.file("first.out"), dir.file("first.err"),
+                         infinity_args(dir.file("first"), nvme, 1000));
+  const auto files = swap_files_after(nvme, dir.file("first"), 1, first);
+  REQUIRE_MESSAGE(files.size() >= 3, first.err());
+  const std::string leftover = std::filesystem::path(files[0]).parent_path().string();  // <nvme>/zinf-<id>/rank0
+  REQUIRE(::kill(first.pid, SIGKILL) == 0);
+  REQUIRE(first.wait_exit(10s));
+  CHECK(*first.exit_code == 128 + SIGKILL);
+  REQUIRE(std::filesystem::exists(leftover + "/optimizer.swp"));
+
+  // --strict-nvme: with the leftover still there the path is too small and the run would exit 3.
+  auto args = infinity_args(dir.file("second"), nvme, 2);
+  args.push_back("--strict-nvme");
+  const auto second = run_zinf(args);
+  REQUIRE_MESSAGE(second.exit_code == 0, second.err);
+  const std::string log = second.out + second.err;
+  CHECK(log.find("reclaimed swap directory '" + leftover + "' left by process " + std::to_string(first.pid)) !=
+        std::string::npos);
+  CHECK(log.find(" freed") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(std::filesystem::path(leftover).parent_path()));
+  const auto cfg = nlohmann::json::parse(read_text(dir.file("second/config.json")));
+  CHECK(cfg["zero_optimization"]["offload_optimizer"]["device"] == "nvme");
+  const std::string metrics = read_text(dir.file("second/metrics.jsonl"));
+  const auto last = nlohmann::json::parse(metrics.substr(metrics.rfind('\n', metrics.size() - 2) + 1));
+  CHECK(last["nvme_read_bytes"].get<long long>() > 0);
+  CHECK(std::filesystem::is_empty(nvme));  // and the second run cleaned up after itself
 }

@@ -7,7 +7,6 @@
 // small NVMe path reclaims it and runs on NVMe.
 #include <doctest/doctest.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -27,6 +26,7 @@ using zinf::test::Background;
 using zinf::test::read_text;
 using zinf::test::run_program;
 using zinf::test::run_zinf;
+using zinf::test::ScopedMount;
 using zinf::test::TempDir;
 
 namespace {
@@ -101,22 +101,6 @@ void check_caught(const Background& run, int code, const std::string& file, std:
   CHECK(err.find("resume from the last checkpoint") != std::string::npos);
 }
 
-// A tmpfs mounted on `dir` for the life of the object (a small "NVMe" path);
-// ok() is false where this process may not mount: the test then skips.
-class SmallDisk {
- public:
-  SmallDisk(const std::string& dir, const char* options)
-      : dir_(dir), ok_(::mount("tmpfs", dir.c_str(), "tmpfs", 0, options) == 0) {}
-  ~SmallDisk() {
-    if (ok_) ::umount2(dir_.c_str(), MNT_DETACH);
-  }
-  bool ok() const { return ok_; }
-
- private:
-  std::string dir_;
-  bool ok_;
-};
-
 }  // namespace
 
 TEST_CASE("zinf train: a swap page zeroed by dd during an infinity run at default settings stops the run") {
@@ -163,7 +147,7 @@ TEST_CASE("zinf train: swap files a kill -9 left on a small NVMe path are reclai
   const std::string nvme = dir.file("nvme");
   std::filesystem::create_directories(nvme);
   // The tiny run's swap files take 15.86 MiB: 24 MiB hold one run's, not two.
-  SmallDisk disk(nvme, "size=24m");
+  ScopedMount disk(nvme, "tmpfs", "size=24m");
   if (!disk.ok()) {
     MESSAGE("cannot mount a tmpfs here (needs CAP_SYS_ADMIN): skipped");
     return;

@@ -1,9 +1,10 @@
-// Test support: temporary directories and running programs with posix_spawn.
+// Test support: temporary directories, small mounts, and running programs (posix_spawn, or in the background).
 #include "support/test_util.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -93,6 +94,13 @@ RunResult run_zinf(const std::vector<std::string>& args, const std::map<std::str
   std::map<std::string, std::string> full = env;
   full.emplace("ZINF_PRESETS_DIR", std::string(ZINF_SOURCE_DIR) + "/presets");
   return run_program(ZINF_BINARY, args, full);
+}
+
+ScopedMount::ScopedMount(const std::string& dir, const char* type, const char* options)
+    : dir_(dir), ok_(::mount(type, dir.c_str(), type, 0, options) == 0) {}
+
+ScopedMount::~ScopedMount() {
+  if (ok_) ::umount2(dir_.c_str(), MNT_DETACH);
 }
 
 std::string Background::out() const { return read_text(out_path); }

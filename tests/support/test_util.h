@@ -1,4 +1,4 @@
-// Test support: temporary directories and running the built zinf binary.
+// Test support: temporary directories, small mounts, and running the built zinf binary (to completion or in the background).
 #pragma once
 
 #include <chrono>
@@ -38,6 +38,23 @@ RunResult run_program(const std::string& program, const std::vector<std::string>
 
 // Runs the built zinf binary (ZINF_BINARY).
 RunResult run_zinf(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
+
+// A filesystem mounted on `dir` for the life of the object (`type` "tmpfs"
+// with options "size=24m" makes a small disk); ok() is false when this
+// process may not mount (not root, or a container without CAP_SYS_ADMIN):
+// tests then skip with a message.
+class ScopedMount {
+ public:
+  ScopedMount(const std::string& dir, const char* type, const char* options);
+  ~ScopedMount();
+  ScopedMount(const ScopedMount&) = delete;
+  ScopedMount& operator=(const ScopedMount&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  std::string dir_;
+  bool ok_;
+};
 
 // A program started in the background, stdout and stderr into files; killed
 // (SIGKILL) and reaped on destruction unless wait_exit saw it exit.

@@ -206,8 +206,15 @@ std::vector<ReclaimedDir> reclaim_swap_dirs(const std::string& root) {
       const std::string lock = dir + "/" + kLockFile;
       const int fd = ::open(lock.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
       if (fd >= 0) {
-        // Free lock: its holder exited or was killed (the kernel lets go of a dead process's locks).
-        if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && still_at(fd, lock)) free_dir(run_dir, dir, name, holder_of(fd), out);
+        // A free lock whose holder is gone (the kernel lets go of a dead
+        // process's locks). A free lock naming a live process, or none, may
+        // be a run between creating its lock file and locking it: the PID in
+        // its run id then says it is alive.
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && still_at(fd, lock)) {
+          std::string owner = holder_of(fd);
+          if (owner == "unknown" && pid_in_run_id(run_id) > 0) owner = std::to_string(pid_in_run_id(run_id));
+          if (owner != "unknown" && process_gone(std::stol(owner))) free_dir(run_dir, dir, name, owner, out);
+        }
         ::close(fd);
       } else if (errno == ENOENT) {
         // No lock file (made before it was written, or by an older zinf): only
@@ -266,14 +273,21 @@ SwapDir::SwapDir(const std::string& root, const std::string& run_id, int rank, b
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) != ssize_t(pid.size()))
     log::warn("cannot write this process's PID into '" + lock + "': " + errno_text(errno) +
-              "; a second run would be refused without naming this one");
-  bool leftover = false;
-  for (const auto& e : entries_of(path_)) {
-    if (e.path().filename() == kLockFile) continue;
-    leftover = true;
-    fs::remove_all(e.path().string());
+              "; a second run would be refused without naming this one, and a kill -9 would leave the "
+              "directory for good");
+  try {
+    bool leftover = false;
+    for (const auto& e : entries_of(path_)) {
+      if (e.path().filename() == kLockFile) continue;
+      leftover = true;
+      fs::remove_all(e.path().string());
+    }
+    if (leftover)
+      log::warn("removed leftover files in swap directory '" + path_ + "' from an earlier run with the same id");
+  } catch (const Error&) {
+    ::close(lock_fd_);  // no destructor runs for a constructor that throws
+    throw;
   }
-  if (leftover) log::warn("removed leftover files in swap directory '" + path_ + "' from an earlier run with the same id");
 }
 
 SwapDir::~SwapDir() {

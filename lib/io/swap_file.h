@@ -80,9 +80,10 @@ struct ReclaimedDir {
 };
 
 // Removes the rank directories under `root` whose run is provably gone:
-// <root>/zinf-<run id>/rank<r>/ whose .lock nobody holds, or, with no .lock,
-// whose run id is zinf's own ("<yyyymmdd-hhmmss>-<pid>[-e<n>]") and names a
-// process that no longer exists. Never touches a directory a live run holds,
+// <root>/zinf-<run id>/rank<r>/ whose .lock nobody holds and names a process
+// that no longer exists, or, with no .lock, whose run id is zinf's own
+// ("<yyyymmdd-hhmmss>-<pid>[-e<n>]") and names such a process (a PID reused
+// since keeps a directory: never a wrong guess). Never touches a directory a live run holds,
 // one kept on purpose (keep_swap_files), or anything not named like zinf's.
 // Logs each with log::info (path and bytes) and returns them. A root that
 // does not exist holds nothing.

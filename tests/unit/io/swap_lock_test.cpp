@@ -120,11 +120,18 @@ TEST_CASE("reclaim frees only what is provably abandoned and returns its bytes")
   fs::make_dirs(r + "/zinf-20260101-000000-" + dead + "-e1/rank1");
   write_bytes(r + "/zinf-20260101-000000-" + dead + "/rank0/optimizer.swp", 3 * 4096);
   fs::make_dirs(r + "/zinf-mine/rank0");
-  write_text(r + "/zinf-mine/rank0/.lock", "4242\n");
+  write_text(r + "/zinf-mine/rank0/.lock", dead + "\n");
   write_bytes(r + "/zinf-mine/rank0/params.swp", 4096);
-  // Kept: a live PID without a lock, a run id that names no PID, names that
+  // Kept: a live PID without a lock, a free lock naming a live PID (a run
+  // about to lock it) or naming none, a run id that names no PID, names that
   // are not zinf's, and a directory kept on purpose.
   fs::make_dirs(r + "/zinf-20260101-000000-" + live + "/rank0");
+  fs::make_dirs(r + "/zinf-starting/rank0");
+  write_text(r + "/zinf-starting/rank0/.lock", live + "\n");
+  fs::make_dirs(r + "/zinf-20260101-000001-" + live + "/rank0");
+  write_text(r + "/zinf-20260101-000001-" + live + "/rank0/.lock", "");
+  fs::make_dirs(r + "/zinf-nopid/rank0");
+  write_text(r + "/zinf-nopid/rank0/.lock", "");
   fs::make_dirs(r + "/zinf-custom/rank0");
   fs::make_dirs(r + "/zinf-20260102-000000-" + dead + "/data");
   fs::make_dirs(r + "/other-20260101-000000-" + dead + "/rank0");
@@ -142,12 +149,13 @@ TEST_CASE("reclaim frees only what is provably abandoned and returns its bytes")
   CHECK(paths[2] == r + "/zinf-mine/rank0");
   for (const auto& f : freed) {
     if (f.path == paths[1]) CHECK(f.bytes >= 3 * 4096);
-    if (f.path == paths[2]) CHECK(f.owner == "4242");
+    if (f.path == paths[2]) CHECK(f.owner == dead);
   }
   CHECK_FALSE(fs::exists(r + "/zinf-20260101-000000-" + dead));
   CHECK_FALSE(fs::exists(r + "/zinf-mine"));
   for (const std::string& kept :
-       {"/zinf-20260101-000000-" + live + "/rank0", std::string("/zinf-custom/rank0"),
+       {"/zinf-20260101-000000-" + live + "/rank0", std::string("/zinf-starting/rank0"),
+        "/zinf-20260101-000001-" + live + "/rank0", std::string("/zinf-nopid/rank0"), std::string("/zinf-custom/rank0"),
         "/zinf-20260102-000000-" + dead + "/data", "/other-20260101-000000-" + dead + "/rank0",
         "/zinf-20260103-000000-" + dead + "/rank0", "/zinf-20260104-000000-" + dead}) {
     CAPTURE(kept);

@@ -58,16 +58,11 @@ BenchResult bench_sequential(const BenchOptions& o) {
   r.direct = file.direct();
   r.registered = o.register_buffers && engine.register_buffer(buf.data(), buf.size());
 
-  const std::int64_t blocks = (total + o.block_size - 1) / o.block_size;
-  std::vector<std::uint32_t> crc(o.checksums ? static_cast<std::size_t>(blocks) : 0);
-  std::vector<std::int64_t> crc_bytes(crc.size(), 0);
+  std::vector<std::uint32_t> crc(o.checksums ? static_cast<std::size_t>(total / kDirectAlignment) : 0);
   auto run = [&](Op op) {
     for (std::int64_t off = 0; off < total; off += stage) {
       Request req{op, &file, off, buf.data(), std::min(stage, total - off)};
-      if (o.checksums) {
-        req.crc = crc.data() + off / o.block_size;
-        req.crc_bytes = crc_bytes.data() + off / o.block_size;
-      }
+      if (o.checksums) req.page_crc = crc.data() + off / kDirectAlignment;
       engine.submit(req);
     }
     engine.wait_all();

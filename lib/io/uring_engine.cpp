@@ -30,6 +30,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kMaxRetries = 3;          // EAGAIN / EINTR, per piece
 constexpr unsigned kFixedBufferSlots = 64;
+static_assert(kCrcPageBytes == kDirectAlignment, "checksum pages are O_DIRECT pages");
 
 std::string hex32(std::uint32_t v) {
   std::ostringstream s;
@@ -65,16 +66,29 @@ struct Piece {
 };
 
 // Checksum work done by the worker outside the lock, while the device works:
-// recording a written piece's CRC after it was submitted, verifying a read one
-// after it completed.
+// recording a written piece's page CRCs after it was submitted, verifying a
+// read one's after it completed.
 struct CrcTask {
   Job* job = nullptr;
   const char* mem = nullptr;  // user memory of the piece
-  std::int64_t rel = 0;       // piece offset in the request
+  std::int64_t rel = 0;       // piece offset in the request, a multiple of 4096
   std::int64_t len = 0;       // bytes
   bool verify = false;        // read: compare; write: record
-  std::uint32_t crc = 0;      // computed outside the lock
+  std::string pad;            // read of a tail: the rest of its last page, as read (from the bounce block)
+  std::vector<std::uint32_t> crcs;  // [pages of the piece] computed outside the lock
 };
+
+// CRC32C of each page of the piece as it is on disk: a written tail is padded
+// with zeros; a read tail is continued over the padding that was read.
+void page_crcs(CrcTask& t) {
+  const std::size_t full = static_cast<std::size_t>(t.len) / kCrcPageBytes;
+  const std::size_t rest = static_cast<std::size_t>(t.len) % kCrcPageBytes;
+  t.crcs.resize(full + (rest ? 1 : 0));
+  crc32c_pages(t.mem, full, t.crcs.data());
+  if (rest == 0) return;
+  const std::uint32_t head = crc32c(t.mem + full * kCrcPageBytes, rest);
+  t.crcs[full] = t.verify ? crc32c(t.pad.data(), t.pad.size(), head) : crc32c_zeros(kCrcPageBytes - rest, head);
+}
 
 struct FixedBuffer {
   const char* base = nullptr;
@@ -198,9 +212,11 @@ struct UringEngine::Impl {
       job.next += p.len;
       char* user = static_cast<char*>(job.req.data) + p.rel;
       const bool direct = job.req.file->direct();
-      const bool aligned = reinterpret_cast<std::uintptr_t>(user) % kDirectAlignment == 0 &&
-                           p.len % kDirectAlignment == 0;
-      if (direct && !aligned) {
+      const bool whole_pages = p.len % kDirectAlignment == 0;
+      const bool aligned = reinterpret_cast<std::uintptr_t>(user) % kDirectAlignment == 0 && whole_pages;
+      // Checksummed tails always bounce: the whole last page is written
+      // (zero-padded) and read, so its CRC covers a known 4096 bytes.
+      if ((direct && !aligned) || (job.req.page_crc && !whole_pages)) {
         if (bounce[slot].empty()) {
           try {
             bounce[slot] = AlignedBuffer(opt.block_size);
@@ -230,10 +246,10 @@ struct UringEngine::Impl {
         free_slots.push_back(slot);
         continue;
       }
-      if (job.req.op == Op::kWrite && job.req.crc) {
+      if (job.req.op == Op::kWrite && job.req.page_crc) {
         // Recorded right after submission, before this worker reaps the piece:
-        // the CRC is in place before the request can be reported done.
-        crc_tasks.push_back(CrcTask{&job, user, p.rel, p.len, false, 0});
+        // the CRCs are in place before the request can be reported done.
+        crc_tasks.push_back(CrcTask{&job, user, p.rel, p.len, false, {}, {}});
       }
       ++job.in_flight;
       if (in_flight++ == 0) busy_since = Clock::now();
@@ -261,8 +277,10 @@ struct UringEngine::Impl {
       finished = true;
     } else {
       p.progress += res;
-      if (read && (p.progress >= p.len)) {
-        finished = true;  // the padding of an odd tail may lie past the end of the file
+      if (read && p.progress >= (job.req.page_crc ? p.io_len : p.len)) {
+        // Without checksums the padding of an odd tail may lie past the end
+        // of the file; with them the whole last page is verified, so it must be there.
+        finished = true;
       } else if (!read && p.progress >= p.io_len) {
         finished = true;
       } else if (res == 0 || (read && job.req.file->direct() && p.progress % kDirectAlignment != 0)) {
@@ -289,8 +307,10 @@ struct UringEngine::Impl {
     if (finished && job.error.empty()) {
       char* user = static_cast<char*>(job.req.data) + p.rel;
       if (read && p.bounced) std::memcpy(user, p.mem, static_cast<std::size_t>(p.len));
-      if (read && job.req.crc && job.req.crc_bytes[p.rel / opt.block_size] == p.len) {
-        crc_tasks.push_back(CrcTask{&job, user, p.rel, p.len, true, 0});
+      if (read && job.req.page_crc) {
+        CrcTask t{&job, user, p.rel, p.len, true, {}, {}};
+        if (p.io_len > p.len) t.pad.assign(p.mem + p.len, static_cast<std::size_t>(p.io_len - p.len));
+        crc_tasks.push_back(std::move(t));
         ++job.checks;  // the job is not done until the check is
       }
       if (job.error.empty()) {
@@ -313,22 +333,26 @@ struct UringEngine::Impl {
     std::vector<CrcTask> tasks;
     tasks.swap(crc_tasks);
     lock.unlock();
-    for (CrcTask& t : tasks) t.crc = crc32c(t.mem, static_cast<std::size_t>(t.len));
+    for (CrcTask& t : tasks) page_crcs(t);
     lock.lock();
     for (const CrcTask& t : tasks) {
       Job& job = *t.job;
-      const std::int64_t i = t.rel / opt.block_size;
+      std::uint32_t* table = job.req.page_crc + t.rel / kDirectAlignment;
       if (!t.verify) {
-        job.req.crc[i] = t.crc;
-        job.req.crc_bytes[i] = t.len;
+        std::copy(t.crcs.begin(), t.crcs.end(), table);
         continue;
       }
-      if (t.crc != job.req.crc[i]) {
+      for (std::size_t i = 0; i < t.crcs.size(); ++i) {
+        if (t.crcs[i] == table[i]) continue;
+        const std::int64_t at = t.rel + static_cast<std::int64_t>(i) * kDirectAlignment;
         fail(job,
-             "checksum mismatch reading " + std::to_string(t.len) + " bytes from " + where(job, t.rel) +
-                 ": crc32c " + hex32(t.crc) + ", written as " + hex32(job.req.crc[i]),
-             "the data read back differs from what this run wrote: check `dmesg` and the drive's health "
-             "(smartctl), and move the offload path to another disk");
+             "checksum mismatch reading " + std::to_string(std::min(kDirectAlignment, t.len - (at - t.rel))) +
+                 " bytes from " + where(job, at) + ": crc32c of the 4096-byte page is " + hex32(t.crcs[i]) +
+                 ", written as " + hex32(table[i]),
+             "the swap file changed on disk after this run wrote it (a failing drive, or another process "
+             "wrote to it): the run cannot continue; resume from the last checkpoint, and check `dmesg` and "
+             "the drive's health (smartctl) or move the offload path to another disk");
+        break;
       }
       --job.checks;
       finish_if_done(job);
@@ -461,8 +485,10 @@ Ticket UringEngine::submit(const Request& r) {
     throw Error(what + " at offset " + std::to_string(r.offset) + " of O_DIRECT file '" + r.file->path() +
                     "' is not a multiple of 4096",
                 "place tensors in swap files at offsets rounded up to 4096 (SwapFile does this)");
-  if ((r.crc == nullptr) != (r.crc_bytes == nullptr))
-    throw Error(what + ": crc and crc_bytes must be given together");
+  if (r.page_crc && r.offset % kDirectAlignment != 0)
+    throw Error(what + " at offset " + std::to_string(r.offset) + " of '" + r.file->path() +
+                    "' carries page checksums but does not start on a 4096-byte page",
+                "checksummed requests start at multiples of 4096 (SwapFile does this)");
   Impl& d = *impl_;
   auto job = std::make_unique<Job>();
   job->req = r;
@@ -590,13 +616,6 @@ IoCounters UringEngine::counters() const {
   IoCounters c = d.counters;
   if (d.in_flight > 0) c.busy_seconds += std::chrono::duration<double>(Clock::now() - d.busy_since).count();
   return c;
-}
-
-void UringEngine::reset_counters() {
-  Impl& d = *impl_;
-  std::lock_guard<std::mutex> lock(d.mu);
-  d.counters = IoCounters{};
-  if (d.in_flight > 0) d.busy_since = Clock::now();
 }
 
 const EngineOptions& UringEngine::options() const { return impl_->opt; }

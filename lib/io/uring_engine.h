@@ -7,6 +7,9 @@
 // wait at the same time. Buffers of any alignment and size are accepted: the
 // aligned part goes straight to the device, an unaligned head or an odd-sized
 // tail goes through a small bounce block (files are padded to 4096 bytes).
+// Optionally a request carries a CRC32C per 4096-byte page of the file: writes
+// record them (computed by the worker while the device works), reads verify
+// every page they touch in full, so no byte read back goes unchecked.
 // Failures (EIO, ENOSPC, short reads, checksum mismatches) come back from
 // wait()/poll() as zinf::Error naming the file, the offset and the sizes; a
 // piece is retried at most 3 times on EAGAIN/EINTR and never otherwise.
@@ -36,11 +39,14 @@ struct Request {
   std::int64_t offset = 0;     // bytes into the file; multiple of 4096 on O_DIRECT files
   void* data = nullptr;        // host memory [bytes]; must stay valid until waited for
   std::int64_t bytes = 0;      // > 0
-  // Optional per-piece CRC32C, piece i = bytes [i*block_size, (i+1)*block_size) of
-  // the request. Write: crc[i] and crc_bytes[i] are recorded. Read: piece i is
-  // verified when crc_bytes[i] equals its length (0 = unknown, not checked).
-  std::uint32_t* crc = nullptr;       // [ceil(bytes / block_size)]
-  std::int64_t* crc_bytes = nullptr;  // [ceil(bytes / block_size)]
+  // Optional CRC32C of each 4096-byte page the request touches, page i = file
+  // bytes [offset + i*4096, offset + (i+1)*4096) as they are on disk (offset
+  // must then be a multiple of 4096). A request ending inside a page writes
+  // the rest of that page as zeros, so every page's content is known. Write:
+  // page_crc[i] is recorded. Read: every page is verified in full (the part
+  // past the request's end through the bounce block); a mismatch fails the
+  // request naming the file and the page's offset.
+  std::uint32_t* page_crc = nullptr;  // [ceil(bytes / 4096)]
 };
 
 using Ticket = std::uint64_t;
@@ -87,7 +93,6 @@ class UringEngine {
   void unregister_buffer(const void* data);
 
   IoCounters counters() const;
-  void reset_counters();
   const EngineOptions& options() const;
   // False when io_uring was unavailable and I/O runs as synchronous pread/pwrite.
   bool uses_io_uring() const;

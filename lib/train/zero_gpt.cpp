@@ -42,6 +42,7 @@ std::string nvme_unusable(const std::string& path, std::int64_t bytes) {
   if (std::string failure = hw::check_writable(path); !failure.empty()) return failure;
   const hw::IoSupport io = hw::probe_io(path);
   if (!io.io_uring) return "io_uring is unavailable (" + io.io_uring_error + ")";
+  io::reclaim_swap_dirs(path);  // what killed runs left there is free space
   const std::int64_t free = fs::free_bytes(path);
   if (free < bytes)
     return path + " has " + format_bytes(double(free)) + " free but the swap files need " + format_bytes(double(bytes));

@@ -37,59 +37,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The launcher started in the background, stdout/stderr into files.
-struct Background {
-  pid_t pid = -1;
-  std::string out_path, err_path;
-  std::optional<int> exit_code;  // set by wait_exit: status, or 128 + signal
-
-  std::string out() const { return read_text(out_path); }
-  std::string err() const { return read_text(err_path); }
-
-  // Waits up to `limit` for the launcher to exit; true when it did.
-  bool wait_exit(std::chrono::milliseconds limit) {
-    const auto until = Clock::now() + limit;
-    while (Clock::now() < until) {
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return true;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  }
-
-  ~Background() {
-    if (!exit_code && pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-};
+using zinf::test::Background;
 
 void start_zinf(Background& bg, const TempDir& dir, const std::vector<std::string>& args) {
-  bg.out_path = dir.file("launcher.out");
-  bg.err_path = dir.file("launcher.err");
-  std::vector<std::string> argv_s = {ZINF_BINARY};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int out = ::open(bg.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err = ::open(bg.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int in = ::open("/dev/null", O_RDONLY);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(err, 2);
-    ::setenv("ZINF_PRESETS_DIR", ZINF_SOURCE_DIR "/presets", 1);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  bg.pid = pid;
+  zinf::test::start_zinf(bg, dir.file("launcher.out"), dir.file("launcher.err"), args);
 }
 
 bool wait_for_file(const std::string& path, std::chrono::milliseconds limit) {

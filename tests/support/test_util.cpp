@@ -1,15 +1,18 @@
-// Test support: temporary directories and running programs with posix_spawn.
+// Test support: temporary directories, small mounts, and running programs (posix_spawn, or in the background).
 #include "support/test_util.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -91,6 +94,61 @@ RunResult run_zinf(const std::vector<std::string>& args, const std::map<std::str
   std::map<std::string, std::string> full = env;
   full.emplace("ZINF_PRESETS_DIR", std::string(ZINF_SOURCE_DIR) + "/presets");
   return run_program(ZINF_BINARY, args, full);
+}
+
+ScopedMount::ScopedMount(const std::string& dir, const char* type, const char* options)
+    : dir_(dir), ok_(::mount(type, dir.c_str(), type, 0, options) == 0) {}
+
+ScopedMount::~ScopedMount() {
+  if (ok_) ::umount2(dir_.c_str(), MNT_DETACH);
+}
+
+std::string Background::out() const { return read_text(out_path); }
+std::string Background::err() const { return read_text(err_path); }
+
+bool Background::wait_exit(std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      return true;
+    }
+    ::usleep(20000);
+  }
+  return false;
+}
+
+Background::~Background() {
+  if (!exit_code && pid > 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+}
+
+void start_zinf(Background& bg, const std::string& out_path, const std::string& err_path,
+                const std::vector<std::string>& args) {
+  bg.out_path = out_path;
+  bg.err_path = err_path;
+  std::vector<std::string> argv_s = {ZINF_BINARY};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
+  if (pid == 0) {
+    const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int in = ::open("/dev/null", O_RDONLY);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    ::setenv("ZINF_PRESETS_DIR", ZINF_SOURCE_DIR "/presets", 1);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  bg.pid = pid;
 }
 
 std::string error_of(const std::function<void()>& fn) {

@@ -1,8 +1,10 @@
-// Test support: temporary directories and running the built zinf binary.
+// Test support: temporary directories, small mounts, and running the built zinf binary (to completion or in the background).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,41 @@ RunResult run_program(const std::string& program, const std::vector<std::string>
 
 // Runs the built zinf binary (ZINF_BINARY).
 RunResult run_zinf(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
+
+// A filesystem mounted on `dir` for the life of the object (`type` "tmpfs"
+// with options "size=24m" makes a small disk); ok() is false when this
+// process may not mount (not root, or a container without CAP_SYS_ADMIN):
+// tests then skip with a message.
+class ScopedMount {
+ public:
+  ScopedMount(const std::string& dir, const char* type, const char* options);
+  ~ScopedMount();
+  ScopedMount(const ScopedMount&) = delete;
+  ScopedMount& operator=(const ScopedMount&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  std::string dir_;
+  bool ok_;
+};
+
+// A program started in the background, stdout and stderr into files; killed
+// (SIGKILL) and reaped on destruction unless wait_exit saw it exit.
+struct Background {
+  int pid = -1;
+  std::string out_path, err_path;
+  std::optional<int> exit_code;  // set by wait_exit: status, or 128 + signal
+
+  std::string out() const;
+  std::string err() const;
+  // Waits up to `limit` for the program to exit; true when it did.
+  bool wait_exit(std::chrono::milliseconds limit);
+  ~Background();
+};
+
+// Starts the built zinf binary with `args` in `bg` (stdin from /dev/null).
+void start_zinf(Background& bg, const std::string& out_path, const std::string& err_path,
+                const std::vector<std::string>& args);
 
 void write_text(const std::string& path, const std::string& text);
 

@@ -60,6 +60,28 @@ TEST_CASE("the hardware crc32c (three interleaved streams) agrees with the table
   }
 }
 
+TEST_CASE("page crc32c (three pages interleaved) equals crc32c of each page, and zero runs extend a crc") {
+  const auto data = random_bytes(8 * kCrcPageBytes + 3, 21);
+  for (std::size_t pages = 0; pages <= 8; ++pages) {
+    for (std::size_t misalign : {0, 3}) {
+      CAPTURE(pages);
+      CAPTURE(misalign);
+      std::vector<std::uint32_t> out(pages + 1, 0xDEADBEEFu);
+      crc32c_pages(data.data() + misalign, pages, out.data());
+      for (std::size_t i = 0; i < pages; ++i)
+        CHECK(out[i] == crc32c(data.data() + misalign + i * kCrcPageBytes, kCrcPageBytes));
+      CHECK(out[pages] == 0xDEADBEEFu);  // writes exactly `pages` values
+    }
+  }
+  const std::vector<unsigned char> zeros(3 * kCrcPageBytes + 5, 0);
+  for (std::size_t n : {std::size_t(0), std::size_t(1), kCrcPageBytes - 1, kCrcPageBytes, zeros.size()}) {
+    CAPTURE(n);
+    CHECK(crc32c_zeros(n) == crc32c(zeros.data(), n));
+    CHECK(crc32c_zeros(n, crc32c(data.data(), 100)) ==
+          crc32c(zeros.data(), n, crc32c(data.data(), 100)));
+  }
+}
+
 TEST_CASE("aligned buffers round their size up to the alignment and start aligned, zeroed") {
   AlignedBuffer b(1000);
   CHECK(b.size() == 4096);

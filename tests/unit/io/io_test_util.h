@@ -1,8 +1,6 @@
-// Test helpers for lib/io: random bytes, small tmpfs/ramfs mounts (skipped
-// where mounting is not allowed), and a scoped fault hook.
+// Test helpers for lib/io: random bytes and a scoped fault hook (small
+// tmpfs/ramfs mounts: ScopedMount in support/test_util.h).
 #pragma once
-
-#include <sys/mount.h>
 
 #include <cstdint>
 #include <random>
@@ -10,6 +8,7 @@
 #include <vector>
 
 #include "io/file.h"
+#include "support/test_util.h"
 
 namespace zinf::test {
 
@@ -19,23 +18,6 @@ inline std::vector<unsigned char> random_bytes(std::size_t n, std::uint64_t seed
   for (auto& b : v) b = static_cast<unsigned char>(rng());
   return v;
 }
-
-// A filesystem mounted on `dir` for the life of the object; ok() is false
-// when this process may not mount (not root, or a container without
-// CAP_SYS_ADMIN): tests then skip with a message.
-class ScopedMount {
- public:
-  ScopedMount(const std::string& dir, const char* type, const char* options)
-      : dir_(dir), ok_(::mount(type, dir.c_str(), type, 0, options) == 0) {}
-  ~ScopedMount() {
-    if (ok_) ::umount2(dir_.c_str(), MNT_DETACH);
-  }
-  bool ok() const { return ok_; }
-
- private:
-  std::string dir_;
-  bool ok_;
-};
 
 class ScopedFault {
  public:

@@ -2,7 +2,13 @@
 // in pieces out of order), bad files are refused with the sizes; checkpoints
 // are atomic, pruned, sharded by rank, readable on any world size, refused
 // with the file and rank when a shard is missing or cut, and exportable;
-// version-1 single-file checkpoints still load.
+// version-1 single-file checkpoints still load. Integrity: a bit flip in any
+// tensor's data, any header byte or checkpoint.json is a corrupt checkpoint
+// naming the file (and tensor and chunk); range reads of any world size
+// verify the chunks they touch; NaN/Inf is corrupt, not a divergence; a
+// garbage `latest` is quoted, not dumped; export refuses to overwrite its
+// inputs and a failing export leaves no file; resume_mismatches names a
+// changed dataset or global batch and allows another world size.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -82,9 +88,11 @@ class ThreadBarrier {
   int count_, arrived_ = 0, generation_ = 0;
 };
 
-// Saves one checkpoint at `step` from `ranks.size()` threads, rank r owning ranks[r].
+// Saves one checkpoint at `step` from `ranks.size()` threads, rank r owning
+// ranks[r], with a CRC32C per `chunk_bytes`.
 void save_from_ranks(const std::string& dir, const ModelSpec& spec, const FullState& full, std::int64_t step,
-                     const std::vector<std::vector<FlatRange>>& ranks, std::int64_t piece) {
+                     const std::vector<std::vector<FlatRange>>& ranks, std::int64_t piece,
+                     std::int64_t chunk_bytes = kChecksumChunkBytes) {
   const int world = int(ranks.size());
   ThreadBarrier barrier(world);
   std::vector<std::string> errors(ranks.size());
@@ -92,7 +100,7 @@ void save_from_ranks(const std::string& dir, const ModelSpec& spec, const FullSt
   for (int r = 0; r < world; ++r)
     threads.emplace_back([&, r] {
       try {
-        CheckpointDir ckpt(dir, 2, CheckpointGroup{r, world, [&] { barrier.wait(); }});
+        CheckpointDir ckpt(dir, 2, CheckpointGroup{r, world, [&] { barrier.wait(); }}, chunk_bytes);
         TrainerState st;
         st.step = step;
         st.adam_steps = step;
@@ -452,20 +460,8 @@ TEST_CASE("a bit flip in any tensor's data or in a shard's header is a corrupt c
   const ModelSpec spec{"custom", 16, 4, 8, 1, 2};
   const std::int64_t n = spec.parameter_count();
   const FullState full(n);
-  // Rank 0 streams in pieces of 7 elements, so chunks are summed across pieces.
-  {
-    ThreadBarrier barrier(2);
-    std::vector<std::thread> threads;
-    const std::vector<std::vector<FlatRange>> ranks = {{{0, n / 2}}, {{n / 2, n - n / 2}}};
-    for (int r = 0; r < 2; ++r)
-      threads.emplace_back([&, r] {
-        CheckpointDir ckpt(dir.file("checkpoints"), 2, CheckpointGroup{r, 2, [&] { barrier.wait(); }}, kSmallChunk);
-        TrainerState st;
-        st.step = 4;
-        ckpt.save(st, spec, shard_of(full, ranks[std::size_t(r)], 7));
-      });
-    for (auto& t : threads) t.join();
-  }
+  // Pieces of 7 elements: chunks are summed across pieces.
+  save_from_ranks(dir.file("checkpoints"), spec, full, 4, {{{0, n / 2}}, {{n / 2, n - n / 2}}}, 7, kSmallChunk);
   const std::string ck = dir.file("checkpoints/global_step4");
   read_everything(ck);  // intact: reads back
   CHECK(reads_back(CheckpointReader(ck), full, 0, n));
@@ -511,16 +507,7 @@ TEST_CASE("range reads of any world size verify exactly the chunks they touch") 
   const std::int64_t n = spec.parameter_count();
   const FullState full(n);
   const std::vector<std::vector<FlatRange>> ranks = {{{0, 100}, {250, 150}}, {{100, 150}, {400, n - 400}}};
-  ThreadBarrier barrier(2);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      CheckpointDir ckpt(dir.file("checkpoints"), 2, CheckpointGroup{r, 2, [&] { barrier.wait(); }}, kSmallChunk);
-      TrainerState st;
-      st.step = 2;
-      ckpt.save(st, spec, shard_of(full, ranks[std::size_t(r)], 5));
-    });
-  for (auto& t : threads) t.join();
+  save_from_ranks(dir.file("checkpoints"), spec, full, 2, ranks, 5, kSmallChunk);
   const std::string ck = dir.file("checkpoints/global_step2");
 
   // Every slicing of 1, 2, 3 and 5 ranks, read in pieces of 1 to 37 elements: the bytes come back.

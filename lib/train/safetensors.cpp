@@ -200,8 +200,10 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
     json header;
     try {
       header = json::parse(text);
-    } catch (const std::exception& e) {
-      throw bad_file(path, std::string("header is not JSON (") + e.what() + ")");
+    } catch (const json::parse_error& e) {  // its text may quote a long stretch of whatever the header holds
+      throw bad_file(path, "header is not JSON (syntax error at byte " + std::to_string(8 + e.byte - 1) + ")");
+    } catch (const json::exception&) {
+      throw bad_file(path, "header is not JSON (a number out of range)");
     }
     if (!header.is_object()) throw bad_file(path, "header is not a JSON object");
     const std::int64_t data_size = size - data_start_;

@@ -554,10 +554,7 @@ TEST_CASE("a NaN, an Inf or a negative exp_avg_sq in a checkpoint is a corrupt c
     FullState full(n);
     (c.tensor == 0 ? full.p : c.tensor == 1 ? full.m : full.v)[37] = c.value;
     const std::string out = dir.file("run" + std::to_string(c.tensor));
-    CheckpointDir ckpt(out, 2);
-    TrainerState st;
-    st.step = 1;
-    ckpt.save(st, spec, everything(full));
+    save_from_ranks(out, spec, full, 1, {{{0, n}}}, n);
     const std::string msg = error_of([&] { read_everything(out + "/global_step1"); });
     const char* names[3] = {"params", "exp_avg", "exp_avg_sq"};
     CHECK(has(msg, "corrupt checkpoint: '" + out + "/global_step1/state.rank0.safetensors' tensor '" +
@@ -596,10 +593,7 @@ TEST_CASE("a garbage latest file is refused without dumping it") {
   test::TempDir dir;
   const ModelSpec spec{"custom", 16, 4, 8, 1, 2};
   const FullState full(spec.parameter_count());
-  CheckpointDir ckpt(dir.file("checkpoints"), 2);
-  TrainerState st;
-  st.step = 2;
-  ckpt.save(st, spec, everything(full));
+  save_from_ranks(dir.file("checkpoints"), spec, full, 2, {{{0, spec.parameter_count()}}}, 64);
   const std::string latest = dir.file("checkpoints/latest");
 
   std::string binary(3000, '\0');
@@ -628,10 +622,7 @@ TEST_CASE("export refuses to write over the files it reads, and a failing export
   test::TempDir dir;
   const ModelSpec spec{"custom", 16, 4, 8, 1, 2};
   const FullState full(spec.parameter_count());
-  CheckpointDir ckpt(dir.file("out/checkpoints"), 2, {}, kSmallChunk);
-  TrainerState st;
-  st.step = 3;
-  ckpt.save(st, spec, everything(full));
+  save_from_ranks(dir.file("out/checkpoints"), spec, full, 3, {{{0, spec.parameter_count()}}}, 64, kSmallChunk);
   const std::string ck = dir.file("out/checkpoints/global_step3");
   const std::string shard = ck + "/state.rank0.safetensors";
   const std::string shard_bytes = test::read_text(shard);

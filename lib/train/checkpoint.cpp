@@ -1,18 +1,25 @@
-// zinf::train — sharded checkpoint save, prune, read and export.
+// zinf::train — sharded checkpoint save, prune, read (verified) and export.
 #include "train/checkpoint.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/text.h"
+#include "io/checksum.h"
+#include "log/log.h"
 #include "model/layout.h"
 #include "train/safetensors.h"
 
@@ -25,6 +32,51 @@ namespace stdfs = std::filesystem;
 constexpr const char* kTagPrefix = "global_step";
 constexpr const char* kTmpPrefix = ".tmp-";
 constexpr const char* kTensorNames[3] = {"params", "exp_avg", "exp_avg_sq"};
+constexpr const char* kDamagedHint =
+    "the checkpoint is damaged: resume from an earlier global_step<N> (write its name into checkpoints/latest) or "
+    "restore the file";
+constexpr std::size_t kMaxLatestBytes = 4096;  // a `latest` file names one directory
+
+// ------------------------------------------------------------ small helpers
+
+// 8 lowercase hex digits.
+std::string hex8(std::uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
+
+// `text` quoted for a message: at most `max` bytes, unprintable ones as \xNN.
+std::string quoted(const std::string& text, std::size_t max = 64) {
+  std::string out = "'";
+  for (std::size_t i = 0; i < std::min(max, text.size()); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += char(c);
+    } else {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  out += "'";
+  if (text.size() > max) out += "... (" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
+// What hex8 wrote (lowercase only: a flipped case bit is a changed file).
+std::optional<std::uint32_t> parse_hex8(const std::string& text) {
+  const auto digit = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  if (text.size() != 8 || !std::all_of(text.begin(), text.end(), digit)) return std::nullopt;
+  return std::uint32_t(std::stoul(text, nullptr, 16));
+}
+
+// JSON as its checksum sees it: compact, keys sorted (nlohmann's order).
+std::string canonical(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+Error corrupt(const std::string& what, const std::string& hint = kDamagedHint) {
+  return UsageError("corrupt checkpoint: " + what, hint);
+}
 
 // Makes a rename or new file in `dir` durable.
 void fsync_dir(const std::string& dir) {
@@ -37,7 +89,7 @@ void fsync_dir(const std::string& dir) {
 std::optional<std::int64_t> tag_step(const std::string& name) {
   if (!text::starts_with(name, kTagPrefix) || name.size() == std::string(kTagPrefix).size()) return std::nullopt;
   const std::string digits = name.substr(std::string(kTagPrefix).size());
-  if (!std::all_of(digits.begin(), digits.end(), ::isdigit)) return std::nullopt;
+  if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return std::nullopt;
   return std::stoll(digits);
 }
 
@@ -51,11 +103,21 @@ bool is_checkpoint(const std::string& dir) {
 std::optional<std::string> latest_in(const std::string& dir) {
   const std::string file = dir + "/latest";
   if (!fs::exists(file)) return std::nullopt;
-  const std::string tag = text::trim(fs::read_file(file));
+  const std::string hint = "delete the latest file to start over, or write the name of an existing global_step<N> "
+                           "directory into it";
+  struct stat st {};
+  if (::stat(file.c_str(), &st) == 0 && (!S_ISREG(st.st_mode) || std::size_t(st.st_size) > kMaxLatestBytes))
+    throw UsageError("'" + file + "' is " +
+                         (S_ISREG(st.st_mode) ? std::to_string(st.st_size) + " bytes" : std::string("not a file")) +
+                         ", not the name of a checkpoint (global_step<N>)",
+                     hint);
+  const std::string raw = fs::read_file(file);
+  const std::string tag = text::trim(raw);
+  if (!tag_step(tag))
+    throw UsageError("'" + file + "' should name a global_step<N> directory, it holds " + quoted(raw), hint);
   const std::string path = dir + "/" + tag;
-  if (!tag_step(tag) || !is_checkpoint(path))
-    throw Error("'" + file + "' names '" + tag + "', which is not a complete checkpoint in " + dir,
-                "delete the latest file to start over, or point it at an existing global_step<N> directory");
+  if (!is_checkpoint(path))
+    throw UsageError("'" + file + "' names '" + tag + "', which is not a complete checkpoint in " + dir, hint);
   return path;
 }
 
@@ -82,6 +144,10 @@ json state_json(const TrainerState& st) {
                             {"iteration", st.loss_scaler.iteration},
                             {"last_overflow_iteration", st.loss_scaler.last_overflow_iteration},
                             {"hysteresis_left", st.loss_scaler.hysteresis_left}};
+  const DataShape& d = st.shape;
+  state["dataset"] = {{"path", d.dataset_path}, {"tokens", st.dataset_tokens}, {"crc32c", hex8(d.dataset_crc32c)}};
+  state["batch"] = {{"micro_batch", d.micro_batch}, {"grad_accum", d.grad_accum}, {"world_size", d.world_size},
+                    {"global_batch", d.global_batch()}};
   return state;
 }
 
@@ -100,6 +166,17 @@ TrainerState state_from(const json& s) {
     st.loss_scaler = {l.at("scale").get<double>(), l.at("iteration").get<std::int64_t>(),
                       l.at("last_overflow_iteration").get<std::int64_t>(), l.at("hysteresis_left").get<std::int64_t>()};
   }
+  if (s.contains("dataset")) {  // version 3
+    const json& d = s.at("dataset");
+    st.shape.dataset_path = d.at("path").get<std::string>();
+    const auto crc = parse_hex8(d.at("crc32c").get<std::string>());
+    if (!crc) throw std::invalid_argument("state.dataset.crc32c is not 8 hex digits");
+    st.shape.dataset_crc32c = *crc;
+    const json& b = s.at("batch");
+    st.shape.micro_batch = b.at("micro_batch").get<std::int64_t>();
+    st.shape.grad_accum = b.at("grad_accum").get<std::int64_t>();
+    st.shape.world_size = b.at("world_size").get<std::int64_t>();
+  }
   return st;
 }
 
@@ -109,10 +186,89 @@ json ranges_json(const std::vector<FlatRange>& ranges) {
   return out;
 }
 
+// ------------------------------------------------------------ checksums
+
+// The CRC32C of each `chunk` bytes of one tensor's data, fed in order.
+class ChunkCrcs {
+ public:
+  explicit ChunkCrcs(std::int64_t chunk) : chunk_(chunk) {}
+  void add(const void* data, std::int64_t bytes) {
+    const char* p = static_cast<const char*>(data);
+    while (bytes > 0) {
+      const std::int64_t n = std::min(bytes, chunk_ - filled_);
+      crc_ = io::crc32c(p, std::size_t(n), crc_);
+      p += n;
+      bytes -= n;
+      if ((filled_ += n) == chunk_) flush();
+    }
+  }
+  // The CRCs of every chunk, the last one possibly short.
+  const std::vector<std::uint32_t>& finish() {
+    if (filled_ > 0) flush();
+    return crcs_;
+  }
+
+ private:
+  void flush() {
+    crcs_.push_back(crc_);
+    crc_ = 0;
+    filled_ = 0;
+  }
+  std::int64_t chunk_, filled_ = 0;
+  std::uint32_t crc_ = 0;
+  std::vector<std::uint32_t> crcs_;
+};
+
+std::int64_t chunk_count(std::int64_t bytes, std::int64_t chunk) { return (bytes + chunk - 1) / chunk; }
+
+std::string crc_list(const std::vector<std::uint32_t>& crcs) {
+  std::string out;
+  for (std::size_t i = 0; i < crcs.size(); ++i) out += (i ? "," : "") + hex8(crcs[i]);
+  return out;
+}
+
+// `count` CRCs written by crc_list; nullopt when `text` is not that.
+std::optional<std::vector<std::uint32_t>> parse_crc_list(const std::string& text, std::int64_t count) {
+  std::vector<std::uint32_t> crcs;
+  if (std::int64_t(text.size()) != std::max<std::int64_t>(0, 9 * count - 1)) return std::nullopt;
+  for (std::int64_t i = 0; i < count; ++i) {
+    if (i > 0 && text[std::size_t(9 * i - 1)] != ',') return std::nullopt;
+    const auto crc = parse_hex8(text.substr(std::size_t(9 * i), 8));
+    if (!crc) return std::nullopt;
+    crcs.push_back(*crc);
+  }
+  return crcs;
+}
+
+std::string crc_key(int tensor) { return std::string("crc32c.") + kTensorNames[tensor]; }
+constexpr const char* kHeaderCrcKey = "header_crc32c";
+constexpr const char* kChunkBytesKey = "crc32c_chunk_bytes";
+
+// The checksum of a shard header's content: every tensor's dtype, shape and
+// data offsets and every metadata entry but header_crc32c, as compact JSON.
+std::uint32_t header_crc(const std::map<std::string, SafetensorsReader::Entry>& tensors,
+                         std::map<std::string, std::string> metadata) {
+  metadata.erase(kHeaderCrcKey);
+  json content = {{"metadata", metadata}, {"tensors", json::object()}};
+  for (const auto& [name, e] : tensors) content["tensors"][name] = {e.dtype, e.shape, e.begin, e.end};
+  const std::string text = canonical(content);
+  return io::crc32c(text.data(), text.size());
+}
+
+// checkpoint.json's "crc32c": the checksum of the rest of it, as compact JSON.
+std::uint32_t json_crc(json meta) {
+  meta.erase("crc32c");
+  const std::string text = canonical(meta);
+  return io::crc32c(text.data(), text.size());
+}
+
+// ------------------------------------------------------------ writing
+
 // Writes one rank's shard file: `shard.ranges`' master weights and moments,
-// as shard.stream delivers them, at their offsets in the file.
+// as shard.stream delivers them, at their offsets in the file, and the
+// CRC32C of every `chunk_bytes` of each tensor, computed as the pieces pass.
 void write_shard(const std::string& path, int rank, int world, const TrainerState& st, std::int64_t numel,
-                 const ShardContent& shard) {
+                 const ShardContent& shard, std::int64_t chunk_bytes) {
   const std::vector<FlatRange>& ranges = shard.ranges;
   std::vector<std::int64_t> local(ranges.size() + 1, 0);  // [ranges + 1] element offsets into the shard's tensors
   for (std::size_t i = 0; i < ranges.size(); ++i) {
@@ -126,53 +282,97 @@ void write_shard(const std::string& path, int rank, int world, const TrainerStat
   const std::int64_t count = local.back();
   std::vector<TensorSpec> specs;
   for (const char* name : kTensorNames) specs.push_back({name, "F32", {count}});
-  SafetensorsWriter writer(path, specs,
-                           {{"format", kShardFormat},
-                            {"version", std::to_string(kCheckpointVersion)},
-                            {"rank", std::to_string(rank)},
-                            {"world_size", std::to_string(world)},
-                            {"step", std::to_string(st.step)},
-                            {"numel", std::to_string(numel)},
-                            {"ranges", ranges_json(ranges).dump()}});
-  std::size_t at = 0;  // pieces arrive in increasing order: the range search only moves forward
+  std::map<std::string, std::string> metadata = {{"format", kShardFormat},
+                                                 {"version", std::to_string(kCheckpointVersion)},
+                                                 {"rank", std::to_string(rank)},
+                                                 {"world_size", std::to_string(world)},
+                                                 {"step", std::to_string(st.step)},
+                                                 {"numel", std::to_string(numel)},
+                                                 {"ranges", ranges_json(ranges).dump()},
+                                                 {kChunkBytesKey, std::to_string(chunk_bytes)},
+                                                 {kHeaderCrcKey, hex8(0)}};
+  // Placeholders of the final width: the header's size is fixed before the data.
+  const std::vector<std::uint32_t> zeros(std::size_t(chunk_count(count * 4, chunk_bytes)), 0);
+  for (int t = 0; t < 3; ++t) metadata[crc_key(t)] = crc_list(zeros);
+  SafetensorsWriter writer(path, specs, metadata);
+  std::vector<ChunkCrcs> crcs(3, ChunkCrcs(chunk_bytes));
+  std::int64_t next = 0;  // the shard element the next piece must start at: the CRCs run in order
+  std::size_t at = 0;     // pieces arrive in increasing order: the range search only moves forward
   shard.stream([&](const FlatRange& piece, const float* master, const float* m, const float* v) {
     const float* src[3] = {master, m, v};
     std::int64_t b = piece.begin;
     const std::int64_t e = piece.end();
     while (b < e) {
       while (at < ranges.size() && ranges[at].end() <= b) ++at;
-      if (at == ranges.size() || ranges[at].begin > b)
+      const std::int64_t into = at < ranges.size() ? local[at] + (b - ranges[at].begin) : -1;
+      if (at == ranges.size() || ranges[at].begin > b || into != next)
         throw Error("rank " + std::to_string(rank) + " streamed elements [" + std::to_string(b) + ", " +
                     std::to_string(e) + ") into its checkpoint shard, outside the ranges it owns (or out of order)");
       const std::int64_t n = std::min(e, ranges[at].end()) - b;
-      const std::int64_t into = local[at] + (b - ranges[at].begin);
-      for (int t = 0; t < 3; ++t)
-        writer.write(writer.data_offset(std::size_t(t)) + into * 4, src[t] + (b - piece.begin), std::size_t(n) * 4);
+      for (int t = 0; t < 3; ++t) {
+        const float* p = src[t] + (b - piece.begin);
+        writer.write(writer.data_offset(std::size_t(t)) + into * 4, p, std::size_t(n) * 4);
+        crcs[std::size_t(t)].add(p, n * 4);
+      }
       b += n;
+      next += n;
     }
   });
+  for (int t = 0; t < 3; ++t) metadata[crc_key(t)] = crc_list(crcs[std::size_t(t)].finish());
+  std::map<std::string, SafetensorsReader::Entry> entries;
+  for (std::size_t t = 0; t < 3; ++t)
+    entries[kTensorNames[t]] = {"F32", {count}, writer.data_offset(t), writer.data_offset(t + 1)};
+  metadata[kHeaderCrcKey] = hex8(header_crc(entries, metadata));
+  writer.set_metadata(metadata);
   writer.commit();
 }
 
+// "corrupt checkpoint: rank r of w's checkpoint shard: <what e says>".
 Error with_rank(const Error& e, int rank, int world) {
-  return Error("rank " + std::to_string(rank) + " of " + std::to_string(world) + "'s checkpoint shard: " + e.what(),
-               e.hint().empty() ? "the checkpoint is damaged: resume from an earlier global_step<N> (write its name "
-                                  "into checkpoints/latest) or restore the file"
-                                : e.hint(),
-               e.code());
+  const std::string prefix = "corrupt checkpoint: ", what = e.what();
+  return Error(prefix + "rank " + std::to_string(rank) + " of " + std::to_string(world) + "'s checkpoint shard: " +
+                   (text::starts_with(what, prefix) ? what.substr(prefix.size()) : what),
+               e.hint().empty() ? kDamagedHint : e.hint(), e.code());
 }
 
 }  // namespace
 
 std::string checkpoint_tag(std::int64_t step) { return kTagPrefix + std::to_string(step); }
+
+std::vector<std::string> resume_mismatches(const TrainerState& saved, const TrainerState& now) {
+  std::vector<std::string> out;
+  const DataShape &a = saved.shape, &b = now.shape;
+  const std::string where = a.dataset_path.empty() ? "" : " ('" + a.dataset_path + "')";
+  if (saved.dataset_tokens != now.dataset_tokens)
+    out.push_back("dataset: the checkpoint's" + where + " has " + std::to_string(saved.dataset_tokens) +
+                  " tokens, this run's ('" + b.dataset_path + "') " + std::to_string(now.dataset_tokens));
+  else if (a.micro_batch > 0 && a.dataset_crc32c != b.dataset_crc32c)
+    out.push_back("dataset: the checkpoint's" + where + " and this run's ('" + b.dataset_path + "') both have " +
+                  std::to_string(now.dataset_tokens) + " tokens, but other ones (CRC32C " + hex8(a.dataset_crc32c) +
+                  " and " + hex8(b.dataset_crc32c) + ")");
+  const auto shape = [](const DataShape& d) {
+    return "micro-batch " + std::to_string(d.micro_batch) + " x grad-accum " + std::to_string(d.grad_accum) + " x " +
+           std::to_string(d.world_size) + (d.world_size == 1 ? " rank" : " ranks") + " = " +
+           std::to_string(d.global_batch()) + " sequences per step";
+  };
+  if (a.micro_batch > 0 && a.global_batch() != b.global_batch())
+    out.push_back("global batch: the checkpoint's run had " + shape(a) + ", this run has " + shape(b));
+  return out;
+}
 std::string shard_file_name(int rank) { return "state.rank" + std::to_string(rank) + ".safetensors"; }
 
 // ------------------------------------------------------------ saving
 
-CheckpointDir::CheckpointDir(std::string dir, std::int64_t keep, CheckpointGroup group)
-    : dir_(std::move(dir)), keep_(std::max<std::int64_t>(1, keep)), group_(std::move(group)) {
+CheckpointDir::CheckpointDir(std::string dir, std::int64_t keep, CheckpointGroup group, std::int64_t checksum_chunk_bytes)
+    : dir_(std::move(dir)),
+      keep_(std::max<std::int64_t>(1, keep)),
+      group_(std::move(group)),
+      chunk_bytes_(checksum_chunk_bytes) {
   if (group_.world_size > 1 && !group_.barrier)
     throw Error("a checkpoint saved by " + std::to_string(group_.world_size) + " ranks needs a barrier");
+  if (chunk_bytes_ <= 0 || chunk_bytes_ % 4 != 0)
+    throw Error("checkpoint checksum chunks of " + std::to_string(chunk_bytes_) +
+                " bytes: they must be a positive multiple of 4");
   fs::make_dirs(dir_);
   if (group_.rank != 0) return;
   std::error_code ec;
@@ -198,16 +398,19 @@ std::string CheckpointDir::save(const TrainerState& st, const ModelSpec& spec, c
   // back what the unfinished checkpoint holds; `latest` still names the
   // previous one.
   try {
-    write_shard(tmp + "/" + shard_file_name(group_.rank), group_.rank, group_.world_size, st, numel, shard);
+    write_shard(tmp + "/" + shard_file_name(group_.rank), group_.rank, group_.world_size, st, numel, shard,
+                chunk_bytes_);
     barrier();  // every shard is on disk
     if (group_.rank == 0) {
       json shards = json::array();
       for (int r = 0; r < group_.world_size; ++r) shards.push_back(shard_file_name(r));
-      const json meta = {{"format", kCheckpointFormat}, {"version", kCheckpointVersion},
-                         {"world_size", group_.world_size}, {"numel", numel},
-                         {"model", spec_json(spec)},        {"state", state_json(st)},
-                         {"shards", shards}};
-      fs::write_file_atomic(tmp + "/" + kCheckpointMetaFile, meta.dump(2) + "\n");
+      json meta = {{"format", kCheckpointFormat}, {"version", kCheckpointVersion},
+                   {"world_size", group_.world_size}, {"numel", numel},
+                   {"model", spec_json(spec)},        {"state", state_json(st)},
+                   {"shards", shards}};
+      meta["crc32c"] = hex8(json_crc(meta));
+      fs::write_file_atomic(tmp + "/" + kCheckpointMetaFile,
+                            meta.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
       fsync_dir(tmp);
     }
   } catch (...) {
@@ -265,35 +468,120 @@ std::string resolve_checkpoint(const std::string& path) {
 struct CheckpointReader::Shard {
   std::string file;
   std::unique_ptr<SafetensorsReader> reader;
+  std::int64_t chunk_bytes = 0;                // bytes per CRC; 0: no checksums (versions 1 and 2)
+  std::vector<std::uint32_t> crcs[3];          // [chunks] per tensor
+  std::int64_t bytes = 0;                      // of each tensor's data
 };
 
-CheckpointReader::CheckpointReader(const std::string& dir) {
+// The chunk of each tensor a read last started or ended inside, verified, so
+// reads in pieces smaller than a chunk read and check it once.
+struct CheckpointReader::ChunkCache {
+  std::mutex mu;
+  struct Entry {
+    std::size_t shard = 0;
+    std::int64_t chunk = -1;  // -1: empty
+    std::vector<char> bytes;
+  } tensor[3];
+};
+
+namespace {
+
+// Checks a shard's header checksum and reads its chunk CRCs (version 3).
+void read_checksums(const SafetensorsReader& reader, const std::string& file, std::int64_t count,
+                    std::int64_t& chunk_bytes, std::vector<std::uint32_t> (&crcs)[3]) {
+  const auto& md = reader.metadata();
+  const auto value = [&](const std::string& key) -> const std::string& {
+    const auto it = md.find(key);
+    if (it == md.end()) throw corrupt("'" + file + "' lacks the metadata entry '" + key + "'");
+    return it->second;
+  };
+  const auto recorded = parse_hex8(value(kHeaderCrcKey));
+  const std::uint32_t actual = header_crc(reader.tensors(), md);
+  if (!recorded || *recorded != actual)
+    throw corrupt("the header of '" + file + "' does not match its checksum (CRC32C " + hex8(actual) +
+                  ", recorded " + quoted(value(kHeaderCrcKey), 16) + ")");
+  const std::string& chunk = value(kChunkBytesKey);
+  chunk_bytes = chunk.size() <= 12 && !chunk.empty() && std::all_of(chunk.begin(), chunk.end(), ::isdigit)
+                    ? std::stoll(chunk)
+                    : 0;
+  if (chunk_bytes <= 0 || chunk_bytes % 4 != 0)
+    throw corrupt("'" + file + "' has " + kChunkBytesKey + " " + quoted(chunk) + ", not a positive multiple of 4");
+  for (int t = 0; t < 3; ++t) {
+    const std::int64_t chunks = chunk_count(count * 4, chunk_bytes);
+    auto list = parse_crc_list(value(crc_key(t)), chunks);
+    if (!list)
+      throw corrupt("'" + file + "' tensor '" + kTensorNames[t] + "': " + crc_key(t) + " is not " +
+                    std::to_string(chunks) + " CRC32C values");
+    crcs[t] = std::move(*list);
+  }
+}
+
+// Throws when `count` floats of tensor t at shard element `first` hold a
+// NaN or an Inf (or, for exp_avg_sq, a negative value).
+void check_finite(const float* v, std::int64_t count, int t, const std::string& file, std::int64_t first) {
+  for (std::int64_t i = 0; i < count; ++i)
+    if (!std::isfinite(v[i]) || (t == 2 && v[i] < 0))
+      throw corrupt("'" + file + "' tensor '" + kTensorNames[t] + "' holds " +
+                        (std::isnan(v[i]) ? std::string("NaN") : std::isinf(v[i]) ? "Inf" : std::to_string(v[i])) +
+                        " at element " + std::to_string(first + i) +
+                        (t == 2 ? " (a squared-gradient average must be finite and not negative)" : ""),
+                    "a training state must be finite: resume from an earlier global_step<N> (write its name into "
+                    "checkpoints/latest) or restore the file");
+}
+
+Error chunk_mismatch(const std::string& file, int t, std::int64_t chunk, std::int64_t chunk_bytes, std::int64_t bytes,
+                     std::uint32_t actual, std::uint32_t recorded) {
+  return corrupt("'" + file + "' tensor '" + kTensorNames[t] + "' does not match its checksum in chunk " +
+                 std::to_string(chunk) + " (bytes [" + std::to_string(chunk * chunk_bytes) + ", " +
+                 std::to_string(std::min(bytes, (chunk + 1) * chunk_bytes)) + ") of its data): CRC32C " +
+                 hex8(actual) + ", recorded " + hex8(recorded));
+}
+
+}  // namespace
+
+CheckpointReader::CheckpointReader(const std::string& dir) : cache_(std::make_unique<ChunkCache>()) {
   info_.path = dir;
   const std::string meta_file = dir + "/" + kCheckpointMetaFile;
   if (fs::exists(meta_file)) {
-    // ---- version 2: checkpoint.json and one shard file per rank
+    // ---- versions 2 and 3: checkpoint.json and one shard file per rank
     try {
-      const json meta = json::parse(fs::read_file(meta_file));
+      const std::string text = fs::read_file(meta_file);
+      if (text.find('\0') != std::string::npos) throw corrupt("'" + meta_file + "' holds a NUL byte");
+      const json meta = json::parse(text);
+      if (!meta.is_object()) throw corrupt("'" + meta_file + "' is not a JSON object");
+      // Checked before anything in it is believed; a version 2 file has none.
+      if (meta.contains("crc32c")) {
+        const auto recorded = meta.at("crc32c").is_string() ? parse_hex8(meta.at("crc32c").get<std::string>())
+                                                             : std::nullopt;
+        const std::uint32_t actual = json_crc(meta);
+        if (!recorded || *recorded != actual)
+          throw corrupt("'" + meta_file + "' does not match its checksum (CRC32C " + hex8(actual) + ", recorded " +
+                        quoted(canonical(meta.at("crc32c")), 16) + ")");
+      }
       if (meta.value("format", "") != kCheckpointFormat)
-        throw UsageError("'" + meta_file + "' has format '" + meta.value("format", "") + "', expected '" +
-                         kCheckpointFormat + "'");
+        throw UsageError("'" + meta_file + "' has format " + quoted(canonical(meta.value("format", json("")))) +
+                         ", expected '" + kCheckpointFormat + "'");
       info_.version = meta.at("version").get<int>();
-      if (info_.version != kCheckpointVersion)
+      if (info_.version != 2 && info_.version != kCheckpointVersion)
         throw UsageError("'" + meta_file + "' is checkpoint version " + std::to_string(info_.version) +
-                             ", this build reads versions 1 and " + std::to_string(kCheckpointVersion),
+                             ", this build reads versions 1 to " + std::to_string(kCheckpointVersion),
                          "use the zinf version that wrote it to export the weights");
+      if (info_.version >= 3 && !meta.contains("crc32c"))
+        throw corrupt("'" + meta_file + "' lacks its checksum (crc32c), which version " +
+                      std::to_string(info_.version) + " records");
       info_.world_size = meta.at("world_size").get<int>();
       info_.numel = meta.at("numel").get<std::int64_t>();
       info_.spec = spec_from(meta.at("model"));
       info_.state = state_from(meta.at("state"));
     } catch (const nlohmann::json::exception& e) {
-      throw UsageError("'" + meta_file + "' is unreadable: " + e.what(),
-                       "the checkpoint is damaged: resume from an earlier global_step<N>");
+      throw corrupt("'" + meta_file + "' is unreadable: " + quoted(e.what(), 200));
+    } catch (const std::invalid_argument& e) {
+      throw corrupt("'" + meta_file + "' is unreadable: " + e.what());
     }
     if (info_.world_size < 1 || info_.numel != info_.spec.parameter_count())
-      throw UsageError("'" + meta_file + "' says " + std::to_string(info_.world_size) + " ranks and " +
-                       std::to_string(info_.numel) + " elements, but its model has " +
-                       std::to_string(info_.spec.parameter_count()) + " parameters");
+      throw corrupt("'" + meta_file + "' says " + std::to_string(info_.world_size) + " ranks and " +
+                    std::to_string(info_.numel) + " elements, but its model has " +
+                    std::to_string(info_.spec.parameter_count()) + " parameters");
     for (int r = 0; r < info_.world_size; ++r) {
       auto shard = std::make_unique<Shard>();
       shard->file = dir + "/" + shard_file_name(r);
@@ -311,17 +599,25 @@ CheckpointReader::CheckpointReader(const std::string& dir) {
           if (it == md.end()) throw UsageError("'" + shard->file + "' lacks the metadata entry '" + key + "'");
           return it->second;
         };
-        if (get("format") != kShardFormat || get("rank") != std::to_string(r) ||
-            get("world_size") != std::to_string(info_.world_size) || get("step") != std::to_string(info_.state.step))
-          throw UsageError("'" + shard->file + "' is the shard of rank " + get("rank") + " of " + get("world_size") +
-                           " at step " + get("step") + " (format '" + get("format") + "'), but " + meta_file +
-                           " expects rank " + std::to_string(r) + " of " + std::to_string(info_.world_size) +
-                           " at step " + std::to_string(info_.state.step));
+        if (info_.version >= 3) {
+          for (const char* name : kTensorNames) shard->reader->entry(name);  // present, before the checksum names them
+          read_checksums(*shard->reader, shard->file, (shard->reader->entry(kTensorNames[0]).end -
+                                                       shard->reader->entry(kTensorNames[0]).begin) / 4,
+                         shard->chunk_bytes, shard->crcs);
+        }
+        if (get("format") != kShardFormat || get("version") != std::to_string(info_.version) ||
+            get("rank") != std::to_string(r) || get("world_size") != std::to_string(info_.world_size) ||
+            get("step") != std::to_string(info_.state.step))
+          throw UsageError("'" + shard->file + "' is the version " + quoted(get("version"), 8) + " shard of rank " +
+                           get("rank") + " of " + get("world_size") + " at step " + get("step") + " (format '" +
+                           get("format") + "'), but " + meta_file + " expects version " +
+                           std::to_string(info_.version) + ", rank " + std::to_string(r) + " of " +
+                           std::to_string(info_.world_size) + " at step " + std::to_string(info_.state.step));
         try {
           for (const auto& pair : json::parse(get("ranges")))
             ranges.push_back({pair.at(0).get<std::int64_t>(), pair.at(1).get<std::int64_t>()});
         } catch (const nlohmann::json::exception& e) {
-          throw UsageError("'" + shard->file + "' has unreadable ranges: " + e.what());
+          throw UsageError("'" + shard->file + "' has unreadable ranges: " + quoted(e.what(), 200));
         }
         const std::int64_t count = total_count(ranges);
         for (const char* name : kTensorNames) {
@@ -331,6 +627,7 @@ CheckpointReader::CheckpointReader(const std::string& dir) {
                              " bytes of " + e.dtype + ", its ranges need " + std::to_string(count * 4) +
                              " bytes of F32");
         }
+        shard->bytes = count * 4;
       } catch (const Error& e) {
         throw with_rank(e, r, info_.world_size);
       }
@@ -346,7 +643,11 @@ CheckpointReader::CheckpointReader(const std::string& dir) {
     const std::string file = dir + "/" + kCheckpointV1File;
     auto shard = std::make_unique<Shard>();
     shard->file = file;
-    shard->reader = std::make_unique<SafetensorsReader>(file);
+    try {
+      shard->reader = std::make_unique<SafetensorsReader>(file);
+    } catch (const Error& e) {
+      throw corrupt(e.what(), e.hint());
+    }
     const auto& meta = shard->reader->metadata();
     auto get = [&](const std::string& key) -> std::string {
       auto it = meta.find(key);
@@ -356,52 +657,96 @@ CheckpointReader::CheckpointReader(const std::string& dir) {
       return it->second;
     };
     if (get("format") != kCheckpointFormat)
-      throw UsageError("'" + file + "' has format '" + get("format") + "', expected '" + kCheckpointFormat + "'");
+      throw UsageError("'" + file + "' has format " + quoted(get("format")) + ", expected '" + kCheckpointFormat + "'");
     if (get("version") != "1")
-      throw UsageError("'" + file + "' is checkpoint version " + get("version") +
-                           ", this build reads versions 1 and " + std::to_string(kCheckpointVersion),
+      throw UsageError("'" + file + "' is checkpoint version " + quoted(get("version"), 8) +
+                           ", this build reads versions 1 to " + std::to_string(kCheckpointVersion),
                        "use the zinf version that wrote it to export the weights");
     info_.version = 1;
     try {
       info_.spec = spec_from(json::parse(get("model")));
       info_.state = state_from(json::parse(get("state")));
     } catch (const nlohmann::json::exception& e) {
-      throw UsageError("'" + file + "' has unreadable metadata: " + e.what());
+      throw corrupt("'" + file + "' has unreadable metadata: " + quoted(e.what(), 200));
+    } catch (const std::invalid_argument& e) {
+      throw corrupt("'" + file + "' has unreadable metadata: " + e.what());
     }
     info_.numel = info_.spec.parameter_count();
     for (const char* name : kTensorNames) {
       const auto& e = shard->reader->entry(name);
       if (e.dtype != "F32" || e.end - e.begin != info_.numel * 4)
-        throw UsageError("'" + file + "' tensor '" + name + "' is " + std::to_string(e.end - e.begin) + " bytes of " +
-                         e.dtype + ", the model's " + std::to_string(info_.numel) + " parameters need " +
-                         std::to_string(info_.numel * 4) + " bytes of F32");
+        throw corrupt("'" + file + "' tensor '" + name + "' is " + std::to_string(e.end - e.begin) + " bytes of " +
+                      e.dtype + ", the model's " + std::to_string(info_.numel) + " parameters need " +
+                      std::to_string(info_.numel * 4) + " bytes of F32");
     }
+    shard->bytes = info_.numel * 4;
     pieces_.push_back({{0, info_.numel}, 0, 0});
     shards_.push_back(std::move(shard));
   }
+  if (info_.version < 3)
+    log::warn_once("train.checkpoint.no_checksums", "checkpoint " + dir + " is format version " +
+                                                        std::to_string(info_.version) +
+                                                        ": no checksums recorded, its data is read unverified");
   // The shards must tile the flat vector: every element exactly once.
   std::sort(pieces_.begin(), pieces_.end(), [](const Piece& a, const Piece& b) { return a.range.begin < b.range.begin; });
   std::int64_t cursor = 0;
   for (const Piece& p : pieces_) {
     if (p.range.count == 0) continue;
     if (p.range.begin != cursor)
-      throw UsageError("checkpoint " + dir + "'s shards " +
-                           (p.range.begin > cursor ? "leave elements [" + std::to_string(cursor) + ", " +
-                                                         std::to_string(p.range.begin) + ") unowned"
-                                                   : "both hold element " + std::to_string(p.range.begin)) +
-                           " (" + shards_[p.shard]->file + ")",
-                       "the checkpoint is damaged: resume from an earlier global_step<N>");
+      throw corrupt("checkpoint " + dir + "'s shards " +
+                    (p.range.begin > cursor ? "leave elements [" + std::to_string(cursor) + ", " +
+                                                  std::to_string(p.range.begin) + ") unowned"
+                                            : "both hold element " + std::to_string(p.range.begin)) +
+                    " (" + shards_[p.shard]->file + ")");
     cursor = p.range.end();
   }
   if (cursor != info_.numel)
-    throw UsageError("checkpoint " + dir + "'s shards hold elements [0, " + std::to_string(cursor) + ") of " +
-                         std::to_string(info_.numel),
-                     "the checkpoint is damaged: resume from an earlier global_step<N>");
+    throw corrupt("checkpoint " + dir + "'s shards hold elements [0, " + std::to_string(cursor) + ") of " +
+                  std::to_string(info_.numel));
   pieces_.erase(std::remove_if(pieces_.begin(), pieces_.end(), [](const Piece& p) { return p.range.count == 0; }),
                 pieces_.end());
 }
 
 CheckpointReader::~CheckpointReader() = default;
+
+void CheckpointReader::read_tensor(std::size_t s, int t, std::int64_t first, std::int64_t count, float* dst) const {
+  const Shard& shard = *shards_[s];
+  const char* name = kTensorNames[t];
+  if (shard.chunk_bytes == 0) {
+    shard.reader->read_range(name, first, count, dst);
+  } else {
+    // Whole chunks are read in place and checked there; a chunk the range
+    // starts or ends inside is read whole into the cache, checked, copied from.
+    const std::int64_t chunk = shard.chunk_bytes, end = (first + count) * 4;
+    char* out = reinterpret_cast<char*>(dst);
+    for (std::int64_t b = first * 4; b < end;) {
+      const std::int64_t k = b / chunk, cb = k * chunk, ce = std::min(shard.bytes, cb + chunk);
+      const std::int64_t n = std::min(end, ce) - b;
+      const std::uint32_t recorded = shard.crcs[t][std::size_t(k)];
+      if (b == cb && n == ce - cb) {
+        shard.reader->read_range(name, cb / 4, n / 4, out);
+        const std::uint32_t actual = io::crc32c(out, std::size_t(n));
+        if (actual != recorded) throw chunk_mismatch(shard.file, t, k, chunk, shard.bytes, actual, recorded);
+      } else {
+        std::lock_guard<std::mutex> lock(cache_->mu);
+        ChunkCache::Entry& c = cache_->tensor[t];
+        if (c.shard != s || c.chunk != k) {
+          c.chunk = -1;
+          c.bytes.resize(std::size_t(ce - cb));
+          shard.reader->read_range(name, cb / 4, (ce - cb) / 4, c.bytes.data());
+          const std::uint32_t actual = io::crc32c(c.bytes.data(), c.bytes.size());
+          if (actual != recorded) throw chunk_mismatch(shard.file, t, k, chunk, shard.bytes, actual, recorded);
+          c.shard = s;
+          c.chunk = k;
+        }
+        std::memcpy(out, c.bytes.data() + (b - cb), std::size_t(n));
+      }
+      out += n;
+      b += n;
+    }
+  }
+  check_finite(dst, count, t, shard.file, first);
+}
 
 void CheckpointReader::read(const FlatRange& range, float* master, float* m, float* v) const {
   if (range.begin < 0 || range.count < 0 || range.end() > info_.numel)
@@ -414,15 +759,21 @@ void CheckpointReader::read(const FlatRange& range, float* master, float* m, flo
   std::int64_t b = range.begin;
   for (--it; b < range.end(); ++it) {
     const std::int64_t n = std::min(range.end(), it->range.end()) - b;
-    const Shard& shard = *shards_[it->shard];
     for (int t = 0; t < 3; ++t)
-      if (dst[t]) shard.reader->read_range(kTensorNames[t], it->local + (b - it->range.begin), n, dst[t] + (b - range.begin));
+      if (dst[t]) read_tensor(it->shard, t, it->local + (b - it->range.begin), n, dst[t] + (b - range.begin));
     b += n;
   }
 }
 
 StateSource CheckpointReader::source() const {
   return [this](const FlatRange& range, float* master, float* m, float* v) { read(range, master, m, v); };
+}
+
+std::vector<std::string> CheckpointReader::files() const {
+  std::vector<std::string> out;
+  if (info_.version >= 2) out.push_back(info_.path + "/" + kCheckpointMetaFile);
+  for (const auto& shard : shards_) out.push_back(shard->file);
+  return out;
 }
 
 CheckpointInfo read_checkpoint_info(const std::string& dir) { return CheckpointReader(dir).info(); }
@@ -457,8 +808,31 @@ void write_model_safetensors(const std::string& path, const ModelSpec& spec,
   writer.commit();
 }
 
+namespace {
+
+// Throws when writing `out` would replace one of `inputs` (the same file or
+// directory by device and inode, through any symlink or hard link).
+void refuse_overwrite(const std::string& out, const std::vector<std::string>& inputs) {
+  struct stat o {};
+  if (::stat(out.c_str(), &o) != 0) return;  // a new file: it cannot be one of them
+  for (const std::string& in : inputs) {
+    struct stat i {};
+    if (::stat(in.c_str(), &i) == 0 && i.st_dev == o.st_dev && i.st_ino == o.st_ino)
+      throw UsageError("zinf export would write over '" + in + "'" + (in == out ? "" : " (as '" + out + "')") +
+                           ", which it reads from",
+                       "give an OUT that is none of the checkpoint's files (checkpoint.json, the "
+                       "state.*.safetensors shards, checkpoints/latest), e.g. model.safetensors beside checkpoints/");
+  }
+}
+
+}  // namespace
+
 std::string export_checkpoint(const std::string& path, const std::string& out) {
   const CheckpointReader reader(resolve_checkpoint(path));
+  std::vector<std::string> inputs = reader.files();
+  inputs.push_back(reader.info().path);
+  inputs.push_back(stdfs::path(reader.info().path).parent_path().string() + "/latest");
+  refuse_overwrite(out, inputs);
   write_model_safetensors(out, reader.info().spec,
                           [&](const FlatRange& r, float* dst) { reader.read(r, dst, nullptr, nullptr); });
   return reader.info().path;

@@ -37,6 +37,31 @@ Error bad_file(const std::string& path, const std::string& what) {
                     "the file is truncated or was not written by a safetensors writer; use another copy");
 }
 
+// The header text for `tensors` laid out back to back (data offsets into
+// `begin`, [tensors + 1] bytes), padded with spaces to a multiple of 8.
+std::string header_text(const std::string& path, const std::vector<TensorSpec>& tensors,
+                        const std::map<std::string, std::string>& metadata, std::vector<std::int64_t>& begin) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::int64_t offset = 0;
+  begin.assign(1, 0);
+  for (const auto& t : tensors) {
+    std::int64_t elems = 1;
+    for (auto d : t.shape) {
+      if (d < 0) throw Error("tensor '" + t.name + "' of '" + path + "' has a negative dimension");
+      elems *= d;
+    }
+    const std::int64_t bytes = elems * std::int64_t(dtype_size(t.dtype));
+    if (header.contains(t.name)) throw Error("tensor '" + t.name + "' appears twice in '" + path + "'");
+    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    begin.push_back(offset);
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // keep the data 8-byte aligned, as the reference writer does
+  return text;
+}
+
 }  // namespace
 
 std::size_t dtype_size(const std::string& d) {
@@ -49,25 +74,8 @@ std::size_t dtype_size(const std::string& d) {
 
 SafetensorsWriter::SafetensorsWriter(std::string path, const std::vector<TensorSpec>& tensors,
                                      const std::map<std::string, std::string>& metadata)
-    : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(::getpid())) {
-  json header = json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::int64_t offset = 0;
-  begin_.push_back(0);
-  for (const auto& t : tensors) {
-    std::int64_t elems = 1;
-    for (auto d : t.shape) {
-      if (d < 0) throw Error("tensor '" + t.name + "' of '" + path_ + "' has a negative dimension");
-      elems *= d;
-    }
-    const std::int64_t bytes = elems * std::int64_t(dtype_size(t.dtype));
-    if (header.contains(t.name)) throw Error("tensor '" + t.name + "' appears twice in '" + path_ + "'");
-    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-    begin_.push_back(offset);
-  }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');  // keep the data 8-byte aligned, as the reference writer does
+    : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(::getpid())), tensors_(tensors) {
+  const std::string text = header_text(path_, tensors_, metadata, begin_);
   const std::uint64_t n = text.size();
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
@@ -112,6 +120,24 @@ void SafetensorsWriter::write(std::int64_t offset, const void* data, std::size_t
     left -= static_cast<std::size_t>(w);
   }
   written_ += std::int64_t(nbytes);
+}
+
+void SafetensorsWriter::set_metadata(const std::map<std::string, std::string>& metadata) {
+  if (fd_ < 0) throw Error("'" + path_ + "' was already committed");
+  std::vector<std::int64_t> begin;
+  std::string text = header_text(path_, tensors_, metadata, begin);
+  const std::size_t n = std::size_t(data_start_ - 8);
+  if (text.size() > n)
+    throw Error("the new header of '" + path_ + "' is " + std::to_string(text.size()) + " bytes, longer than the " +
+                std::to_string(n) + " bytes written first");
+  text.append(n - text.size(), ' ');
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t w = ::pwrite(fd_, text.data() + done, n - done, off_t(8 + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) throw Error("cannot write '" + path_ + "': " + errno_text(errno));
+    done += std::size_t(w);
+  }
 }
 
 void SafetensorsWriter::commit() {
@@ -168,16 +194,22 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
     std::string text(n, '\0');
     if (::pread(fd_, text.data(), n, 8) != ssize_t(n)) throw bad_file(path, "cannot read the header");
     data_start_ = 8 + std::int64_t(n);
+    // JSON text never holds a NUL byte, and the parser would take one for the end.
+    if (const auto nul = text.find('\0'); nul != std::string::npos)
+      throw bad_file(path, "its header holds a NUL byte at offset " + std::to_string(8 + nul));
     json header;
     try {
       header = json::parse(text);
-    } catch (const std::exception& e) {
-      throw bad_file(path, std::string("header is not JSON (") + e.what() + ")");
+    } catch (const json::parse_error& e) {  // its text may quote a long stretch of whatever the header holds
+      throw bad_file(path, "header is not JSON (syntax error at byte " + std::to_string(8 + e.byte - 1) + ")");
+    } catch (const json::exception&) {
+      throw bad_file(path, "header is not JSON (a number out of range)");
     }
     if (!header.is_object()) throw bad_file(path, "header is not a JSON object");
     const std::int64_t data_size = size - data_start_;
     for (auto it = header.begin(); it != header.end(); ++it) {
       if (it.key() == "__metadata__") {
+        if (!it->is_object()) throw bad_file(path, "__metadata__ is not a JSON object");
         for (auto m = it->begin(); m != it->end(); ++m)
           if (m->is_string()) metadata_[m.key()] = m->get<std::string>();
         continue;
@@ -192,9 +224,20 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
         throw bad_file(path, "entry '" + it.key() + "' lacks dtype, shape or data_offsets");
       }
       std::int64_t elems = 1;
-      for (auto d : e.shape) elems *= d;
-      if (e.begin < 0 || e.end < e.begin || e.end > data_size ||
-          e.end - e.begin != elems * std::int64_t(dtype_size(e.dtype)))
+      for (auto d : e.shape) {  // -1: negative, or more elements than the file has bytes
+        if (d < 0 || (d > 0 && elems > size / d)) {
+          elems = -1;
+          break;
+        }
+        elems *= d;
+      }
+      std::int64_t es = 0;
+      try {
+        es = std::int64_t(dtype_size(e.dtype));
+      } catch (const Error& bad) {
+        throw bad_file(path, "tensor '" + it.key() + "': " + bad.what());
+      }
+      if (elems < 0 || e.begin < 0 || e.end < e.begin || e.end > data_size || e.end - e.begin != elems * es)
         throw bad_file(path, "tensor '" + it.key() + "' spans bytes [" + std::to_string(e.begin) + ", " +
                                  std::to_string(e.end) + ") of a " + std::to_string(data_size) +
                                  "-byte data section, for " + std::to_string(elems) + " x " + e.dtype);

@@ -6,7 +6,9 @@
 // computes the header from the tensors' shapes up front, so data can arrive
 // in pieces, in any order, at known offsets (pwrite): a 40 GB tensor streams
 // through a small buffer and never sits in memory. Files are written to a
-// temporary name, checked complete, fsynced and renamed. The reader checks
+// temporary name, checked complete, fsynced and renamed; metadata known only
+// once the data is written (checksums) replaces the header's before the
+// commit, at the same length. The reader checks
 // the header length, every offset and the total against the file size before
 // trusting them, and reads any element range (pread). No LibTorch here.
 #pragma once
@@ -40,7 +42,10 @@ std::size_t dtype_size(const std::string& dtype);
 // back in the given order, writes the header and opens `path`.tmp.<pid>;
 // write() puts bytes at an offset of the data section (tensor i starts at
 // data_offset(i)); commit() checks that as many bytes arrived as the data
-// section holds, fsyncs and renames the file to `path`. Destroyed without
+// section holds, fsyncs and renames the file to `path`. set_metadata() before
+// commit() rewrites the header with new metadata of no greater length (padded
+// with spaces to the length written first), for values of a fixed width that
+// are known only once the data is in, such as checksums. Destroyed without
 // commit() (an exception on the way), the temporary file is removed and
 // `path` is untouched.
 class SafetensorsWriter {
@@ -55,11 +60,13 @@ class SafetensorsWriter {
   void write(std::int64_t offset, const void* data, std::size_t nbytes);
   std::int64_t data_offset(std::size_t index) const { return begin_.at(index); }  // bytes
   std::int64_t data_bytes() const { return begin_.back(); }
+  void set_metadata(const std::map<std::string, std::string>& metadata);
   void commit();
 
  private:
   std::string path_, tmp_;
   int fd_ = -1;
+  std::vector<TensorSpec> tensors_;
   std::int64_t data_start_ = 0;          // bytes, 8 + header length
   std::vector<std::int64_t> begin_;      // [tensors + 1] data offsets, bytes
   std::int64_t written_ = 0;             // data bytes written so far

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <sstream>
 
 #ifdef ZINF_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -19,6 +20,7 @@
 #include "data/sampler.h"
 #include "data/token_file.h"
 #include "hw/machine.h"
+#include "io/checksum.h"
 #include "log/log.h"
 #include "model/gpt.h"
 #include "optim/loss_scaler.h"
@@ -108,6 +110,17 @@ bool same_dims(const ModelSpec& a, const ModelSpec& b) {
 std::string dims(const ModelSpec& s) {
   return "vocab " + std::to_string(s.vocab_size) + ", seq-len " + std::to_string(s.seq_len) + ", hidden " +
          std::to_string(s.hidden_size) + ", layers " + std::to_string(s.layers) + ", heads " + std::to_string(s.heads);
+}
+
+// The line metrics.jsonl logged for `step`, or null.
+config::Json logged_step(const std::string& metrics_file, std::int64_t step) {
+  if (!fs::exists(metrics_file)) return nullptr;
+  std::istringstream in(fs::read_file(metrics_file));
+  for (std::string line; std::getline(in, line);) {
+    const config::Json j = config::Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.contains("step") && j["step"] == step) return j;
+  }
+  return nullptr;
 }
 
 // Rows [first, first + rows) of a token batch as a [rows, cols] tensor on `device`.
@@ -304,6 +317,12 @@ void Trainer::Impl::setup_engine() {
 }
 
 bool Trainer::Impl::resume() {
+  // What the data position counts in, recorded in every checkpoint and
+  // compared with the checkpoint's on resume.
+  const std::string sample = tokens.fingerprint_bytes();
+  const DataShape shape{tokens.path(), io::crc32c(sample.data(), sample.size()),
+                        settings.micro_batch, settings.grad_accum, world()};
+  state.shape = shape;
   const auto latest = checkpoints->latest();
   if (!settings.resume) {
     if (latest)
@@ -321,11 +340,14 @@ bool Trainer::Impl::resume() {
     throw UsageError("checkpoint " + info.path + " is for a model with " + dims(info.spec) + ", this run asks for " +
                          dims(settings.model),
                      "resume with the model options of the run that wrote it");
-  if (info.state.dataset_tokens != tokens.size())
-    throw UsageError("checkpoint " + info.path + " was trained on a dataset of " +
-                         std::to_string(info.state.dataset_tokens) + " tokens, '" + tokens.path() + "' has " +
-                         std::to_string(tokens.size()),
-                     "resume with the same --dataset-file");
+  if (const auto differ = resume_mismatches(info.state, state); !differ.empty()) {
+    std::string what;
+    for (const auto& d : differ) what += "; " + d;
+    throw UsageError("checkpoint " + info.path + " belongs to another run: " + what.substr(2),
+                     "resume with the --dataset-file and batch options of the run that wrote it (another number of "
+                     "ranks is fine when micro-batch x grad-accum x ranks stays the same), or train in a new "
+                     "--output-dir");
+  }
   if (info.state.seed != std::uint64_t(settings.seed))
     log::warn("--seed " + std::to_string(settings.seed) + " differs from the checkpoint's " +
               std::to_string(info.state.seed) + "; the checkpoint's data order is kept");
@@ -334,6 +356,7 @@ bool Trainer::Impl::resume() {
   if (zero) zero->engine().load_state(reader.source(), info.state.adam_steps);
   else dp->load_state(reader.source(), info.state.adam_steps);
   state = info.state;
+  state.shape = shape;
   sampler = std::make_unique<data::Sampler>(tokens, split.train, settings.model.seq_len, state.seed, true);
   sampler->restore(state.data);
   if (scaler && state.has_loss_scaler) scaler->restore(state.loss_scaler);
@@ -342,6 +365,9 @@ bool Trainer::Impl::resume() {
                                               (info.world_size == 1 ? " rank" : " ranks") + ", re-sliced for " +
                                               std::to_string(world()) + ")"
                                         : std::string()));
+  if (state.step >= settings.steps && leader())
+    log::warn("checkpoint " + info.path + " is at step " + std::to_string(state.step) + " and --steps is " +
+              std::to_string(settings.steps) + ": nothing to train (raise --steps to train on); summary.json is kept");
   return true;
 }
 
@@ -593,6 +619,21 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   }
   const double mean_tps = timed_s > 0 ? double(timed_tokens) / timed_s : 0;
   result.steps = state.step;
+  // A resume with nothing left to train keeps the finished run's summary;
+  // without one, its final numbers come from the metrics of its last step.
+  const std::string summary_file = s.output_dir + "/summary.json";
+  if (state.step == first_step && first_step > 0 && first_step >= s.steps) {
+    const config::Json kept = fs::exists(summary_file)
+                                  ? config::Json::parse(fs::read_file(summary_file), nullptr, /*allow_exceptions=*/false)
+                                  : config::Json();
+    if (kept.contains("steps") && kept["steps"] == state.step && kept.contains("final_loss")) {
+      result.summary = kept;
+      return result;
+    }
+    const config::Json logged = logged_step(s.output_dir + "/metrics.jsonl", state.step);
+    if (logged.contains("loss") && logged["loss"].is_number()) last_loss = logged["loss"].get<double>();
+    if (logged.contains("val_loss") && logged["val_loss"].is_number()) last_val = logged["val_loss"].get<double>();
+  }
   result.summary = {{"steps", state.step},
                     {"steps_this_run", state.step - first_step},
                     {"resumed_from_step", first_step},

@@ -2,11 +2,18 @@
 // in pieces out of order), bad files are refused with the sizes; checkpoints
 // are atomic, pruned, sharded by rank, readable on any world size, refused
 // with the file and rank when a shard is missing or cut, and exportable;
-// version-1 single-file checkpoints still load.
+// version-1 single-file checkpoints still load. Integrity: a bit flip in any
+// tensor's data, any header byte or checkpoint.json is a corrupt checkpoint
+// naming the file (and tensor and chunk); range reads of any world size
+// verify the chunks they touch; NaN/Inf is corrupt, not a divergence; a
+// garbage `latest` is quoted, not dumped; export refuses to overwrite its
+// inputs and a failing export leaves no file; resume_mismatches names a
+// changed dataset or global batch and allows another world size.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
 
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -81,9 +88,11 @@ class ThreadBarrier {
   int count_, arrived_ = 0, generation_ = 0;
 };
 
-// Saves one checkpoint at `step` from `ranks.size()` threads, rank r owning ranks[r].
+// Saves one checkpoint at `step` from `ranks.size()` threads, rank r owning
+// ranks[r], with a CRC32C per `chunk_bytes`.
 void save_from_ranks(const std::string& dir, const ModelSpec& spec, const FullState& full, std::int64_t step,
-                     const std::vector<std::vector<FlatRange>>& ranks, std::int64_t piece) {
+                     const std::vector<std::vector<FlatRange>>& ranks, std::int64_t piece,
+                     std::int64_t chunk_bytes = kChecksumChunkBytes) {
   const int world = int(ranks.size());
   ThreadBarrier barrier(world);
   std::vector<std::string> errors(ranks.size());
@@ -91,7 +100,7 @@ void save_from_ranks(const std::string& dir, const ModelSpec& spec, const FullSt
   for (int r = 0; r < world; ++r)
     threads.emplace_back([&, r] {
       try {
-        CheckpointDir ckpt(dir, 2, CheckpointGroup{r, world, [&] { barrier.wait(); }});
+        CheckpointDir ckpt(dir, 2, CheckpointGroup{r, world, [&] { barrier.wait(); }}, chunk_bytes);
         TrainerState st;
         st.step = step;
         st.adam_steps = step;
@@ -225,7 +234,7 @@ TEST_CASE("checkpoints rename into place, keep the newest N and name the latest"
   for (const std::string& where : {dir.path(), dir.file("checkpoints"), dir.file("checkpoints/global_step4")}) {
     const CheckpointReader reader(resolve_checkpoint(where));
     const CheckpointInfo& info = reader.info();
-    CHECK(info.version == 2);
+    CHECK(info.version == 3);
     CHECK(info.world_size == 1);
     CHECK(info.state.step == 4);
     CHECK(info.state.data.position == 12);
@@ -331,8 +340,8 @@ TEST_CASE("a checkpoint with a missing, truncated or mismatched shard is refused
   save_from_ranks(dir.file("other"), spec, full, 6, {{{0, n / 2}}, {{n / 2, n - n / 2}}}, 64);
   test::write_text(shard1, test::read_text(dir.file("other/global_step6/state.rank1.safetensors")));
   msg = error_of([&] { CheckpointReader r(ck); });
-  CHECK(msg.find("is the shard of rank 1 of 2 at step 6") != std::string::npos);
-  CHECK(msg.find("expects rank 1 of 2 at step 5") != std::string::npos);
+  CHECK(msg.find("is the version '3' shard of rank 1 of 2 at step 6") != std::string::npos);
+  CHECK(msg.find("expects version 3, rank 1 of 2 at step 5") != std::string::npos);
 
   // Shards whose ranges leave a gap.
   save_from_ranks(dir.file("gap"), spec, full, 1, {{{0, 10}}, {{20, n - 20}}}, 64);
@@ -405,9 +414,297 @@ TEST_CASE("a checkpoint of another format version is refused") {
   fs::make_dirs(dir.file("ck"));
   write_safetensors(dir.file("ck/state.safetensors"), {{"params", "F32", {4}, a.data(), 16}},
                     {{"format", "zinf-checkpoint"}, {"version", "99"}});
-  CHECK(error_of([&] { read_checkpoint_info(dir.file("ck")); }).find("checkpoint version 99") != std::string::npos);
+  CHECK(error_of([&] { read_checkpoint_info(dir.file("ck")); }).find("checkpoint version '99'") != std::string::npos);
   fs::make_dirs(dir.file("ck2"));
   test::write_text(dir.file("ck2/checkpoint.json"), R"({"format":"zinf-checkpoint","version":7})");
-  CHECK(error_of([&] { read_checkpoint_info(dir.file("ck2")); }).find("is checkpoint version 7, this build reads versions 1 and 2") !=
+  CHECK(error_of([&] { read_checkpoint_info(dir.file("ck2")); }).find("is checkpoint version 7, this build reads versions 1 to 3") !=
         std::string::npos);
+}
+
+// ------------------------------------------------------------ integrity
+
+namespace {
+
+// Flips bit `bit` of byte `at` of `path` in place.
+void flip_bit(const std::string& path, std::size_t at, int bit) {
+  std::string bytes = test::read_text(path);
+  REQUIRE(at < bytes.size());
+  bytes[at] = char(bytes[at] ^ (1 << bit));
+  test::write_text(path, bytes);
+}
+
+// Bytes before a safetensors file's data section (8 + header length).
+std::size_t data_start(const std::string& path) {
+  const std::string raw = test::read_text(path);
+  std::uint64_t n = 0;
+  std::memcpy(&n, raw.data(), 8);
+  return std::size_t(8 + n);
+}
+
+// Opens `dir` and reads all of its state: what a resume does.
+void read_everything(const std::string& dir) {
+  const CheckpointReader reader(dir);
+  const std::int64_t n = reader.info().numel;
+  std::vector<float> p(static_cast<std::size_t>(n)), m(p.size()), v(p.size());
+  reader.read({0, n}, p.data(), m.data(), v.data());
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+constexpr std::int64_t kSmallChunk = 64;  // bytes per CRC in these tests: 16 floats
+
+}  // namespace
+
+TEST_CASE("a bit flip in any tensor's data or in a shard's header is a corrupt checkpoint naming the file and tensor") {
+  test::TempDir dir;
+  const ModelSpec spec{"custom", 16, 4, 8, 1, 2};
+  const std::int64_t n = spec.parameter_count();
+  const FullState full(n);
+  // Pieces of 7 elements: chunks are summed across pieces.
+  save_from_ranks(dir.file("checkpoints"), spec, full, 4, {{{0, n / 2}}, {{n / 2, n - n / 2}}}, 7, kSmallChunk);
+  const std::string ck = dir.file("checkpoints/global_step4");
+  read_everything(ck);  // intact: reads back
+  CHECK(reads_back(CheckpointReader(ck), full, 0, n));
+
+  for (int rank = 0; rank < 2; ++rank) {
+    const std::string file = ck + "/" + shard_file_name(rank);
+    const std::string clean = test::read_text(file);
+    const std::size_t start = data_start(file);
+    SafetensorsReader st(file);
+    CHECK(st.metadata().at("crc32c_chunk_bytes") == "64");
+    const std::int64_t tensor_bytes = st.entry("params").end;
+    for (const char* name : {"params", "exp_avg", "exp_avg_sq"}) {
+      // One flip in each chunk's first, middle and last byte.
+      for (std::int64_t at = 0; at < tensor_bytes; at += 29) {
+        CAPTURE(rank);
+        CAPTURE(name);
+        CAPTURE(at);
+        flip_bit(file, start + std::size_t(st.entry(name).begin + at), int(at % 8));
+        const std::string msg = error_of([&] { read_everything(ck); });
+        CHECK(has(msg, "corrupt checkpoint: '" + file + "' tensor '" + name + "' does not match its checksum in chunk " +
+                           std::to_string(at / kSmallChunk) + " (bytes [" + std::to_string(at / kSmallChunk * 64)));
+        test::write_text(file, clean);
+      }
+    }
+    // Every byte of the length prefix and the header, one bit each.
+    for (std::size_t at = 0; at < start; ++at) {
+      CAPTURE(rank);
+      CAPTURE(at);
+      flip_bit(file, at, int(at % 8));
+      const std::string msg = error_of([&] { read_everything(ck); });
+      CAPTURE(msg);
+      CHECK(has(msg, "corrupt checkpoint: "));
+      CHECK(has(msg, file));
+      test::write_text(file, clean);
+    }
+  }
+  read_everything(ck);  // restored
+}
+
+TEST_CASE("range reads of any world size verify exactly the chunks they touch") {
+  test::TempDir dir;
+  const ModelSpec spec{"custom", 16, 4, 8, 2, 2};
+  const std::int64_t n = spec.parameter_count();
+  const FullState full(n);
+  const std::vector<std::vector<FlatRange>> ranks = {{{0, 100}, {250, 150}}, {{100, 150}, {400, n - 400}}};
+  save_from_ranks(dir.file("checkpoints"), spec, full, 2, ranks, 5, kSmallChunk);
+  const std::string ck = dir.file("checkpoints/global_step2");
+
+  // Every slicing of 1, 2, 3 and 5 ranks, read in pieces of 1 to 37 elements: the bytes come back.
+  {
+    const CheckpointReader reader(ck);
+    for (int world : {1, 2, 3, 5})
+      for (int r = 0; r < world; ++r) {
+        const std::int64_t b = n * r / world, e = n * (r + 1) / world;
+        for (std::int64_t piece : {1, 13, 37})
+          for (std::int64_t at = b; at < e; at += piece) CHECK(reads_back(reader, full, at, std::min(piece, e - at)));
+      }
+  }
+  // Rank 1's exp_avg chunk 10: its local elements [160, 176) are flat [410, 426).
+  const std::string file = ck + "/state.rank1.safetensors";
+  {
+    SafetensorsReader st(file);
+    flip_bit(file, data_start(file) + std::size_t(st.entry("exp_avg").begin + 10 * kSmallChunk + 5), 3);
+  }
+  const CheckpointReader reader(ck);
+  CHECK(reads_back(reader, full, 0, 410));
+  CHECK(reads_back(reader, full, 426, n - 426));
+  std::vector<float> p(64);
+  reader.read({400, 64}, p.data(), nullptr, nullptr);  // params only: the damaged exp_avg is not read
+  for (const FlatRange& touching : {FlatRange{410, 1}, FlatRange{425, 1}, FlatRange{405, 6}, FlatRange{0, n}}) {
+    CAPTURE(touching.begin);
+    std::vector<float> m(static_cast<std::size_t>(touching.count));
+    CHECK(has(error_of([&] { reader.read(touching, nullptr, m.data(), nullptr); }),
+              "corrupt checkpoint: '" + file + "' tensor 'exp_avg' does not match its checksum in chunk 10 (bytes [640, 704)"));
+  }
+}
+
+TEST_CASE("a NaN, an Inf or a negative exp_avg_sq in a checkpoint is a corrupt checkpoint naming the file and tensor") {
+  test::TempDir dir;
+  const ModelSpec spec{"custom", 16, 4, 8, 1, 2};
+  const std::int64_t n = spec.parameter_count();
+  struct Case {
+    int tensor;
+    float value;
+    const char* says;
+  };
+  for (const Case c : {Case{0, NAN, "holds NaN at element 37"}, Case{1, INFINITY, "holds Inf at element 37"},
+                       Case{2, -1.0f, "holds -1.000000 at element 37"}}) {
+    CAPTURE(c.says);
+    FullState full(n);
+    (c.tensor == 0 ? full.p : c.tensor == 1 ? full.m : full.v)[37] = c.value;
+    const std::string out = dir.file("run" + std::to_string(c.tensor));
+    save_from_ranks(out, spec, full, 1, {{{0, n}}}, n);
+    const std::string msg = error_of([&] { read_everything(out + "/global_step1"); });
+    const char* names[3] = {"params", "exp_avg", "exp_avg_sq"};
+    CHECK(has(msg, "corrupt checkpoint: '" + out + "/global_step1/state.rank0.safetensors' tensor '" +
+                       names[c.tensor] + "' " + c.says));
+    CHECK_FALSE(has(msg, "diverged"));
+    if (c.tensor == 0)
+      CHECK(has(error_of([&] { export_checkpoint(out, dir.file("m.safetensors")); }), "tensor 'params' holds NaN"));
+  }
+}
+
+TEST_CASE("a garbled checkpoint.json is a corrupt checkpoint, whichever byte is hit") {
+  test::TempDir dir;
+  const ModelSpec spec{"custom", 16, 4, 8, 1, 2};
+  const FullState full(spec.parameter_count());
+  CheckpointDir ckpt(dir.file("checkpoints"), 2);
+  TrainerState st;
+  st.step = 3;
+  st.shape = {"data.txt", 0xabcdef01u, 4, 2, 1};
+  ckpt.save(st, spec, everything(full));
+  const std::string meta = dir.file("checkpoints/global_step3/checkpoint.json");
+  const std::string clean = test::read_text(meta);
+  for (std::size_t at = 0; at < clean.size(); ++at) {
+    CAPTURE(at);
+    flip_bit(meta, at, int(at * 5 % 8));
+    const std::string msg = error_of([&] { read_everything(dir.file("checkpoints/global_step3")); });
+    CHECK(has(msg, "corrupt checkpoint: '" + meta + "'"));
+    test::write_text(meta, clean);
+  }
+  const CheckpointInfo info = read_checkpoint_info(dir.file("checkpoints/global_step3"));
+  CHECK(info.state.shape.dataset_path == "data.txt");
+  CHECK(info.state.shape.dataset_crc32c == 0xabcdef01u);
+  CHECK(info.state.shape.global_batch() == 8);
+}
+
+TEST_CASE("a garbage latest file is refused without dumping it") {
+  test::TempDir dir;
+  const ModelSpec spec{"custom", 16, 4, 8, 1, 2};
+  const FullState full(spec.parameter_count());
+  save_from_ranks(dir.file("checkpoints"), spec, full, 2, {{{0, spec.parameter_count()}}}, 64);
+  const std::string latest = dir.file("checkpoints/latest");
+
+  std::string binary(3000, '\0');
+  for (std::size_t i = 0; i < binary.size(); ++i) binary[i] = char((i * 131 + 7) % 256);
+  test::write_text(latest, binary);
+  std::string msg = error_of([&] { resolve_checkpoint(dir.path()); });
+  CHECK(has(msg, "'" + latest + "' should name a global_step<N> directory, it holds '"));
+  CHECK(has(msg, "... (3000 bytes)"));
+  CHECK(msg.size() < 700);
+  CHECK(std::all_of(msg.begin(), msg.end(), [](char c) { return c >= 0x20 && c < 0x7f; }));
+
+  test::write_text(latest, std::string(1 << 20, 'g'));
+  msg = error_of([&] { resolve_checkpoint(dir.path()); });
+  CHECK(has(msg, "is 1048576 bytes, not the name of a checkpoint"));
+  CHECK(msg.size() < 400);
+
+  test::write_text(latest, "global_step99999999999999999999999");
+  CHECK(has(error_of([&] { resolve_checkpoint(dir.path()); }), "it holds 'global_step99999999999999999999999'"));
+  test::write_text(latest, "global_step7");
+  CHECK(has(error_of([&] { resolve_checkpoint(dir.path()); }), "names 'global_step7', which is not a complete checkpoint"));
+  test::write_text(latest, "global_step2\n");  // what `echo global_step2 > latest` writes
+  CHECK(resolve_checkpoint(dir.path()) == dir.file("checkpoints/global_step2"));
+}
+
+TEST_CASE("export refuses to write over the files it reads, and a failing export leaves no file behind") {
+  test::TempDir dir;
+  const ModelSpec spec{"custom", 16, 4, 8, 1, 2};
+  const FullState full(spec.parameter_count());
+  save_from_ranks(dir.file("out/checkpoints"), spec, full, 3, {{{0, spec.parameter_count()}}}, 64, kSmallChunk);
+  const std::string ck = dir.file("out/checkpoints/global_step3");
+  const std::string shard = ck + "/state.rank0.safetensors";
+  const std::string shard_bytes = test::read_text(shard);
+  std::filesystem::create_symlink(shard, dir.file("link.safetensors"));
+  std::filesystem::create_hard_link(shard, dir.file("hard.safetensors"));
+  for (const std::string& out : {shard, ck + "/checkpoint.json", ck + "/../global_step3/state.rank0.safetensors",
+                                 dir.file("out/checkpoints/latest"), dir.file("link.safetensors"),
+                                 dir.file("hard.safetensors"), ck}) {
+    CAPTURE(out);
+    const std::string msg = error_of([&] { export_checkpoint(dir.file("out"), out); });
+    CHECK(has(msg, "zinf export would write over '"));
+    CHECK(has(msg, "which it reads from"));
+  }
+  CHECK(test::read_text(shard) == shard_bytes);
+  read_everything(ck);
+
+  // A chunk of params damaged halfway: the export stops there, the old file stays, no temporary is left.
+  test::write_text(dir.file("model.safetensors"), "previous export");
+  SafetensorsReader r(shard);
+  flip_bit(shard, data_start(shard) + std::size_t(r.entry("params").end / 2), 0);
+  CHECK(has(error_of([&] { export_checkpoint(dir.file("out"), dir.file("model.safetensors")); }),
+            "tensor 'params' does not match its checksum"));
+  CHECK(test::read_text(dir.file("model.safetensors")) == "previous export");
+  std::size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) entries += !e.path().empty();
+  CHECK(entries == 4);  // out, link, hard, model.safetensors
+}
+
+TEST_CASE("a resume on another dataset or global batch is refused with what differs; other world sizes are fine") {
+  TrainerState saved;
+  saved.dataset_tokens = 1000;
+  saved.shape = {"a.txt", 0x11111111u, 2, 2, 2};  // 8 sequences per step
+  TrainerState now = saved;
+  CHECK(resume_mismatches(saved, now).empty());
+  now.shape.micro_batch = 4;
+  now.shape.world_size = 1;  // 4 x 2 x 1: the same global batch on one rank
+  now.shape.dataset_path = "moved/a.txt";
+  CHECK(resume_mismatches(saved, now).empty());
+  now.shape.grad_accum = 1;
+  auto diff = resume_mismatches(saved, now);
+  REQUIRE(diff.size() == 1);
+  CHECK(diff[0] == "global batch: the checkpoint's run had micro-batch 2 x grad-accum 2 x 2 ranks = 8 sequences per "
+                   "step, this run has micro-batch 4 x grad-accum 1 x 1 rank = 4 sequences per step");
+  now = saved;
+  now.shape.dataset_crc32c = 0x22222222u;
+  diff = resume_mismatches(saved, now);
+  REQUIRE(diff.size() == 1);
+  CHECK(has(diff[0], "dataset: the checkpoint's ('a.txt') and this run's ('a.txt') both have 1000 tokens, but other "
+                     "ones (CRC32C 11111111 and 22222222)"));
+  now.dataset_tokens = 999;
+  CHECK(has(resume_mismatches(saved, now).at(0), "has 1000 tokens, this run's ('a.txt') 999"));
+  // A version-2 checkpoint recorded neither: only the token count is compared.
+  saved.shape = {};
+  now = saved;
+  now.shape = {"b.txt", 5, 1, 1, 1};
+  CHECK(resume_mismatches(saved, now).empty());
+}
+
+TEST_CASE("a version-2 checkpoint (no checksums) still resumes and exports") {
+  test::TempDir dir;
+  const ModelSpec spec{"custom", 16, 4, 8, 1, 2};
+  const std::int64_t n = spec.parameter_count();
+  const FullState full(n);
+  const std::string ck = dir.file("checkpoints/global_step5");
+  fs::make_dirs(ck);
+  const std::size_t bytes = std::size_t(n) * 4;
+  write_safetensors(ck + "/state.rank0.safetensors",
+                    {{"params", "F32", {n}, full.p.data(), bytes},
+                     {"exp_avg", "F32", {n}, full.m.data(), bytes},
+                     {"exp_avg_sq", "F32", {n}, full.v.data(), bytes}},
+                    {{"format", "zinf-checkpoint-shard"}, {"version", "2"}, {"rank", "0"}, {"world_size", "1"},
+                     {"step", "5"}, {"numel", std::to_string(n)}, {"ranges", "[[0," + std::to_string(n) + "]]"}});
+  test::write_text(ck + "/checkpoint.json",
+                   R"({"format":"zinf-checkpoint","version":2,"world_size":1,"numel":)" + std::to_string(n) +
+                       R"(,"model":{"name":"custom","vocab_size":16,"seq_len":4,"hidden_size":8,"layers":1,"heads":2},)"
+                       R"("state":{"step":5,"adam_steps":5,"dataset_tokens":500,"tokens_seen":40,"seed":3,)"
+                       R"("data":{"epoch":0,"position":9}},"shards":["state.rank0.safetensors"]})");
+  test::write_text(dir.file("checkpoints/latest"), "global_step5");
+  const CheckpointReader reader(resolve_checkpoint(dir.path()));
+  CHECK(reader.info().version == 2);
+  CHECK(reader.info().state.shape.micro_batch == 0);  // not recorded: resume compares the token count only
+  CHECK(reads_back(reader, full, 0, n));
+  CHECK(reads_back(reader, full, 11, 29));
+  CHECK(export_checkpoint(dir.path(), dir.file("model.safetensors")) == ck);
 }

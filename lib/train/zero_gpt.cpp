@@ -109,7 +109,7 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   if (why.empty()) return plan;
   if (s.strict_nvme)
     throw Error("NVMe offload is unusable: " + why,
-                "fix the path (--nvme-path) or drop --strict-nvme to fall back to CPU offload", ExitCode::kUnusable);
+                "fix the path (--nvme-offload-path) or drop --strict-nvme to fall back to CPU offload", ExitCode::kUnusable);
   log::warn_once("zero.nvme_fallback", "NVMe offload is unusable: " + why + "; falling back to CPU offload");
   if (params_nvme) o.param_home = offload::Tier::kCpu;
   if (optim_nvme) o.optimizer_home = offload::Tier::kCpu;

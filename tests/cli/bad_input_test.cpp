@@ -1,0 +1,137 @@
+// CLI: bad input is refused with exit code 2 and a message that names it:
+// configuration files nested too deep, sizes whose products overflow,
+// misspelt keys attributed to the file they came from; and every flag that
+// an error hint names is one the binary accepts.
+#include <doctest/doctest.h>
+
+#include <cctype>
+#include <filesystem>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "support/test_util.h"
+
+using zinf::test::read_text;
+using zinf::test::run_zinf;
+using zinf::test::TempDir;
+using zinf::test::write_text;
+
+namespace {
+
+bool has(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+
+// Every "--flag" token in `text`.
+std::set<std::string> flags_in(const std::string& text) {
+  static const std::regex flag("--[a-z][a-z0-9-]*");
+  std::set<std::string> out;
+  for (std::sregex_iterator it(text.begin(), text.end(), flag), end; it != end; ++it) out.insert(it->str());
+  return out;
+}
+
+// The flags `zinf --help` and `zinf <cmd> --help` list, for every subcommand.
+std::set<std::string> flags_of_all_commands() {
+  std::set<std::string> out;
+  for (const char* cmd : {"", "train", "estimate", "validate-nvme", "config", "launch", "report", "export"}) {
+    const auto r = *cmd ? run_zinf({cmd, "--help"}) : run_zinf({"--help"});
+    REQUIRE_MESSAGE(r.exit_code == 0, cmd);
+    const auto f = flags_in(r.out);
+    out.insert(f.begin(), f.end());
+  }
+  return out;
+}
+
+// The string literals of one C++ source (comments and character literals
+// skipped; raw strings are taken whole).
+std::vector<std::string> string_literals(const std::string& src) {
+  std::vector<std::string> out;
+  auto word_char = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; };
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    const char c = src[i];
+    const bool after_word = i > 0 && word_char(src[i - 1]);
+    if (c == '/' && i + 1 < src.size() && src[i + 1] == '/') {
+      i = src.find('\n', i);
+      if (i == std::string::npos) break;
+    } else if (c == '/' && i + 1 < src.size() && src[i + 1] == '*') {
+      i = src.find("*/", i + 2);
+      if (i == std::string::npos) break;
+      ++i;
+    } else if (c == '\'' && !after_word) {  // not a digit separator
+      for (++i; i < src.size() && src[i] != '\''; ++i)
+        if (src[i] == '\\') ++i;
+    } else if (c == 'R' && !after_word && i + 1 < src.size() && src[i + 1] == '"') {
+      const std::size_t open = src.find('(', i);
+      const std::string close = ")" + src.substr(i + 2, open - i - 2) + "\"";
+      const std::size_t end = src.find(close, open);
+      if (end == std::string::npos) break;
+      out.push_back(src.substr(open + 1, end - open - 1));
+      i = end + close.size() - 1;
+    } else if (c == '"') {
+      std::string lit;
+      for (++i; i < src.size() && src[i] != '"'; ++i) {
+        if (src[i] == '\\') lit += src[i++];
+        lit += src[i];
+      }
+      out.push_back(lit);
+    }
+  }
+  return out;
+}
+
+// The string literals of the C++ sources under `dir`, with their files.
+std::vector<std::pair<std::string, std::string>> literals_under(const std::string& dir) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    const std::string ext = entry.path().extension().string();
+    if (!entry.is_regular_file() || (ext != ".cpp" && ext != ".h")) continue;
+    for (auto& lit : string_literals(read_text(entry.path().string())))
+      out.push_back({entry.path().string(), std::move(lit)});
+  }
+  return out;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ hints
+
+TEST_CASE("bad input: the --strict-nvme failure's hint names a flag zinf train accepts") {
+  TempDir dir("zinf-cli-bad");
+  write_text(dir.file("blocker"), "a file where the swap directory should be");
+  const auto r = run_zinf({"train", "--device", "cpu", "--model", "tiny", "--seq-len", "32", "--batch-size", "2",
+                           "--steps", "1", "--output-dir", dir.file("out"), "--zero-stage", "infinity",
+                           "--nvme-offload-path", dir.file("blocker/swap"), "--strict-nvme"});
+  CHECK(r.exit_code == 3);
+  REQUIRE(has(r.err, "NVMe offload is unusable"));
+  CHECK(has(r.err, "--nvme-offload-path"));
+  const auto help = run_zinf({"train", "--help"});
+  REQUIRE(help.exit_code == 0);
+  const auto accepted = flags_in(help.out);
+  const auto named = flags_in(r.err);
+  CHECK(!named.empty());
+  for (const auto& f : named) {
+    CAPTURE(f);
+    CHECK(accepted.count(f) == 1);
+  }
+}
+
+TEST_CASE("bad input: every --flag named in a message of lib/ or apps/ is a flag of some zinf subcommand") {
+  const auto accepted = flags_of_all_commands();
+  // Flags of other programs that hints tell people to use, and zinf launch's
+  // hidden flag for the launchers it starts itself.
+  const std::set<std::string> elsewhere = {"--nproc-per-node", "--security-opt", "--lifeline-stdin"};
+  std::vector<std::pair<std::string, std::string>> literals;
+  for (const char* dir : {"/lib", "/apps"}) {
+    const auto found = literals_under(std::string(ZINF_SOURCE_DIR) + dir);
+    literals.insert(literals.end(), found.begin(), found.end());
+  }
+  REQUIRE(literals.size() > 1000);
+  for (const auto& [file, literal] : literals) {
+    for (const auto& f : flags_in(literal)) {
+      if (elsewhere.count(f)) continue;
+      CAPTURE(file);
+      CAPTURE(literal);
+      CHECK_MESSAGE(accepted.count(f) == 1, f);
+    }
+  }
+}

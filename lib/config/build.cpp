@@ -51,6 +51,12 @@ void resolve_auto(Json& cfg, Origins& origins, const std::string& path, Json val
 void check_unknown_keys(const Json& node, const std::string& prefix, const Origins& origins) {
   for (auto it = node.begin(); it != node.end(); ++it) {
     const std::string path = prefix.empty() ? it.key() : prefix + "." + it.key();
+    // "a.b" as one key would pass for the path a.b below and then be ignored.
+    if (it.key().empty() || it.key().find('.') != std::string::npos)
+      throw UsageError("key '" + it.key() + "'" + (prefix.empty() ? "" : " under " + prefix) + " (in " +
+                           origins.of(path) + ") is " + (it.key().empty() ? "empty" : "not a key name: it contains '.'"),
+                       it.key().empty() ? "remove it or give it a name"
+                                        : "nest it: \"" + text::join(split_path(it.key()), "\": {\"") + "\": ...");
     const KeySpec* spec = find_key(path);
     if (spec) continue;  // a leaf (or an opaque section) we know
     if (is_section(path)) {
@@ -172,12 +178,23 @@ void check_values(Json& node, const std::string& prefix, const Origins& origins,
 // --------------------------------------------------------------- layers
 
 // Stage recipe for --zero-stage: the presets of the same name; "none" is built in.
+// A layer read from a file, before it is merged: its keys are checked with
+// errors that name the file.
+Json checked_layer(const std::string& path, const std::string& origin) {
+  Json patch = load_config_file(path);
+  Origins where;
+  where.set_leaves(patch, origin);
+  check_unknown_keys(patch, "", where);
+  return patch;
+}
+
 Json stage_recipe(const std::string& stage, const std::string& dir) {
   if (stage == "none") {
     return Json{{"zero_optimization",
                  {{"stage", 0}, {"offload_param", {{"device", "none"}}}, {"offload_optimizer", {{"device", "none"}}}}}};
   }
-  return load_config_file(dir + "/" + stage + ".yaml");
+  const std::string path = dir + "/" + stage + ".yaml";
+  return checked_layer(path, "recipe " + stage + " (" + path + ")");
 }
 
 Json load_preset(const std::string& name, const std::string& dir) {
@@ -188,7 +205,7 @@ Json load_preset(const std::string& name, const std::string& dir) {
     throw UsageError("unknown preset '" + name + "'" + (guess.empty() ? "" : " (did you mean '" + guess + "'?)"),
                      "available presets in " + dir + ": " + text::join(names, ", "));
   }
-  return load_config_file(path);
+  return checked_layer(path, "preset " + name + " (" + path + ")");
 }
 
 // The last value of option `name`, flags over environment; empty when unset.
@@ -450,9 +467,6 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
       const std::string n = text::trim(name);
       if (n.empty()) continue;
       Json patch = load_preset(n, dir);
-      Origins where;
-      where.set_leaves(patch, "preset " + n);
-      check_unknown_keys(patch, "", where);
       merge_into(cfg, patch);
       r.origins.set_leaves(patch, "preset " + n);
     }
@@ -469,10 +483,7 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
   // 3. the --config file
   const auto [config_value, config_origin] = source_option(sources, "config");
   if (!config_value.empty()) {
-    Json patch = load_config_file(config_value);
-    Origins where;
-    where.set_leaves(patch, "file " + config_value);
-    check_unknown_keys(patch, "", where);
+    Json patch = checked_layer(config_value, "file " + config_value);
     if (!stage_name.empty()) {
       const Json* file_stage = find_path(patch, "zero_optimization.stage");
       const Json* recipe_stage = find_path(cfg, "zero_optimization.stage");
@@ -492,12 +503,17 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
   // Types and ranges of what the user wrote, "auto" still allowed.
   check_unknown_keys(cfg, "", r.origins);
   check_values(cfg, "", r.origins, true);
+  // Old and new names of one setting: the value keeps the origin of the key it was written under.
   if (get_bool(cfg, "zero_optimization.cpu_offload") && get_str(cfg, "zero_optimization.offload_optimizer.device") == "none") {
     set_path(cfg, "zero_optimization.offload_optimizer.device", "cpu");
+    r.origins.set("zero_optimization.offload_optimizer.device",
+                  r.origins.of("zero_optimization.cpu_offload") + ", as zero_optimization.cpu_offload");
     r.warnings.push_back("zero_optimization.cpu_offload is deprecated; read as offload_optimizer.device = cpu");
   }
-  if (get_int(cfg, "aio.intra_op_parallelism") > 1 && get_int(cfg, "aio.thread_count") == 1)
+  if (get_int(cfg, "aio.intra_op_parallelism") > 1 && get_int(cfg, "aio.thread_count") == 1) {
     set_path(cfg, "aio.thread_count", get_int(cfg, "aio.intra_op_parallelism"));
+    r.origins.set("aio.thread_count", r.origins.of("aio.intra_op_parallelism") + ", as aio.intra_op_parallelism");
+  }
 
   // Resolve "auto".
   std::string device = get_str(cfg, "zinf.train.device");

@@ -135,3 +135,14 @@ TEST_CASE("bad input: every --flag named in a message of lib/ or apps/ is a flag
     }
   }
 }
+
+// ---------------------------------------------------------------- origins
+
+TEST_CASE("bad input: zinf config names the file a misspelt section came from") {
+  TempDir dir("zinf-cli-bad");
+  write_text(dir.file("ds.json"), R"({"zero_optimization": {"offload_parm": {"device": "cpu"}}})");
+  const auto r = run_zinf({"config", "--config", dir.file("ds.json")});
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, "unknown key 'zero_optimization.offload_parm' (in file " + dir.file("ds.json") + ")"));
+  CHECK_FALSE(has(r.err, "(in default)"));
+}

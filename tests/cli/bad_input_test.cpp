@@ -146,3 +146,30 @@ TEST_CASE("bad input: zinf config names the file a misspelt section came from") 
   CHECK(has(r.err, "unknown key 'zero_optimization.offload_parm' (in file " + dir.file("ds.json") + ")"));
   CHECK_FALSE(has(r.err, "(in default)"));
 }
+
+// ---------------------------------------------------------------- nesting
+
+TEST_CASE("bad input: config files nested 50,000 levels deep exit 2 naming the file and the limit") {
+  TempDir dir("zinf-cli-bad");
+  const int n = 50000;
+  std::string json;
+  for (int i = 0; i < n; ++i) json += "{\"a\": ";
+  json += "1" + std::string(n, '}');
+  write_text(dir.file("deep.json"), json);
+  write_text(dir.file("deep.yaml"), "zero_optimization: " + std::string(n, '[') + std::string(n, ']') + "\n");
+  for (const char* cmd : {"config", "estimate"}) {
+    for (const auto& [file, where] : std::vector<std::pair<std::string, std::string>>{
+             {dir.file("deep.json"), dir.file("deep.json") + ":1:"}, {dir.file("deep.yaml"), dir.file("deep.yaml") + ":1:"}}) {
+      CAPTURE(cmd);
+      CAPTURE(file);
+      const auto r = run_zinf({cmd, "--config", file});
+      CHECK(r.exit_code == 2);
+      CHECK(has(r.err, where));
+      CHECK(has(r.err, "nested more than 64 levels deep"));
+    }
+  }
+  // the same through ZINF_CONFIG, for zinf train
+  const auto r = run_zinf({"train", "--output-dir", dir.file("out")}, {{"ZINF_CONFIG", dir.file("deep.json")}});
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, "nested more than 64 levels deep (at a.a.a.a.a.a.a.a...)"));
+}

@@ -120,3 +120,102 @@ TEST_CASE("a misspelt key in a preset file names the preset's file") {
   const auto msg = error_of([&] { build_config(s, cpu_machine()); });
   CHECK(has(msg, "unknown key 'zero_optimization.stagee' (in preset mine (" + dir.file("mine.yaml") + "))"));
 }
+
+// ---------------------------------------------------------------- nesting
+
+namespace {
+
+// {"flops_profiler": {"flops_profiler": ... 1}} with `levels` objects in all.
+std::string nested_json(int levels) {
+  std::string text;
+  for (int i = 1; i < levels; ++i) text += "{\"flops_profiler\": ";
+  text += "{\"x\": 1}";
+  for (int i = 1; i < levels; ++i) text += "}";
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("a JSON file nested 50,000 levels deep is refused naming the file, the limit and the place") {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 50000; ++i) text += "{\"zero_optimization\": ";
+  text += "1";
+  for (int i = 0; i < 50000; ++i) text += "}";
+  write_text(dir.file("deep.json"), text);
+  const auto msg = build_error({{"config", dir.file("deep.json")}});
+  CHECK(has(msg, dir.file("deep.json") + ":1:"));
+  CHECK(has(msg, "nested more than 64 levels deep"));
+  CHECK(has(msg, "(at zero_optimization.zero_optimization.zero_optimization."));
+  try {
+    load_config_file(dir.file("deep.json"));
+    FAIL("a 50,000-deep file was accepted");
+  } catch (const Error& e) {
+    CHECK(e.code() == ExitCode::kUsage);
+  }
+}
+
+TEST_CASE("JSON: 64 levels load, 65 do not; brackets inside strings do not count") {
+  CHECK(parse_json_text(nested_json(kMaxConfigDepth), "ok.json").is_object());
+  const auto msg = error_of([] { parse_json_text(nested_json(kMaxConfigDepth + 1), "deep.json"); });
+  CHECK(has(msg, "deep.json:1:"));
+  CHECK(has(msg, "nested more than 64 levels deep (at flops_profiler.flops_profiler."));
+  const std::string brackets(1000, '[');
+  const Json v = parse_json_text("{\"s\": \"" + brackets + "\\\"{{\"}", "strings.json");
+  CHECK(v["s"].get<std::string>() == brackets + "\"{{");
+  // arrays count as levels too
+  CHECK(has(error_of([] { parse_json_text("{\"a\": " + std::string(100, '[') + std::string(100, ']') + "}", "a.json"); }),
+            "(at a[][][][][][][]...)"));
+}
+
+TEST_CASE("YAML nested too deep by flow brackets, '- ' entries, indentation or aliases is refused") {
+  const int n = 50000;
+  auto msg = error_of([&] { parse_yaml_text("a: " + std::string(n, '[') + std::string(n, ']') + "\n", "flow.yaml"); });
+  CHECK(has(msg, "flow.yaml:1: nested more than 64 levels deep"));
+  std::string dashes = "a:\n  ";
+  for (int i = 0; i < n; ++i) dashes += "- ";
+  msg = error_of([&] { parse_yaml_text(dashes + "x\n", "dashes.yaml"); });
+  CHECK(has(msg, "dashes.yaml:2: nested more than 64 levels deep"));
+  std::string blocks;
+  for (int i = 0; i < 100; ++i) blocks += std::string(std::size_t(i), ' ') + "k" + std::to_string(i) + ":\n";
+  msg = error_of([&] { parse_yaml_text(blocks, "blocks.yaml"); });
+  CHECK(has(msg, "blocks.yaml:65: nested more than 64 levels deep"));
+  // each alias nests the one before: deep in the values, shallow in the text
+  std::string aliases = "a0: &a0 [1]\n";
+  for (int i = 1; i < 100; ++i)
+    aliases += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [*a" + std::to_string(i - 1) + "]\n";
+  msg = error_of([&] { parse_yaml_text(aliases, "aliases.yaml"); });
+  CHECK(has(msg, "aliases.yaml: nested more than 64 levels deep (at a63[][][][][][][]...)"));
+  // and aliases that multiply: 10^7 values from ten lines
+  std::string laughs = "a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+  for (int i = 1; i < 7; ++i) {
+    const std::string prev = "*a" + std::to_string(i - 1);
+    laughs += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + prev;
+    for (int k = 1; k < 10; ++k) laughs += ", " + prev;
+    laughs += "]\n";
+  }
+  msg = error_of([&] { parse_yaml_text(laughs, "laughs.yaml"); });
+  CHECK(has(msg, "laughs.yaml: more than 1048576 values"));
+}
+
+TEST_CASE("YAML that only looks deep loads: brackets in quotes, comments, plain text and block scalars") {
+  const std::string deep_text(200, '[');
+  const std::string text = "zero_optimization:\n"
+                           "  stage: 3  # [[[[[[ " + deep_text + "\n"
+                           "  offload_param: {device: cpu, nvme_path: '" + deep_text + "'}\n"
+                           "wandb:\n"
+                           "  project: a[b" + deep_text + "\n"
+                           "  note: |\n"
+                           "    - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -\n"
+                           "    " + deep_text + "\n"
+                           "  team: \"it's \\\"" + deep_text + "\"\n";
+  const Json v = parse_yaml_text(text, "ok.yaml");
+  CHECK(v["zero_optimization"]["stage"] == 3);
+  CHECK(v["zero_optimization"]["offload_param"]["nvme_path"] == deep_text);
+  CHECK(v["wandb"]["project"] == "a[b" + deep_text);
+  CHECK(v["wandb"]["team"] == "it's \"" + deep_text);
+  // 64 levels of block mappings load
+  std::string blocks;
+  for (int i = 0; i < kMaxConfigDepth; ++i) blocks += std::string(std::size_t(2 * i), ' ') + "k:\n";
+  CHECK(parse_yaml_text(blocks, "ok.yaml").is_object());
+}

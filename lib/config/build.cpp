@@ -10,6 +10,7 @@
 #include "config/loader.h"
 #include "config/options.h"
 #include "config/schema.h"
+#include "core/checked.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/model_spec.h"
@@ -131,7 +132,9 @@ void check_value(const KeySpec& spec, Json& value, const Origins& origins, bool 
       const double d = value.get<double>();
       if (d != std::floor(d)) throw key_error(path, value, "must be a whole number", origins, range_text());
       if (d < spec.min || d > spec.max) {
-        const std::string problem = d <= 0 && spec.min >= 1 ? "must be positive" : "out of range";
+        const std::string problem = d > spec.max                ? "above the largest supported " + bound(spec.max)
+                                    : d <= 0 && spec.min >= 1 ? "must be positive"
+                                                              : "out of range";
         throw key_error(path, value, problem, origins, "allowed: " + range_text());
       }
       value = static_cast<std::int64_t>(d);
@@ -253,20 +256,28 @@ void resolve_batch(Json& cfg, Origins& origins, int world) {
   const bool m = !is_auto(micro), a = !is_auto(accum), g = !is_auto(global);
   std::int64_t mv = m ? micro.get<std::int64_t>() : 0, av = a ? accum.get<std::int64_t>() : 0;
   const std::int64_t gv = g ? global.get<std::int64_t>() : 0;
+  // micro x accumulation x ranks, checked (each is at most 9e18 on its own)
+  auto samples = [&](std::int64_t micro_batch, std::int64_t accumulation) {
+    return (CheckedInt(micro_batch) * accumulation * world)
+        .get("the samples per step (train_micro_batch_size_per_gpu x gradient_accumulation_steps x ranks)",
+             {{"train_micro_batch_size_per_gpu", micro_batch}, {"gradient_accumulation_steps", accumulation},
+              {"ranks", world}},
+             "use a smaller micro batch or fewer accumulation steps");
+  };
   if (g && m && !a) {
-    if (gv % (mv * world) != 0)
+    if (gv % samples(mv, 1) != 0)
       throw key_error("train_batch_size", gv,
                       "must be a multiple of micro batch x ranks (" + std::to_string(gv) + " % (" + std::to_string(mv) +
                           " * " + std::to_string(world) + ") != 0)",
                       origins, "change train_batch_size or train_micro_batch_size_per_gpu");
-    av = gv / (mv * world);
+    av = gv / samples(mv, 1);
   } else if (g && a && !m) {
-    if (gv % (av * world) != 0)
+    if (gv % samples(1, av) != 0)
       throw key_error("train_batch_size", gv,
                       "must be a multiple of accumulation x ranks (" + std::to_string(gv) + " % (" + std::to_string(av) +
                           " * " + std::to_string(world) + ") != 0)",
                       origins, "change train_batch_size or gradient_accumulation_steps");
-    mv = gv / (av * world);
+    mv = gv / samples(1, av);
   } else if (g && !m && !a) {
     if (gv % world != 0)
       throw key_error("train_batch_size", gv, "must be a multiple of the " + std::to_string(world) + " ranks", origins,
@@ -277,14 +288,21 @@ void resolve_batch(Json& cfg, Origins& origins, int world) {
     if (!m) mv = 4;
     if (!a) av = 1;
   }
+  const std::int64_t per_step = samples(mv, av);
   resolve_auto(cfg, origins, "train_micro_batch_size_per_gpu", mv);
   resolve_auto(cfg, origins, "gradient_accumulation_steps", av);
-  resolve_auto(cfg, origins, "train_batch_size", mv * av * world);
-  if (g && gv != mv * av * world)
+  resolve_auto(cfg, origins, "train_batch_size", per_step);
+  // The trainer counts tokens per step and over the run in 64 bits.
+  const std::int64_t seq_len = get_int(cfg, "zinf.model.seq_len"), steps = get_int(cfg, "zinf.train.steps");
+  (CheckedInt(per_step) * seq_len * steps)
+      .get("the run's token count (train_batch_size x seq_len x zinf.train.steps)",
+           {{"train_batch_size", per_step}, {"seq_len", seq_len}, {"steps", steps}},
+           "use fewer steps or a smaller batch");
+  if (g && gv != per_step)
     throw key_error("train_batch_size", gv,
                     "must equal micro batch x accumulation x ranks (" + std::to_string(mv) + " * " +
                         std::to_string(av) + " * " + std::to_string(world) + " = " +
-                        std::to_string(mv * av * world) + ")",
+                        std::to_string(per_step) + ")",
                     origins, "set train_batch_size to \"auto\" or make the three agree");
 }
 
@@ -396,7 +414,18 @@ void check_rules(const Json& cfg, const Origins& origins) {
   if (get_num(cfg, "zero_optimization.offload_optimizer.ratio") != 1.0)
     throw key_error("zero_optimization.offload_optimizer.ratio", get_num(cfg, "zero_optimization.offload_optimizer.ratio"),
                     "partial optimizer offload (ZeRO-Offload++ ratio) is not supported", origins, "allowed: 1.0");
-  const std::int64_t vocab = get_int(cfg, "zinf.model.vocab_size");
+  const ModelSpec model{"", get_int(cfg, "zinf.model.vocab_size"), get_int(cfg, "zinf.model.seq_len"),
+                        get_int(cfg, "zinf.model.hidden_size"), get_int(cfg, "zinf.model.layers"),
+                        get_int(cfg, "zinf.model.heads")};
+  const std::int64_t sub_group = get_int(cfg, "zero_optimization.sub_group_size");
+  if (const std::int64_t params = model.parameter_count(); params / sub_group > kMaxSubGroups)
+    throw key_error("zero_optimization.sub_group_size", sub_group,
+                    "cuts the model's " + std::to_string(params) + " parameters into more than " +
+                        std::to_string(kMaxSubGroups) + " optimizer sub-groups",
+                    origins,
+                    "allowed: at least " + std::to_string((params + kMaxSubGroups - 1) / kMaxSubGroups) +
+                        " for this model, or \"auto\" (DeepSpeed's default is 1e9)");
+  const std::int64_t vocab = model.vocab_size;
   if (vocab < 256 && !text::ends_with(get_str(cfg, "zinf.data.dataset_file"), ".bin"))
     throw key_error("zinf.model.vocab_size", vocab, "text data is read as bytes, which needs 256 tokens", origins,
                     "use --vocab-size 256 or more");

@@ -173,3 +173,31 @@ TEST_CASE("bad input: config files nested 50,000 levels deep exit 2 naming the f
   CHECK(r.exit_code == 2);
   CHECK(has(r.err, "nested more than 64 levels deep (at a.a.a.a.a.a.a.a...)"));
 }
+
+// ------------------------------------------------------------------ sizes
+
+TEST_CASE("bad input: sizes too large for 64-bit arithmetic exit 2 naming the inputs, never a negative size") {
+  auto r = run_zinf({"config", "--hidden-size", "9000000000", "--layers", "1", "--heads", "1"});
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, "zinf.model.hidden_size = 9000000000: above the largest supported 1048576 (set by flag --hidden-size)"));
+  CHECK(r.out.empty());
+
+  r = run_zinf({"estimate", "--params", "1e12", "--seq-len", "1e9", "--batch-size", "1e9"});
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, "zinf.model.seq_len = 1000000000: above the largest supported 16777216 (set by flag --seq-len)"));
+  CHECK_FALSE(has(r.out, "-"));
+
+  r = run_zinf({"estimate", "--params", "1e12", "--seq-len", "1e6", "--batch-size", "1e6", "--json"});
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, "the activation bytes would overflow 64-bit integers (seq_len 1000000, micro-batch 1000000, hidden "));
+  CHECK(r.out.empty());
+
+  r = run_zinf({"estimate", "--params", "2e15"});
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, "parameter count (--params) 2000000000000000 is above the largest supported 1125899906842624"));
+
+  // at the largest count on many GPUs: sub-groups follow the --params model, and no size is negative
+  r = run_zinf({"estimate", "--params", "1e15", "--gpus", "1024", "--device", "cuda", "--gpu-memory-gb", "80", "--json"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK_FALSE(has(r.out, "\": -"));
+}

@@ -219,3 +219,52 @@ TEST_CASE("YAML that only looks deep loads: brackets in quotes, comments, plain 
   for (int i = 0; i < kMaxConfigDepth; ++i) blocks += std::string(std::size_t(2 * i), ' ') + "k:\n";
   CHECK(parse_yaml_text(blocks, "ok.yaml").is_object());
 }
+
+// ---------------------------------------------------------------- sizes
+
+TEST_CASE("model dimensions above the supported sizes are refused naming the flag and the limit") {
+  CHECK(build_error({{"hidden-size", "9000000000"}, {"layers", "1"}, {"heads", "1"}}) ==
+        "zinf.model.hidden_size = 9000000000: above the largest supported 1048576 (set by flag --hidden-size) | hint: "
+        "allowed: >= 1 and <= 1048576");
+  CHECK(has(build_error({{"seq-len", "1e9"}}), "zinf.model.seq_len = 1000000000: above the largest supported 16777216"));
+  CHECK(has(build_error({{"vocab-size", "1e9"}}), "zinf.model.vocab_size = 1000000000: above the largest supported"));
+  CHECK(has(build_error({}, {{"layers", "1e6"}}), "zinf.model.layers = 1000000: above the largest supported 65536 "
+                                                  "(set by env ZINF_LAYERS)"));
+  // within every bound, but 2^20 wide and 2^16 deep is more parameters than zinf plans for
+  CHECK(has(build_error({{"hidden-size", "1048576"}, {"layers", "65536"}, {"heads", "8"}}),
+            "hidden 1048576 x layers 65536 (vocab 256, seq_len 128) makes 864692022213083136 parameters, above the "
+            "largest supported 1125899906842624"));
+  // element counts are at most a model's largest count
+  TempDir dir;
+  write_text(dir.file("bucket.json"), R"({"zero_optimization": {"reduce_bucket_size": 9e18}})");
+  CHECK(has(build_error({{"config", dir.file("bucket.json")}}),
+            "zero_optimization.reduce_bucket_size = 9e+18: above the largest supported 1125899906842624 (set by file"));
+}
+
+TEST_CASE("batch sizes whose product overflows are refused naming the three") {
+  CHECK(has(build_error({{"batch-size", "9000000000000000000"}, {"grad-accum", "2"}}),
+            "the samples per step (train_micro_batch_size_per_gpu x gradient_accumulation_steps x ranks) would overflow "
+            "64-bit integers (train_micro_batch_size_per_gpu 9000000000000000000, gradient_accumulation_steps 2, "
+            "ranks 1)"));
+  TempDir dir;
+  write_text(dir.file("b.json"), R"({"train_batch_size": 8, "gradient_accumulation_steps": 9e18})");
+  MachineFacts two = cpu_machine();
+  two.world_size = 2;
+  CHECK(has(error_of([&] { build_config(sources({{"config", dir.file("b.json")}}), two); }),
+            "(train_micro_batch_size_per_gpu 1, gradient_accumulation_steps 9000000000000000000, ranks 2)"));
+  // tokens of the run: batch x seq_len x steps
+  CHECK(has(build_error({{"batch-size", "1e12"}, {"seq-len", "1e7"}}),
+            "the run's token count (train_batch_size x seq_len x zinf.train.steps) would overflow 64-bit integers "
+            "(train_batch_size 1000000000000, seq_len 10000000, steps 100)"));
+  // a whole number too large for 64 bits is "too large", not "not a whole number"
+  CHECK(build_error({{"steps", "1e19"}}) == "flag --steps '1e19': too large | hint: allowed: a whole number of at most 9e18");
+}
+
+TEST_CASE("sub-groups of one element are refused before anything lists 124M of them") {
+  TempDir dir;
+  write_text(dir.file("sg.json"), R"({"zero_optimization": {"sub_group_size": 1}})");
+  CHECK(build_error({{"model", "gpt2-small"}, {"config", dir.file("sg.json")}}) ==
+        "zero_optimization.sub_group_size = 1: cuts the model's 124475904 parameters into more than 67108864 "
+        "optimizer sub-groups (set by file " + dir.file("sg.json") + ") | hint: allowed: at least 2 for this model, "
+        "or \"auto\" (DeepSpeed's default is 1e9)");
+}

@@ -12,33 +12,19 @@
 #include "config/origins.h"
 #include "core/error.h"
 #include "support/test_util.h"
+#include "unit/config/inputs.h"
 
 using namespace zinf;
 using namespace zinf::config;
+using namespace zinf::config::testing;
 using zinf::test::error_of;
 using zinf::test::TempDir;
 using zinf::test::write_text;
 
 namespace {
 
-const std::string kPresets = std::string(ZINF_SOURCE_DIR) + "/presets";
-
-Sources sources(std::vector<OptionValue> flags, std::vector<OptionValue> env = {}) {
-  Sources s;
-  s.flags = std::move(flags);
-  s.env = std::move(env);
-  s.presets_dir = kPresets;
-  return s;
-}
-
-MachineFacts cpu_machine() {
-  MachineFacts m;
-  m.cpu_memory_bytes = 16LL << 30;
-  return m;
-}
-
-std::string build_error(std::vector<OptionValue> flags, std::vector<OptionValue> env = {}) {
-  return error_of([&] { build_config(sources(std::move(flags), std::move(env)), cpu_machine()); });
+std::string build_error(std::vector<OptionValue> values, std::vector<OptionValue> env = {}) {
+  return error_of([&] { build_config(flags(std::move(values), std::move(env)), cpu_machine()); });
 }
 
 bool has(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
@@ -115,7 +101,7 @@ TEST_CASE("keys with a '.' or an empty name are refused, naming the file") {
 TEST_CASE("a misspelt key in a preset file names the preset's file") {
   TempDir dir;
   write_text(dir.file("mine.yaml"), "zero_optimization:\n  stagee: 3\n");
-  Sources s = sources({{"preset", "mine"}});
+  Sources s = flags({{"preset", "mine"}});
   s.presets_dir = dir.path();
   const auto msg = error_of([&] { build_config(s, cpu_machine()); });
   CHECK(has(msg, "unknown key 'zero_optimization.stagee' (in preset mine (" + dir.file("mine.yaml") + "))"));
@@ -250,7 +236,7 @@ TEST_CASE("batch sizes whose product overflows are refused naming the three") {
   write_text(dir.file("b.json"), R"({"train_batch_size": 8, "gradient_accumulation_steps": 9e18})");
   MachineFacts two = cpu_machine();
   two.world_size = 2;
-  CHECK(has(error_of([&] { build_config(sources({{"config", dir.file("b.json")}}), two); }),
+  CHECK(has(error_of([&] { build_config(flags({{"config", dir.file("b.json")}}), two); }),
             "(train_micro_batch_size_per_gpu 1, gradient_accumulation_steps 9000000000000000000, ranks 2)"));
   // tokens of the run: batch x seq_len x steps
   CHECK(has(build_error({{"batch-size", "1e12"}, {"seq-len", "1e7"}}),

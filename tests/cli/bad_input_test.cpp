@@ -115,6 +115,31 @@ TEST_CASE("bad input: the --strict-nvme failure's hint names a flag zinf train a
   }
 }
 
+TEST_CASE("bad input: zinf train --optimize names train's flags, and estimate's only as zinf estimate's") {
+  TempDir dir("zinf-cli-bad");
+  // 3.3e12 parameters on a CPU: no memory holds it, and without an NVMe path its space is unknown
+  const auto r = run_zinf({"train", "--optimize", "--hidden-size", "65536", "--layers", "64", "--heads", "64",
+                           "--device", "cpu", "--steps", "1", "--output-dir", dir.file("out")});
+  CAPTURE(r.err);
+  REQUIRE(r.exit_code == 3);
+  std::string own = r.err, estimate;
+  for (std::size_t at; (at = own.find("(zinf estimate ")) != std::string::npos;) {
+    const std::size_t end = own.find(')', at);
+    estimate += own.substr(at, end - at);
+    own.erase(at, end - at);
+  }
+  const auto train_flags = flags_in(run_zinf({"train", "--help"}).out);
+  const auto estimate_flags = flags_in(run_zinf({"estimate", "--help"}).out);
+  for (const auto& f : flags_in(own)) {
+    CAPTURE(f);
+    CHECK(train_flags.count(f) == 1);
+  }
+  for (const auto& f : flags_in(estimate)) {
+    CAPTURE(f);
+    CHECK(estimate_flags.count(f) == 1);
+  }
+}
+
 TEST_CASE("bad input: every --flag named in a message of lib/ or apps/ is a flag of some zinf subcommand") {
   const auto accepted = flags_of_all_commands();
   // Flags of other programs that hints tell people to use, and zinf launch's

@@ -18,6 +18,7 @@
 #include "command.h"
 #include "comm/communicator.h"
 #include "config/settings.h"
+#include "core/dir_lock.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/units.h"
@@ -40,6 +41,15 @@ plan::Target target_of(const config::Settings& s) {
   return s.device == "cuda" ? plan::Target::kCuda : plan::Target::kCpu;
 }
 
+// The configured NVMe path, even when the asked stage keeps nothing on NVMe
+// (Settings only carries a path for a device that is nvme).
+std::string configured_nvme_path(const config::Resolved& r) {
+  for (const char* key : {"zero_optimization.offload_optimizer.nvme_path", "zero_optimization.offload_param.nvme_path"})
+    if (const config::Json* v = config::find_path(r.config, key); v && v->is_string() && !v->get<std::string>().empty())
+      return v->get<std::string>();
+  return {};
+}
+
 // Ranks per node and nodes, as the planner counts them.
 struct Topology {
   int gpus_per_node = 1, nodes = 1;
@@ -53,14 +63,8 @@ Topology topology_of(const launch::RankEnv& env) {
 // --optimize: the fastest stage/offload that fits this machine (lib/plan),
 // written into the resolved configuration so config.json shows what ran.
 void apply_optimize(config::Resolved& r, config::Settings& s, const Topology& t) {
-  // The configured path, even when the asked stage keeps nothing on NVMe
-  // (Settings only carries a path for a device that is nvme).
-  std::string nvme_path;
-  for (const char* key : {"zero_optimization.offload_optimizer.nvme_path", "zero_optimization.offload_param.nvme_path"})
-    if (const config::Json* v = config::find_path(r.config, key); v && v->is_string() && nvme_path.empty())
-      nvme_path = v->get<std::string>();
-  const plan::Choice choice =
-      plan::choose(plan::inputs_from(s, t.gpus_per_node, t.nodes, target_of(s)), plan::detect_hardware(nvme_path));
+  const plan::Choice choice = plan::choose(plan::inputs_from(s, t.gpus_per_node, t.nodes, target_of(s)),
+                                           plan::detect_hardware(configured_nvme_path(r)));
   config::Json& cfg = r.config;
   config::set_path(cfg, "zero_optimization.stage", choice.option.zero_stage);
   config::set_path(cfg, "zero_optimization.offload_param.device", config::device_name(choice.option.offload_param));
@@ -70,6 +74,57 @@ void apply_optimize(config::Resolved& r, config::Settings& s, const Topology& t)
     r.origins.set(key, "--optimize");
   s = config::settings_from(cfg);
   log::info("--optimize chose " + choice.option.name + ": " + choice.explanation);
+}
+
+// "zinf estimate says infinity-cpu fits (GPU 12.0 GiB, CPU 40.1 GiB): run with
+// --optimize, or --zero-stage ..."; or what nothing fitting means.
+std::string what_fits(const plan::Inputs& in, const plan::Hardware& hw, const plan::Option& current) {
+  try {
+    const plan::Choice c = plan::choose(in, hw);
+    if (c.option.name == current.name)
+      return "zinf estimate judges " + current.name + " to fit with its " + plan::safety_margin_text() +
+             " margin; lower --micro-batch-size or --seq-len, or turn on --activation-checkpointing";
+    return "zinf estimate says " + c.option.name + " fits (" + c.explanation + "): run with --optimize to use it";
+  } catch (const Error& e) {
+    return std::string("zinf estimate recommends nothing here: ") + e.what();
+  }
+}
+
+// Refuses (exit 3), before anything is allocated, a run whose estimate
+// exceeds what this machine has: the GPU's memory, or host memory available now.
+void check_memory_fits(const plan::Need& need, const plan::Inputs& in, const plan::Option& option,
+                       const plan::Hardware& hw, plan::Target target) {
+  std::string over;
+  if (target == plan::Target::kCuda && hw.gpu_bytes && need.gpu_bytes > *hw.gpu_bytes)
+    over = "GPU " + format_bytes(double(need.gpu_bytes)) + " per GPU, but the GPU has " +
+           format_bytes(double(*hw.gpu_bytes));
+  if (hw.cpu_bytes && need.cpu_bytes > *hw.cpu_bytes)
+    over += (over.empty() ? "" : "; ") + std::string("CPU ") + format_bytes(double(need.cpu_bytes)) +
+            ", but this machine has " + format_bytes(double(*hw.cpu_bytes)) + " of memory available";
+  if (over.empty()) return;
+  throw Error(option.name + " cannot fit this machine: the estimate needs " + over +
+                  " (details: zinf estimate with the same options)",
+              what_fits(in, hw, option), ExitCode::kUnusable);
+}
+
+// An allocation that failed during the run, with the planner's view of it.
+[[noreturn]] void explain_out_of_memory(const train::OutOfMemory& e, const plan::Need& need, const plan::Inputs& in,
+                                        const plan::Option& option, const plan::Hardware& hw, plan::Target target) {
+  const bool gpu = e.tier() == "GPU" && target == plan::Target::kCuda;
+  const std::vector<plan::Item>& items = gpu ? need.gpu : need.cpu;
+  std::int64_t in_phase = 0;
+  for (const plan::Item& i : items)
+    if (e.phase() == plan::phase_name(i.phase)) in_phase += i.bytes;
+  std::string planned = "the planner estimated " + std::string(gpu ? "GPU " : "CPU ") +
+                        format_bytes(double(gpu ? need.gpu_bytes : need.cpu_bytes)) + " for " + option.name;
+  if (in_phase > 0) planned += ", of which " + format_bytes(double(in_phase)) + " in the " + e.phase();
+  const std::optional<std::int64_t> capacity = gpu ? hw.gpu_bytes : hw.cpu_bytes;
+  if (capacity) planned += std::string(gpu ? "; the GPU has " : "; available at start: ") + format_bytes(double(*capacity));
+  throw Error(std::string(e.what()) + "; " + planned,
+              what_fits(in, hw, option) +
+                  (e.step() > 0 ? ". Checkpoints already saved are intact: add --resume to continue from the last one"
+                                : std::string()),
+              ExitCode::kUnusable);
 }
 
 void run_train(const TrainCommand& c) {
@@ -88,14 +143,16 @@ void run_train(const TrainCommand& c) {
   if (settings.optimize) apply_optimize(r, settings, topology);
   train::check_supported(settings);
   const plan::Target target = target_of(settings);
+  const plan::Hardware hardware = plan::detect_hardware(configured_nvme_path(r));
   plan::Inputs plan_in = plan::inputs_from(settings, topology.gpus_per_node, topology.nodes, target);
-  if (target == plan::Target::kCuda) plan_in.gpu_capacity_bytes = plan::detect_hardware("").gpu_bytes;
+  if (target == plan::Target::kCuda) plan_in.gpu_capacity_bytes = hardware.gpu_bytes;
   const plan::Need need = plan::estimate_option(plan_in, plan::option_from(settings));
   const plan::Option option = plan::option_from(settings);
   log::info("estimate for " + option.name + " (details: zinf estimate): " +
             (target == plan::Target::kCuda ? "GPU " + format_bytes(double(need.gpu_bytes)) + ", " : std::string()) +
             "CPU " + format_bytes(double(need.cpu_bytes)) +
             (need.nvme_bytes > 0 ? ", NVMe " + format_bytes(double(need.nvme_bytes)) : std::string()));
+  check_memory_fits(need, plan_in, option, hardware, target);
   std::unique_ptr<comm::Communicator> comm;
   if (env.distributed()) {
     comm::Rendezvous rdv;
@@ -110,18 +167,43 @@ void run_train(const TrainCommand& c) {
               comm::backend_name(comm->backend()) + " through " + env.master_addr + ":" +
               std::to_string(env.master_port) + "; every rank resolved the same configuration");
   }
+  // One run per output directory, for the life of the run (rank 0 speaks for
+  // the run; the other ranks write only their checkpoint shards under it).
+  std::optional<DirLock> output_lock;
   if (leader) {
-    // Device gradient sums on "auto" as the estimate counts them (after the
-    // ranks compared configurations: GPUs may differ); the engine, when it
-    // starts, records its own rank-agreed choice over this one.
-    if (!settings.device_grad_accumulation)
-      config::set_path(r.config, "zinf.offload.device_grad_accumulation", need.device_sums);
     fs::make_dirs(settings.output_dir);
-    fs::write_file_atomic(settings.output_dir + "/config.json", r.config.dump(2) + "\n");
+    output_lock = DirLock::acquire(settings.output_dir, "output directory", "zinf train");
   }
+  // Device gradient sums on "auto" as the estimate counts them (after the
+  // ranks compared configurations: GPUs may differ); the engine, when it
+  // starts, reports its own rank-agreed choice over this one.
+  if (!settings.device_grad_accumulation)
+    config::set_path(r.config, "zinf.offload.device_grad_accumulation", need.device_sums);
+  // config.json is written once, when the run has started: a run that fails
+  // at start leaves none behind, and it shows what really runs.
+  const auto started = [&](const train::StartFacts& facts) {
+    if (!leader) return;
+    if (facts.nvme_fallback) {
+      config::Json& zo = r.config["zero_optimization"];
+      for (const char* key : {"offload_param", "offload_optimizer"})
+        if (zo.contains(key) && zo[key].is_object() && zo[key].value("device", "none") == "nvme") {
+          zo[key]["device"] = "cpu";
+          zo[key].erase("nvme_path");
+        }
+      config::set_path(r.config, "zinf.offload.nvme_fallback", *facts.nvme_fallback);
+    }
+    if (facts.device_grad_accumulation)
+      config::set_path(r.config, "zinf.offload.device_grad_accumulation", *facts.device_grad_accumulation);
+    fs::write_file_atomic(settings.output_dir + "/config.json", r.config.dump(2) + "\n");
+  };
 
   train::Trainer trainer(settings, comm.get(), env.local_rank);
-  const train::TrainResult result = trainer.run(&train::install_stop_signals());
+  train::TrainResult result;
+  try {
+    result = trainer.run(&train::install_stop_signals(), started);
+  } catch (const train::OutOfMemory& e) {
+    explain_out_of_memory(e, need, plan_in, option, hardware, target);
+  }
   if (result.interrupted) set_exit_code(static_cast<int>(ExitCode::kInterrupted));
   if (!leader) return;
   std::cout << result.summary.dump() << std::endl;

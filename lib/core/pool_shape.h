@@ -1,9 +1,9 @@
 // zinf — the shape of a staging-buffer pool, as arithmetic.
 // Implements: PoolShape and pool_shape(), how many buffers of how many bytes
 // a pool of buffer_count x buffer_size holds once shrunk to what its blocks
-// need, and pieces_of(). One definition for the engine's pools
-// (offload::PinnedPool) and the planner that counts them (lib/plan), which
-// may not depend on lib/offload.
+// need, and pieces_of(); the gradient norm's piece size. One definition for
+// the engine's buffers (offload::PinnedPool, zero's device optimizer) and
+// the planner that counts them (lib/plan), which may not depend on them.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,12 @@ struct PoolShape {
   std::int64_t count = 0;         // buffers
   std::int64_t buffer_bytes = 0;  // bytes per buffer
 };
+
+// Elements per piece of the device optimizer's gradient norm: the engine
+// squares and sums the owned gradients this many at a time, so its
+// temporaries (the fp32 square and its fp64 widening, 12 bytes an element)
+// stay small whatever the model; the planner counts one piece.
+constexpr std::int64_t kNormPieceElements = std::int64_t(1) << 24;
 
 // What buffer_size 0 ("auto") means: 32 MiB per buffer, large enough for
 // full-speed NVMe requests, small enough that the pool never dominates RAM.

@@ -13,6 +13,33 @@
 
 namespace zinf::hw {
 
+// Creates, writes, fsyncs, reads back and deletes a small file in `dir`.
+// Returns an empty string when all of that works, else what failed.
+std::string check_writable(const std::string& dir) {
+  const std::string file = dir + "/.zinf-validate." + std::to_string(::getpid());
+  const int fd = ::open(file.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return "cannot create a file in '" + dir + "': " + errno_text(errno);
+  std::string pattern(4096, '\0');
+  for (std::size_t i = 0; i < pattern.size(); ++i) pattern[i] = static_cast<char>(i * 31 + 7);
+  std::string failure;
+  if (::pwrite(fd, pattern.data(), pattern.size(), 0) != static_cast<ssize_t>(pattern.size()))
+    failure = "cannot write to '" + file + "': " + errno_text(errno);
+  else if (::fsync(fd) != 0)
+    failure = "cannot fsync '" + file + "': " + errno_text(errno);
+  if (failure.empty()) {
+    std::string back(pattern.size(), '\0');
+    if (::pread(fd, back.data(), back.size(), 0) != static_cast<ssize_t>(back.size()))
+      failure = "cannot read back '" + file + "': " + errno_text(errno);
+    else if (back != pattern)
+      failure = "data read back from '" + file + "' differs from what was written";
+  }
+  ::close(fd);
+  if (::unlink(file.c_str()) != 0 && failure.empty())
+    failure = "cannot delete '" + file + "': " + errno_text(errno);
+  return failure;
+}
+
+
 IoSupport probe_io(const std::string& dir) {
   IoSupport s;
   io_uring ring;

@@ -53,10 +53,6 @@ Level parse_level(const std::string& name) {
   throw UsageError("unknown log level '" + name + "'", "allowed: debug, info, warn, error, off");
 }
 
-void set_rank(int rank) {
-  logger()->set_pattern("%^[%H:%M:%S %l]%$ [rank " + std::to_string(rank) + "] %v");
-}
-
 void debug(const std::string& message) { logger()->debug(message); }
 void info(const std::string& message) { logger()->info(message); }
 void warn(const std::string& message) { logger()->warn(message); }

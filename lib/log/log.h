@@ -16,9 +16,6 @@ Level level();
 // "debug", "info", "warn", "error", "off"; throws UsageError otherwise.
 Level parse_level(const std::string& name);
 
-// Prefix every line with "[rank N] " (set by the launcher's children).
-void set_rank(int rank);
-
 void debug(const std::string& message);
 void info(const std::string& message);
 void warn(const std::string& message);

@@ -4,8 +4,10 @@
 // "head" (ln_f; the LM head is tied to wte, which lives in "embedding") — and
 // for each block its parameters' names (nanoGPT's state_dict names), shapes
 // and offsets. Blocks are contiguous and in order, so block b's parameters
-// are flat[offset, offset + numel). No tensors here: plan, offload and export
-// read it without LibTorch.
+// are flat[offset, offset + numel). No tensors here: the trainer's engine
+// binding (train/zero_gpt) and the checkpoint export read it; the planner
+// (lib/plan, which may not depend on model) sizes the same blocks from the
+// ModelSpec alone.
 #pragma once
 
 #include <cstdint>

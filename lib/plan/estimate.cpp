@@ -353,6 +353,8 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, bool d
     std::int64_t top = 0;
     for (std::int64_t n : own) top = std::max(top, n);
     r.add(A, "device Adam temporaries (3 x the largest block, fp32)", 3 * 4 * top, Phase::kOptimizer);
+    r.add(A, "gradient norm piece (fp32 square + fp64 copy of " + count(std::min(kNormPieceElements, owned)) + ")",
+          12 * std::min(kNormPieceElements, std::max<std::int64_t>(1, owned)), Phase::kOptimizer);
   }
 
   // ---- initialisation: one block's fp32 weights at a time, and its home copy

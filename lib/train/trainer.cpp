@@ -153,6 +153,9 @@ struct Trainer::Impl {
   std::unique_ptr<CheckpointDir> checkpoints;
   std::unique_ptr<MetricsLog> metrics;
   TrainerState state;
+  StartFacts start_facts;      // what setup decided, for config.json
+  // What the run is doing, for an out-of-memory error (plan::phase_name's words).
+  const char* phase = "initialisation";
 
   Impl(const Settings& s, comm::Communicator* c, int local) : settings(s), comm(c), local_rank(local) {}
   void setup();
@@ -259,8 +262,8 @@ void Trainer::Impl::setup() {
 }
 
 // ZeRO-3 / offload: the engine holds parameters, master weights and moments
-// at their homes. An NVMe fallback is recorded in config.json, which then
-// shows what really runs.
+// at their homes. An NVMe fallback and the "auto" device sums go into the
+// StartFacts, so config.json shows what really runs.
 void Trainer::Impl::setup_engine() {
   const Settings& s = settings;
   OffloadPlan plan = resolve_offload(s, device, dtype, world());
@@ -279,21 +282,8 @@ void Trainer::Impl::setup_engine() {
     log::info(std::string("device gradient sums (zinf.offload.device_grad_accumulation auto): ") + (sums ? "on" : "off") +
               ", " + plan.device_sums_why);
   // config.json shows what really runs: the NVMe fallback and the "auto" choice.
-  if ((plan.fell_back || plan.device_sums_auto) && leader()) {
-    const std::string path = s.output_dir + "/config.json";
-    config::Json cfg = fs::exists(path) ? config::Json::parse(fs::read_file(path)) : config::Json::object();
-    if (plan.fell_back) {
-      auto& zo = cfg["zero_optimization"];
-      for (const char* key : {"offload_param", "offload_optimizer"})
-        if (zo.contains(key) && zo[key].is_object() && zo[key].value("device", "none") == "nvme") {
-          zo[key]["device"] = "cpu";
-          zo[key].erase("nvme_path");
-        }
-      cfg["zinf"]["offload"]["nvme_fallback"] = plan.reason;
-    }
-    if (plan.device_sums_auto) cfg["zinf"]["offload"]["device_grad_accumulation"] = sums;
-    fs::write_file_atomic(path, cfg.dump(2) + "\n");
-  }
+  if (plan.fell_back) start_facts.nvme_fallback = plan.reason;
+  if (plan.device_sums_auto) start_facts.device_grad_accumulation = sums;
   zero = std::make_unique<ZeroGpt>(s.model, std::uint64_t(s.seed), plan.engine);
   report = std::make_unique<EngineReport>(zero->engine());
   if (world() > 1) {
@@ -413,12 +403,14 @@ StepResult Trainer::Impl::engine_step(bool stop_requested) {
   const double backward_scale = r.loss_scale / double(s.grad_accum * world());
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   const auto [inputs, targets] = next_step_tokens();
+  phase = "forward/backward";
   for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
     zero->engine().set_accumulation_boundary(micro + 1 == s.grad_accum);  // the norm is summed then
     const torch::Tensor loss = zero->loss(inputs[micro], targets[micro]);
     (loss * backward_scale).backward();
     loss_sum += loss.detach();
   }
+  phase = "optimizer step";
   const zero::StepResult z = zero->engine().step(r.lr, r.loss_scale, s.gradient_clipping);
   // The optimizer runs on while the next step starts; the run's last step
   // waits for it, so its time includes it.
@@ -452,6 +444,7 @@ StepResult Trainer::Impl::train_step(bool stop_requested) {
   const double backward_scale = r.loss_scale / double(s.grad_accum * world());
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   const auto [inputs, targets] = next_step_tokens();
+  phase = "forward/backward";
   for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
     const torch::Tensor loss = model->loss(inputs[micro], targets[micro]);
     (loss * backward_scale).backward();
@@ -460,6 +453,7 @@ StepResult Trainer::Impl::train_step(bool stop_requested) {
     dp->accumulate();
   }
   torch::NoGradGuard no_grad;
+  phase = "optimizer step";
   torch::Tensor& grad = dp->reduce();
   if (r.loss_scale != 1.0) grad.mul_(1.0 / r.loss_scale);
   // One all-reduce per step: the ranks' losses, their parts of the squared
@@ -554,6 +548,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
     double val = -1;
     if (evaluating) {
       const auto te = Clock::now();
+      phase = "validation";
       val = last_val = evaluate();
       untimed_s += seconds_since(te);
       if (report) report->skip_untimed();
@@ -572,6 +567,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
 
     if (saving) {
       const auto ts = Clock::now();
+      phase = "checkpoint";
       save();
       untimed_s += seconds_since(ts);
       if (report) report->skip_untimed();
@@ -592,6 +588,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   }
   if (leader()) {
     finish_progress();
+    phase = "checkpoint";
     if (s.save) write_model();
   }
   const double mean_tps = timed_s > 0 ? double(timed_tokens) / timed_s : 0;
@@ -630,13 +627,61 @@ Trainer::Trainer(const Settings& settings, comm::Communicator* comm, int local_r
     : impl_(std::make_unique<Impl>(settings, comm, local_rank)) {}
 Trainer::~Trainer() = default;
 
-TrainResult Trainer::run(const std::atomic<bool>* stop) {
+OutOfMemory::OutOfMemory(std::string tier, std::string phase, std::int64_t step, std::string detail)
+    : Error("out of " + tier + " memory in the " + phase + (step > 0 ? " of step " + std::to_string(step) : "") +
+                ": " + detail,
+            "see `zinf estimate` for what fits this machine", ExitCode::kUnusable),
+      tier_(std::move(tier)),
+      phase_(std::move(phase)),
+      step_(step),
+      detail_(std::move(detail)) {}
+
+namespace {
+
+// LibTorch's message without the C++ backtrace it appends in some builds.
+std::string torch_message(const c10::Error& e) {
+  std::string m = e.what_without_backtrace();
+  if (const auto cut = m.find("\nException raised from"); cut != std::string::npos) m.resize(cut);
+  // "[enforce fail at alloc_cpu.cpp:75] err == 0. DefaultCPUAllocator: ...": the words after the check.
+  if (m.rfind("[enforce fail at", 0) == 0)
+    if (const auto end = m.find("] "); end != std::string::npos) m.erase(0, end + 2);
+  if (m.rfind("err == 0. ", 0) == 0) m.erase(0, 10);
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  return m;
+}
+
+// The first line of an allocator's message, which says how much it asked for.
+std::string first_line(const std::string& m) { return m.substr(0, m.find('\n')); }
+
+bool host_allocation_failed(const std::string& m) {
+  return m.find("DefaultCPUAllocator") != std::string::npos || m.find("can't allocate memory") != std::string::npos ||
+         m.find("not enough memory") != std::string::npos;
+}
+
+}  // namespace
+
+TrainResult Trainer::run(const std::atomic<bool>* stop, const std::function<void(const StartFacts&)>& started) {
   Impl& t = *impl_;
-  t.setup();
-  const bool resumed = t.resume();
-  if (t.leader())
-    t.metrics = std::make_unique<MetricsLog>(t.settings.output_dir + "/metrics.jsonl", resumed ? t.state.step : -1);
-  return t.loop(stop);
+  const auto step_now = [&t] { return t.phase == std::string("initialisation") ? std::int64_t{0} : t.state.step + 1; };
+  try {
+    t.setup();
+    const bool resumed = t.resume();
+    if (started) started(t.start_facts);
+    if (t.leader())
+      t.metrics = std::make_unique<MetricsLog>(t.settings.output_dir + "/metrics.jsonl", resumed ? t.state.step : -1);
+    return t.loop(stop);
+  } catch (const c10::OutOfMemoryError& e) {
+    const std::string m = torch_message(e);
+    throw OutOfMemory(host_allocation_failed(m) ? "CPU" : "GPU", t.phase, step_now(), first_line(m));
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemory("CPU", t.phase, step_now(), "an allocation of host memory failed (std::bad_alloc)");
+  } catch (const c10::Error& e) {
+    const std::string m = torch_message(e);
+    if (host_allocation_failed(m)) throw OutOfMemory("CPU", t.phase, step_now(), first_line(m));
+    throw Error("LibTorch failed in the " + std::string(t.phase) +
+                    (step_now() > 0 ? " of step " + std::to_string(step_now()) : "") + ": " + m,
+                "this is most likely a bug in zinf; please report it with the run's config.json and this message");
+  }
 }
 
 }  // namespace zinf::train

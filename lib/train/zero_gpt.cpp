@@ -37,6 +37,9 @@ std::string nvme_unusable(const std::string& path, std::int64_t bytes) {
   } catch (const Error& e) {
     return std::string("cannot create ") + path + ": " + e.what();
   }
+  // As `zinf validate-nvme` probes it: a read-only or full path is found here,
+  // not when the first swap file is written.
+  if (std::string failure = hw::check_writable(path); !failure.empty()) return failure;
   const hw::IoSupport io = hw::probe_io(path);
   if (!io.io_uring) return "io_uring is unavailable (" + io.io_uring_error + ")";
   const std::int64_t free = fs::free_bytes(path);
@@ -109,7 +112,8 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   if (why.empty()) return plan;
   if (s.strict_nvme)
     throw Error("NVMe offload is unusable: " + why,
-                "fix the path (--nvme-offload-path) or drop --strict-nvme to fall back to CPU offload", ExitCode::kUnusable);
+                "fix the path (--nvme-offload-path; `zinf validate-nvme PATH` checks it) or drop --strict-nvme to fall back "
+                "to CPU offload", ExitCode::kUnusable);
   log::warn_once("zero.nvme_fallback", "NVMe offload is unusable: " + why + "; falling back to CPU offload");
   if (params_nvme) o.param_home = offload::Tier::kCpu;
   if (optim_nvme) o.optimizer_home = offload::Tier::kCpu;

@@ -180,7 +180,6 @@ void check_values(Json& node, const std::string& prefix, const Origins& origins,
 
 // --------------------------------------------------------------- layers
 
-// Stage recipe for --zero-stage: the presets of the same name; "none" is built in.
 // A layer read from a file, before it is merged: its keys are checked with
 // errors that name the file.
 Json checked_layer(const std::string& path, const std::string& origin) {
@@ -191,6 +190,7 @@ Json checked_layer(const std::string& path, const std::string& origin) {
   return patch;
 }
 
+// Stage recipe for --zero-stage: the presets of the same name; "none" is built in.
 Json stage_recipe(const std::string& stage, const std::string& dir) {
   if (stage == "none") {
     return Json{{"zero_optimization",

@@ -1,15 +1,18 @@
 // zinf::config — JSON and YAML files to Json, with line/column errors and a bound on nesting.
 #include "config/loader.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <vector>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/text.h"
+#include "core/units.h"
 
 namespace zinf::config {
 namespace {
@@ -240,6 +243,29 @@ void emit_yaml(YAML::Emitter& out, const Json& v) {
   }
 }
 
+// The file's text, refused past kMaxConfigBytes: a huge file is not a
+// configuration, and a device such as /dev/zero would never end. Pipes
+// (--config <(...)) are read like files.
+std::string read_bounded(const std::string& path) {
+  auto too_large = [&](const std::string& size) {  // "is 19.07 MiB: more" or "holds more"
+    return UsageError("config file '" + path + "' " + size + " than the " + std::to_string(kMaxConfigBytes) +
+                          " bytes (" + format_bytes(double(kMaxConfigBytes)) + ") a configuration may have",
+                      "give --config a DeepSpeed JSON or YAML configuration (they are a few KiB)");
+  };
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    if (st.st_size > kMaxConfigBytes) throw too_large("is " + std::to_string(st.st_size) + " bytes: more");
+    return fs::read_file(path);
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("cannot read config file '" + path + "'", "give --config a JSON or YAML file");
+  std::string text(static_cast<std::size_t>(kMaxConfigBytes) + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > static_cast<std::size_t>(kMaxConfigBytes)) throw too_large("holds more");
+  return text;
+}
+
 }  // namespace
 
 Json parse_json_text(const std::string& text, const std::string& name) {
@@ -278,7 +304,7 @@ Json load_config_file(const std::string& path) {
     throw UsageError("config file '" + path + "' does not exist", "check the path given to --config");
   if (fs::is_directory(path))
     throw UsageError("config file '" + path + "' is a directory", "give --config a JSON or YAML file");
-  const std::string text = fs::read_file(path);
+  const std::string text = read_bounded(path);
   const std::string head = text::trim(text);
   Json value = (text::ends_with(path, ".json") || (!head.empty() && head[0] == '{'))
                    ? parse_json_text(text, path)

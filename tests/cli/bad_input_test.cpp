@@ -230,3 +230,11 @@ TEST_CASE("bad input: sizes too large for 64-bit arithmetic exit 2 naming the in
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   CHECK_FALSE(has(r.out, "\": -"));
 }
+
+// ------------------------------------------------------------------ files
+
+TEST_CASE("bad input: --config /dev/zero exits 2 instead of reading forever") {
+  const auto r = run_zinf({"config", "--config", "/dev/zero"});
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, "config file '/dev/zero' holds more than the 16777216 bytes (16.00 MiB)"));
+}

@@ -254,3 +254,16 @@ TEST_CASE("sub-groups of one element are refused before anything lists 124M of t
         "optimizer sub-groups (set by file " + dir.file("sg.json") + ") | hint: allowed: at least 2 for this model, "
         "or \"auto\" (DeepSpeed's default is 1e9)");
 }
+
+// ------------------------------------------------------------------ files
+
+TEST_CASE("config files larger than 16 MiB, or devices that never end, are refused; pipes are read") {
+  TempDir dir;
+  write_text(dir.file("big.json"), "{" + std::string(std::size_t(kMaxConfigBytes), ' ') + "}");
+  CHECK(error_of([&] { load_config_file(dir.file("big.json")); }) ==
+        "config file '" + dir.file("big.json") + "' is 16777218 bytes: more than the 16777216 bytes (16.00 MiB) a "
+        "configuration may have "
+        "| hint: give --config a DeepSpeed JSON or YAML configuration (they are a few KiB)");
+  CHECK(has(error_of([] { load_config_file("/dev/zero"); }),
+            "config file '/dev/zero' holds more than the 16777216 bytes (16.00 MiB) a configuration may have"));
+}

@@ -146,7 +146,6 @@ void check_yaml_depth(const std::string& text, const std::string& name) {
       if (i == npos) continue;
     }
     bool at_value = true;  // a bracket or quote here opens a collection or a quoted scalar
-    char last = 0;         // the last character outside quotes and blanks
     for (; i < line.size(); ++i) {
       const char c = line[i];
       if (quote != 0) {
@@ -166,11 +165,17 @@ void check_yaml_depth(const std::string& text, const std::string& name) {
       } else if ((c == ']' || c == '}') && flow > 0) {
         --flow;
       }
-      last = c;
       at_value = ((c == ':' || c == '-' || c == '?') && indicator_follows_space) ||
                  (flow > 0 && (c == '[' || c == '{' || c == ','));
     }
-    if (flow == 0 && quote == 0 && (last == '|' || last == '>')) scalar_indent = col;
+    // "key: |", "- >-", "key: |2": the more indented lines after it are text
+    if (flow == 0 && quote == 0) {
+      const std::string head = text::trim(line.substr(0, std::min(i, line.size())));
+      const std::string token = head.substr(head.find_last_of(' ') == npos ? 0 : head.find_last_of(' ') + 1);
+      if (!token.empty() && (token[0] == '|' || token[0] == '>') &&
+          token.find_first_not_of("-+0123456789", 1) == npos)
+        scalar_indent = col;
+    }
   }
 }
 

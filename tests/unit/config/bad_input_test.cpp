@@ -186,20 +186,26 @@ TEST_CASE("YAML nested too deep by flow brackets, '- ' entries, indentation or a
 
 TEST_CASE("YAML that only looks deep loads: brackets in quotes, comments, plain text and block scalars") {
   const std::string deep_text(200, '[');
+  std::string dashes;  // "- - - ...": 100 levels, were it not text
+  for (int i = 0; i < 100; ++i) dashes += "- ";
   const std::string text = "zero_optimization:\n"
                            "  stage: 3  # [[[[[[ " + deep_text + "\n"
                            "  offload_param: {device: cpu, nvme_path: '" + deep_text + "'}\n"
                            "wandb:\n"
                            "  project: a[b" + deep_text + "\n"
                            "  note: |\n"
-                           "    - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -\n"
+                           "    " + dashes + "\n"
                            "    " + deep_text + "\n"
-                           "  team: \"it's \\\"" + deep_text + "\"\n";
+                           "  team: \"it's \\\"" + deep_text + "\"\n"
+                           "  keep: >-  # folded, no final newline\n"
+                           "    " + dashes + "\n"
+                           "    " + deep_text + "\n";
   const Json v = parse_yaml_text(text, "ok.yaml");
   CHECK(v["zero_optimization"]["stage"] == 3);
   CHECK(v["zero_optimization"]["offload_param"]["nvme_path"] == deep_text);
   CHECK(v["wandb"]["project"] == "a[b" + deep_text);
   CHECK(v["wandb"]["team"] == "it's \"" + deep_text);
+  CHECK(has(v["wandb"]["keep"].get<std::string>(), deep_text));
   // 64 levels of block mappings load
   std::string blocks;
   for (int i = 0; i < kMaxConfigDepth; ++i) blocks += std::string(std::size_t(2 * i), ' ') + "k:\n";

@@ -193,6 +193,11 @@ void run_estimate(const EstimateCommand& c) {
     in.model = plan::shape_for_params(*params, vocab, seq);
     in.params = *params;
     in.seq_len = seq;
+    // Sizes the configuration resolved from its own model's "auto" follow the
+    // --params shape instead: 0 is the planner's "auto".
+    if (!set_by_user(resolved.origins, "zero_optimization.sub_group_size")) in.sub_group_size = 0;
+    if (!set_by_user(resolved.origins, "zero_optimization.reduce_bucket_size")) in.reduce_bucket_size = 0;
+    if (!set_by_user(resolved.origins, "zero_optimization.offload_param.buffer_size")) in.param_buffer_size = 0;
   }
   plan::Hardware hw;
   {

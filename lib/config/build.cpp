@@ -10,6 +10,7 @@
 #include "config/loader.h"
 #include "config/options.h"
 #include "config/schema.h"
+#include "core/checked.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/model_spec.h"
@@ -51,6 +52,12 @@ void resolve_auto(Json& cfg, Origins& origins, const std::string& path, Json val
 void check_unknown_keys(const Json& node, const std::string& prefix, const Origins& origins) {
   for (auto it = node.begin(); it != node.end(); ++it) {
     const std::string path = prefix.empty() ? it.key() : prefix + "." + it.key();
+    // "a.b" as one key would pass for the path a.b below and then be ignored.
+    if (it.key().empty() || it.key().find('.') != std::string::npos)
+      throw UsageError("key '" + it.key() + "'" + (prefix.empty() ? "" : " under " + prefix) + " (in " +
+                           origins.of(path) + ") is " + (it.key().empty() ? "empty" : "not a key name: it contains '.'"),
+                       it.key().empty() ? "remove it or give it a name"
+                                        : "nest it: \"" + text::join(split_path(it.key()), "\": {\"") + "\": ...");
     const KeySpec* spec = find_key(path);
     if (spec) continue;  // a leaf (or an opaque section) we know
     if (is_section(path)) {
@@ -125,7 +132,9 @@ void check_value(const KeySpec& spec, Json& value, const Origins& origins, bool 
       const double d = value.get<double>();
       if (d != std::floor(d)) throw key_error(path, value, "must be a whole number", origins, range_text());
       if (d < spec.min || d > spec.max) {
-        const std::string problem = d <= 0 && spec.min >= 1 ? "must be positive" : "out of range";
+        const std::string problem = d > spec.max                ? "above the largest supported " + bound(spec.max)
+                                    : d <= 0 && spec.min >= 1 ? "must be positive"
+                                                              : "out of range";
         throw key_error(path, value, problem, origins, "allowed: " + range_text());
       }
       value = static_cast<std::int64_t>(d);
@@ -171,13 +180,24 @@ void check_values(Json& node, const std::string& prefix, const Origins& origins,
 
 // --------------------------------------------------------------- layers
 
+// A layer read from a file, before it is merged: its keys are checked with
+// errors that name the file.
+Json checked_layer(const std::string& path, const std::string& origin) {
+  Json patch = load_config_file(path);
+  Origins where;
+  where.set_leaves(patch, origin);
+  check_unknown_keys(patch, "", where);
+  return patch;
+}
+
 // Stage recipe for --zero-stage: the presets of the same name; "none" is built in.
 Json stage_recipe(const std::string& stage, const std::string& dir) {
   if (stage == "none") {
     return Json{{"zero_optimization",
                  {{"stage", 0}, {"offload_param", {{"device", "none"}}}, {"offload_optimizer", {{"device", "none"}}}}}};
   }
-  return load_config_file(dir + "/" + stage + ".yaml");
+  const std::string path = dir + "/" + stage + ".yaml";
+  return checked_layer(path, "recipe " + stage + " (" + path + ")");
 }
 
 Json load_preset(const std::string& name, const std::string& dir) {
@@ -188,7 +208,7 @@ Json load_preset(const std::string& name, const std::string& dir) {
     throw UsageError("unknown preset '" + name + "'" + (guess.empty() ? "" : " (did you mean '" + guess + "'?)"),
                      "available presets in " + dir + ": " + text::join(names, ", "));
   }
-  return load_config_file(path);
+  return checked_layer(path, "preset " + name + " (" + path + ")");
 }
 
 // The last value of option `name`, flags over environment; empty when unset.
@@ -236,20 +256,28 @@ void resolve_batch(Json& cfg, Origins& origins, int world) {
   const bool m = !is_auto(micro), a = !is_auto(accum), g = !is_auto(global);
   std::int64_t mv = m ? micro.get<std::int64_t>() : 0, av = a ? accum.get<std::int64_t>() : 0;
   const std::int64_t gv = g ? global.get<std::int64_t>() : 0;
+  // micro x accumulation x ranks, checked (each is at most 9e18 on its own)
+  auto samples = [&](std::int64_t micro_batch, std::int64_t accumulation) {
+    return (CheckedInt(micro_batch) * accumulation * world)
+        .get("the samples per step (train_micro_batch_size_per_gpu x gradient_accumulation_steps x ranks)",
+             {{"train_micro_batch_size_per_gpu", micro_batch}, {"gradient_accumulation_steps", accumulation},
+              {"ranks", world}},
+             "use a smaller micro batch or fewer accumulation steps");
+  };
   if (g && m && !a) {
-    if (gv % (mv * world) != 0)
+    if (gv % samples(mv, 1) != 0)
       throw key_error("train_batch_size", gv,
                       "must be a multiple of micro batch x ranks (" + std::to_string(gv) + " % (" + std::to_string(mv) +
                           " * " + std::to_string(world) + ") != 0)",
                       origins, "change train_batch_size or train_micro_batch_size_per_gpu");
-    av = gv / (mv * world);
+    av = gv / samples(mv, 1);
   } else if (g && a && !m) {
-    if (gv % (av * world) != 0)
+    if (gv % samples(1, av) != 0)
       throw key_error("train_batch_size", gv,
                       "must be a multiple of accumulation x ranks (" + std::to_string(gv) + " % (" + std::to_string(av) +
                           " * " + std::to_string(world) + ") != 0)",
                       origins, "change train_batch_size or gradient_accumulation_steps");
-    mv = gv / (av * world);
+    mv = gv / samples(1, av);
   } else if (g && !m && !a) {
     if (gv % world != 0)
       throw key_error("train_batch_size", gv, "must be a multiple of the " + std::to_string(world) + " ranks", origins,
@@ -260,14 +288,21 @@ void resolve_batch(Json& cfg, Origins& origins, int world) {
     if (!m) mv = 4;
     if (!a) av = 1;
   }
+  const std::int64_t per_step = samples(mv, av);
   resolve_auto(cfg, origins, "train_micro_batch_size_per_gpu", mv);
   resolve_auto(cfg, origins, "gradient_accumulation_steps", av);
-  resolve_auto(cfg, origins, "train_batch_size", mv * av * world);
-  if (g && gv != mv * av * world)
+  resolve_auto(cfg, origins, "train_batch_size", per_step);
+  // The trainer counts tokens per step and over the run in 64 bits.
+  const std::int64_t seq_len = get_int(cfg, "zinf.model.seq_len"), steps = get_int(cfg, "zinf.train.steps");
+  (CheckedInt(per_step) * seq_len * steps)
+      .get("the run's token count (train_batch_size x seq_len x zinf.train.steps)",
+           {{"train_batch_size", per_step}, {"seq_len", seq_len}, {"steps", steps}},
+           "use fewer steps or a smaller batch");
+  if (g && gv != per_step)
     throw key_error("train_batch_size", gv,
                     "must equal micro batch x accumulation x ranks (" + std::to_string(mv) + " * " +
                         std::to_string(av) + " * " + std::to_string(world) + " = " +
-                        std::to_string(mv * av * world) + ")",
+                        std::to_string(per_step) + ")",
                     origins, "set train_batch_size to \"auto\" or make the three agree");
 }
 
@@ -379,7 +414,18 @@ void check_rules(const Json& cfg, const Origins& origins) {
   if (get_num(cfg, "zero_optimization.offload_optimizer.ratio") != 1.0)
     throw key_error("zero_optimization.offload_optimizer.ratio", get_num(cfg, "zero_optimization.offload_optimizer.ratio"),
                     "partial optimizer offload (ZeRO-Offload++ ratio) is not supported", origins, "allowed: 1.0");
-  const std::int64_t vocab = get_int(cfg, "zinf.model.vocab_size");
+  const ModelSpec model{"", get_int(cfg, "zinf.model.vocab_size"), get_int(cfg, "zinf.model.seq_len"),
+                        get_int(cfg, "zinf.model.hidden_size"), get_int(cfg, "zinf.model.layers"),
+                        get_int(cfg, "zinf.model.heads")};
+  const std::int64_t sub_group = get_int(cfg, "zero_optimization.sub_group_size");
+  if (const std::int64_t params = model.parameter_count(); params / sub_group > kMaxSubGroups)
+    throw key_error("zero_optimization.sub_group_size", sub_group,
+                    "cuts the model's " + std::to_string(params) + " parameters into more than " +
+                        std::to_string(kMaxSubGroups) + " optimizer sub-groups",
+                    origins,
+                    "allowed: at least " + std::to_string((params + kMaxSubGroups - 1) / kMaxSubGroups) +
+                        " for this model, or \"auto\" (DeepSpeed's default is 1e9)");
+  const std::int64_t vocab = model.vocab_size;
   if (vocab < 256 && !text::ends_with(get_str(cfg, "zinf.data.dataset_file"), ".bin"))
     throw key_error("zinf.model.vocab_size", vocab, "text data is read as bytes, which needs 256 tokens", origins,
                     "use --vocab-size 256 or more");
@@ -450,9 +496,6 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
       const std::string n = text::trim(name);
       if (n.empty()) continue;
       Json patch = load_preset(n, dir);
-      Origins where;
-      where.set_leaves(patch, "preset " + n);
-      check_unknown_keys(patch, "", where);
       merge_into(cfg, patch);
       r.origins.set_leaves(patch, "preset " + n);
     }
@@ -469,10 +512,7 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
   // 3. the --config file
   const auto [config_value, config_origin] = source_option(sources, "config");
   if (!config_value.empty()) {
-    Json patch = load_config_file(config_value);
-    Origins where;
-    where.set_leaves(patch, "file " + config_value);
-    check_unknown_keys(patch, "", where);
+    Json patch = checked_layer(config_value, "file " + config_value);
     if (!stage_name.empty()) {
       const Json* file_stage = find_path(patch, "zero_optimization.stage");
       const Json* recipe_stage = find_path(cfg, "zero_optimization.stage");
@@ -492,12 +532,17 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
   // Types and ranges of what the user wrote, "auto" still allowed.
   check_unknown_keys(cfg, "", r.origins);
   check_values(cfg, "", r.origins, true);
+  // Old and new names of one setting: the value keeps the origin of the key it was written under.
   if (get_bool(cfg, "zero_optimization.cpu_offload") && get_str(cfg, "zero_optimization.offload_optimizer.device") == "none") {
     set_path(cfg, "zero_optimization.offload_optimizer.device", "cpu");
+    r.origins.set("zero_optimization.offload_optimizer.device",
+                  r.origins.of("zero_optimization.cpu_offload") + ", as zero_optimization.cpu_offload");
     r.warnings.push_back("zero_optimization.cpu_offload is deprecated; read as offload_optimizer.device = cpu");
   }
-  if (get_int(cfg, "aio.intra_op_parallelism") > 1 && get_int(cfg, "aio.thread_count") == 1)
+  if (get_int(cfg, "aio.intra_op_parallelism") > 1 && get_int(cfg, "aio.thread_count") == 1) {
     set_path(cfg, "aio.thread_count", get_int(cfg, "aio.intra_op_parallelism"));
+    r.origins.set("aio.thread_count", r.origins.of("aio.intra_op_parallelism") + ", as aio.intra_op_parallelism");
+  }
 
   // Resolve "auto".
   std::string device = get_str(cfg, "zinf.train.device");

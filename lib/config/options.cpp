@@ -222,7 +222,13 @@ std::string normalise_option_value(const OptionSpec& spec, const std::string& ra
   switch (spec.type) {
     case OptionType::kInt: {
       const auto n = parse_integer(v);
-      if (!n) throw fail("not a whole number", "a whole number such as 8 or 1e8");
+      if (!n) {
+        char* end = nullptr;
+        const double d = std::strtod(v.c_str(), &end);
+        if (!v.empty() && *end == '\0' && std::isfinite(d) && d == std::floor(d))  // whole, but not 64-bit
+          throw fail("too large", "a whole number of at most 9e18");
+        throw fail("not a whole number", "a whole number such as 8 or 1e8");
+      }
       return std::to_string(*n);
     }
     case OptionType::kBytes: {

@@ -17,7 +17,9 @@ class Origins {
   void set(const std::string& path, const std::string& origin) { by_path_[path] = origin; }
   // Records `origin` for every leaf of `patch`, under `prefix`.
   void set_leaves(const Json& patch, const std::string& origin, const std::string& prefix = "");
-  // The origin of `path`, or of its nearest recorded ancestor; "default" when none.
+  // The origin of `path`, or of its nearest recorded ancestor, or (for a
+  // section only its keys were recorded under) of its first recorded key;
+  // "default" when none.
   std::string of(const std::string& path) const;
   const std::map<std::string, std::string>& all() const { return by_path_; }
 

@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "core/model_spec.h"
 #include "core/text.h"
 
 namespace zinf::config {
@@ -70,6 +71,8 @@ KeySpec opaque(std::string path) {
 }
 
 constexpr double kBig = 9.0e18;
+// Element counts (buckets, buffers, sub-groups): no more than a model can have.
+constexpr double kMaxElements = double(kMaxParameters);
 
 std::vector<KeySpec> build_schema() {
   const std::vector<std::string> devices = {"none", "cpu", "nvme"};
@@ -125,20 +128,20 @@ std::vector<KeySpec> build_schema() {
       integer("zero_optimization.stage", 0, 0, 3,
               "0 = none, 1 = partition optimizer states, 2 = also gradients, 3 = also parameters"),
       boolean("zero_optimization.allgather_partitions", true, "all-gather updated partitions after the step"),
-      integer("zero_optimization.allgather_bucket_size", 500000000, 1, kBig, "elements per all-gather bucket", true),
+      integer("zero_optimization.allgather_bucket_size", 500000000, 1, kMaxElements, "elements per all-gather bucket", true),
       boolean("zero_optimization.overlap_comm", true, "overlap reduction with backward"),
       boolean("zero_optimization.reduce_scatter", true, "reduce-scatter gradients instead of all-reduce"),
-      integer("zero_optimization.reduce_bucket_size", "auto", 1, kBig, "elements per gradient reduction bucket", true),
+      integer("zero_optimization.reduce_bucket_size", "auto", 1, kMaxElements, "elements per gradient reduction bucket", true),
       boolean("zero_optimization.contiguous_gradients", true, "copy gradients into one contiguous buffer"),
-      integer("zero_optimization.sub_group_size", "auto", 1, kBig,
+      integer("zero_optimization.sub_group_size", "auto", 1, kMaxElements,
               "elements per optimizer sub-group (NVMe optimizer states are swapped per sub-group)", true),
-      integer("zero_optimization.stage3_prefetch_bucket_size", "auto", 0, kBig,
+      integer("zero_optimization.stage3_prefetch_bucket_size", "auto", 0, kMaxElements,
               "elements of parameters prefetched ahead of use", true),
-      integer("zero_optimization.stage3_param_persistence_threshold", "auto", 0, kBig,
+      integer("zero_optimization.stage3_param_persistence_threshold", "auto", 0, kMaxElements,
               "parameters smaller than this stay gathered", true),
-      integer("zero_optimization.stage3_max_live_parameters", 1000000000, 0, kBig,
+      integer("zero_optimization.stage3_max_live_parameters", 1000000000, 0, kMaxElements,
               "max gathered parameters at once", true),
-      integer("zero_optimization.stage3_max_reuse_distance", 1000000000, 0, kBig,
+      integer("zero_optimization.stage3_max_reuse_distance", 1000000000, 0, kMaxElements,
               "keep a gathered parameter if reused within this many elements", true),
       boolean("zero_optimization.stage3_gather_16bit_weights_on_model_save", false,
               "gather full 16-bit weights when saving", true),
@@ -158,10 +161,10 @@ std::vector<KeySpec> build_schema() {
       string("zero_optimization.offload_param.nvme_path", nullptr, "directory for parameter swap files", true),
       boolean("zero_optimization.offload_param.pin_memory", true, "page-locked CPU buffers"),
       integer("zero_optimization.offload_param.buffer_count", 5, 1, 1024, "parameter swap buffers"),
-      integer("zero_optimization.offload_param.buffer_size", "auto", 1, kBig,
+      integer("zero_optimization.offload_param.buffer_size", "auto", 1, kMaxElements,
               "elements per parameter swap buffer; larger blocks stream through in pieces "
               "(auto: 8M, at most the largest block; DeepSpeed's default is 1e8)", true),
-      integer("zero_optimization.offload_param.max_in_cpu", 1000000000, 0, kBig,
+      integer("zero_optimization.offload_param.max_in_cpu", 1000000000, 0, kMaxElements,
               "max parameter elements kept in CPU memory with NVMe offload"),
       choice("zero_optimization.offload_optimizer.device", "none", devices,
              "home of fp32 master weights and Adam moments"),
@@ -199,11 +202,11 @@ std::vector<KeySpec> build_schema() {
       choice("zinf.model.name", "tiny",
              {"tiny", "gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "1b", "2.7b", "6.7b", "13b"},
              "named model size; the dimensions below override it"),
-      integer("zinf.model.vocab_size", "auto", 2, kBig, "vocabulary size", true),
-      integer("zinf.model.seq_len", "auto", 1, kBig, "tokens per sample", true),
-      integer("zinf.model.hidden_size", "auto", 1, kBig, "model width", true),
-      integer("zinf.model.layers", "auto", 1, kBig, "transformer blocks", true),
-      integer("zinf.model.heads", "auto", 1, kBig, "attention heads", true),
+      integer("zinf.model.vocab_size", "auto", 2, double(kMaxVocabSize), "vocabulary size", true),
+      integer("zinf.model.seq_len", "auto", 1, double(kMaxSeqLen), "tokens per sample", true),
+      integer("zinf.model.hidden_size", "auto", 1, double(kMaxHiddenSize), "model width", true),
+      integer("zinf.model.layers", "auto", 1, double(kMaxLayers), "transformer blocks", true),
+      integer("zinf.model.heads", "auto", 1, double(kMaxHeads), "attention heads", true),
       boolean("zinf.model.activation_checkpointing", false, "recompute each block in backward"),
       string("zinf.data.dataset_file", "auto", "text file (byte tokens) or .bin token file; auto = bundled corpus", false, true),
       number("zinf.data.val_fraction", 0.1, 0, 0.5, "share of the data held out for validation"),
@@ -224,7 +227,7 @@ std::vector<KeySpec> build_schema() {
       boolean("zinf.optimize", false, "pick stage and offload from the estimate"),
       choice("zinf.offload.gradients", "auto", {"none", "nvme"},
              "gradient accumulators on NVMe (auto: nvme when the optimizer is on NVMe)", true),
-      integer("zinf.offload.optimizer_max_in_cpu", 0, 0, kBig,
+      integer("zinf.offload.optimizer_max_in_cpu", 0, 0, kMaxElements,
               "with the optimizer on NVMe: elements of optimizer state kept in CPU memory, the rest on NVMe"),
       boolean("zinf.offload.strict_nvme", false, "fail instead of falling back to CPU when NVMe is unusable"),
       boolean("zinf.offload.keep_swap_files", false, "keep swap files after the run"),

@@ -43,6 +43,7 @@ struct ActivationBytes {
   std::int64_t total() const { return blocks + recompute + head; }
 };
 
+// Throws UsageError naming the inputs when a size overflows 64 bits.
 ActivationBytes activation_bytes(const ActivationInputs& in);
 
 }  // namespace zinf::plan

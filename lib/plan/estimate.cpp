@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <map>
 
+#include "core/checked.h"
 #include "core/error.h"
 #include "core/pool_shape.h"
 #include "core/text.h"
@@ -41,14 +42,14 @@ struct RankItems {
 
 std::int64_t sum(const std::vector<Item>& items) {
   std::int64_t total = 0;
-  for (const auto& i : items) total += i.bytes;
+  for (const auto& i : items) total = checked_add(total, i.bytes, "the bytes of a tier");
   return total;
 }
 
 // Per-rank items as per-node items: n ranks share a node and run in step.
 std::vector<Item> times(std::vector<Item> items, int n) {
   for (auto& i : items) {
-    i.bytes *= n;
+    i.bytes = checked_mul(i.bytes, n, "the bytes of " + i.what + " for " + std::to_string(n) + " ranks per node");
     if (n > 1) i.what += ", x " + std::to_string(n) + " ranks";
   }
   return items;
@@ -421,8 +422,11 @@ const char* phase_name(Phase p) {
 
 std::int64_t peak_bytes(const std::vector<Item>& items) {
   std::int64_t phase[kPhases] = {0, 0, 0, 0, 0};
-  for (const auto& i : items) phase[static_cast<int>(i.phase)] += i.bytes;
-  return phase[0] + *std::max_element(phase + 1, phase + kPhases);
+  for (const auto& i : items) {
+    std::int64_t& p = phase[static_cast<int>(i.phase)];
+    p = checked_add(p, i.bytes, std::string("the bytes of the ") + phase_name(i.phase) + " phase");
+  }
+  return checked_add(phase[0], *std::max_element(phase + 1, phase + kPhases), "the peak bytes of a tier");
 }
 
 Inputs inputs_from(const config::Settings& s, int gpus_per_node, int nodes, Target target) {
@@ -470,10 +474,23 @@ void check_inputs(const Inputs& in) {
   positive(in.micro_batch, "micro-batch (--batch-size)", "samples per GPU per forward, 1 or more");
   positive(in.seq_len, "sequence length (--seq-len)", "tokens per sample, 1 or more");
   positive(in.params, "parameter count (--params)", "a positive count such as 124439808, 1.3e9 or 175B");
+  positive(in.grad_accum, "gradient accumulation steps (--grad-accum)", "1 or more");
+  if (in.params > kMaxParameters)
+    throw UsageError("parameter count (--params) " + std::to_string(in.params) + " is above the largest supported " +
+                         std::to_string(kMaxParameters) + " (2^50)",
+                     "allowed: up to 1.1e15 parameters");
+  if (in.seq_len > kMaxSeqLen)
+    throw UsageError("sequence length (--seq-len) " + std::to_string(in.seq_len) + " is above the largest supported " +
+                         std::to_string(kMaxSeqLen),
+                     "allowed: 1 to " + std::to_string(kMaxSeqLen));
   const ModelSpec& m = in.model;
-  positive(m.hidden_size, "hidden size (--hidden-size)", "1 or more");
-  positive(m.layers, "layers (--layers)", "1 or more");
-  positive(m.heads, "heads (--heads)", "1 or more");
+  m.check_dimensions();
+  if (in.sub_group_size > 0 && in.params / in.sub_group_size > kMaxSubGroups)
+    throw UsageError("zero_optimization.sub_group_size " + std::to_string(in.sub_group_size) + " cuts " +
+                         std::to_string(in.params) + " parameters into more than " + std::to_string(kMaxSubGroups) +
+                         " optimizer sub-groups",
+                     "allowed: at least " + std::to_string((in.params + kMaxSubGroups - 1) / kMaxSubGroups) +
+                         " for this model, or \"auto\"");
   if (m.hidden_size % m.heads != 0)
     throw UsageError("hidden size " + std::to_string(m.hidden_size) + " is not divisible by " +
                          std::to_string(m.heads) + " heads",

@@ -105,8 +105,11 @@ Inputs inputs_from(const config::Settings& s, int gpus_per_node, int nodes, Targ
 // The most data-parallel ranks an estimate is made for.
 constexpr std::int64_t kMaxRanks = 1 << 20;
 
-// Throws UsageError naming the value when a count is not positive (or the
-// ranks exceed kMaxRanks) or the shape is inconsistent.
+// Throws UsageError naming the value when a count is not positive, a size is
+// above its bound (the ranks above kMaxRanks, the parameters above
+// kMaxParameters, a dimension above core/model_spec.h's kMax*, more than
+// kMaxSubGroups sub-groups) or the shape is inconsistent. With inputs within
+// these bounds the estimate's sums are checked and overflow is a UsageError.
 void check_inputs(const Inputs& in);
 
 // ------------------------------------------------------------------ options

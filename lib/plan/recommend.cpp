@@ -63,7 +63,7 @@ Fit check_fit(const Need& need, const Hardware& hw, Target target) {
     fit.gpu_short = judge(need.gpu_bytes, hw.gpu_bytes, "per GPU", "pass --gpu-memory-gb", fit);
   fit.cpu_short = judge(need.cpu_bytes, hw.cpu_bytes, "CPU memory per node", "pass --cpu-memory-gb", fit);
   fit.nvme_short = judge(need.nvme_bytes, hw.nvme_free_bytes, "NVMe per node",
-                         "pass --nvme-offload-path or --nvme-free-gb", fit);
+                         "pass --nvme-offload-path (zinf estimate also takes --nvme-free-gb)", fit);
   fit.fits = fit.known && fit.gpu_short == 0 && fit.cpu_short == 0 && fit.nvme_short == 0;
   return fit;
 }
@@ -121,7 +121,9 @@ Recommendation recommend(const Estimate& e, const Hardware& hw) {
     more_nodes.nodes = e.inputs.nodes * k;
     if (any_fits(estimate(more_nodes), hw, &which)) {
       r.shortfall += "; " + which + " would fit on " + std::to_string(more_nodes.nodes) + " nodes of " +
-                     std::to_string(e.inputs.gpus_per_node) + " (--nodes " + std::to_string(more_nodes.nodes) + ")";
+                     std::to_string(e.inputs.gpus_per_node) + " (zinf estimate --nodes " +
+                     std::to_string(more_nodes.nodes) + "; zinf launch --nnodes " +
+                     std::to_string(more_nodes.nodes) + " runs them)";
       break;
     }
   }

@@ -85,7 +85,7 @@ void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
   offload::NvmeBackend nvme;
   if (any_nvme) {
     if (opt.nvme_path.empty())
-      throw UsageError("NVMe offload needs a path", "set zero_optimization.offload_*.nvme_path (--nvme-path)");
+      throw UsageError("NVMe offload needs a path", "set zero_optimization.offload_*.nvme_path (--nvme-offload-path)");
     uring = std::make_unique<io::UringEngine>(opt.aio);
     swap_dir = std::make_unique<io::SwapDir>(opt.nvme_path, opt.run_id.empty() ? unique_run_id() : opt.run_id,
                                              rank, opt.keep_swap_files);

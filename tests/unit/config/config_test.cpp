@@ -11,36 +11,16 @@
 #include "config/settings.h"
 #include "core/error.h"
 #include "support/test_util.h"
+#include "unit/config/inputs.h"
 
 using namespace zinf;
 using namespace zinf::config;
+using namespace zinf::config::testing;
 using zinf::test::TempDir;
 
 namespace {
 
-const std::string kPresets = std::string(ZINF_SOURCE_DIR) + "/presets";
 const std::string kData = std::string(ZINF_SOURCE_DIR) + "/tests/data";
-
-Sources flags(std::vector<OptionValue> values, std::vector<OptionValue> env = {}) {
-  Sources s;
-  s.flags = std::move(values);
-  s.env = std::move(env);
-  s.presets_dir = kPresets;
-  return s;
-}
-
-MachineFacts cpu_machine() {
-  MachineFacts m;
-  m.cpu_memory_bytes = 16LL << 30;
-  return m;
-}
-
-MachineFacts gpu_machine(bool bf16 = true) {
-  MachineFacts m = cpu_machine();
-  m.cuda_devices = 2;
-  m.bf16_supported = bf16;
-  return m;
-}
 
 Json at(const Resolved& r, const std::string& path) {
   const Json* v = find_path(r.config, path);

@@ -83,7 +83,7 @@ std::string what_fits(const plan::Inputs& in, const plan::Hardware& hw, const pl
     const plan::Choice c = plan::choose(in, hw);
     if (c.option.name == current.name)
       return "zinf estimate judges " + current.name + " to fit with its " + plan::safety_margin_text() +
-             " margin; lower --micro-batch-size or --seq-len, or turn on --activation-checkpointing";
+             " margin; lower --batch-size or --seq-len, or turn on --activation-checkpointing";
     return "zinf estimate says " + c.option.name + " fits (" + c.explanation + "): run with --optimize to use it";
   } catch (const Error& e) {
     return std::string("zinf estimate recommends nothing here: ") + e.what();

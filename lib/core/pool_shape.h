@@ -22,6 +22,12 @@ struct PoolShape {
 // stay small whatever the model; the planner counts one piece.
 constexpr std::int64_t kNormPieceElements = std::int64_t(1) << 24;
 
+// Host memory of a swap file's checksum table (io::SwapFile): one CRC32C of
+// 4 bytes per 4096-byte page of `file_bytes` (0.1%).
+inline std::int64_t swap_checksum_table_bytes(std::int64_t file_bytes) {
+  return file_bytes <= 0 ? 0 : (file_bytes + 4095) / 4096 * 4;
+}
+
 // What buffer_size 0 ("auto") means: 32 MiB per buffer, large enough for
 // full-speed NVMe requests, small enough that the pool never dominates RAM.
 constexpr std::int64_t kAutoBufferBytes = std::int64_t(32) << 20;

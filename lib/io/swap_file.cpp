@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/pool_shape.h"
 #include "core/units.h"
 #include "io/aligned_buffer.h"
 #include "io/checksum.h"
@@ -85,8 +86,8 @@ void SwapFile::read_now(std::int64_t offset, void* dst, std::int64_t bytes) {
 }
 
 std::int64_t swap_checksum_host_bytes(std::int64_t swap_bytes) {
-  if (swap_bytes <= 0) return 0;
-  return round_up(swap_bytes, kDirectAlignment) / kDirectAlignment * std::int64_t(sizeof(std::uint32_t));
+  static_assert(sizeof(std::uint32_t) == 4 && kCrcPageBytes == 4096, "core/pool_shape.h counts 4 B per 4 KiB page");
+  return swap_checksum_table_bytes(swap_bytes);
 }
 
 // ---------------------------------------------------------------- reclaim

@@ -456,6 +456,7 @@ Inputs inputs_from(const config::Settings& s, int gpus_per_node, int nodes, Targ
   const bool auto_nvme = s.offload_optimizer.device == config::Device::kNvme && s.zero_stage >= 2;
   if (s.offload_gradients_nvme != auto_nvme) in.gradients_nvme = s.offload_gradients_nvme;
   in.save = s.save;
+  in.checksums = s.checksums;
   in.device_grad_accumulation = s.device_grad_accumulation;
   return in;
 }
@@ -561,6 +562,13 @@ Need estimate_with(const Inputs& in, const Option& o, bool device_sums) {
     r.add(Tier::kCpu, "LibTorch runtime (host, CUDA build)", kHostRuntimeBytesCuda);
   } else {
     r.add(Tier::kCpu, "LibTorch runtime (host)", kHostRuntimeBytesCpu);
+  }
+
+  // The swap files' checksum tables (io::SwapFile): 4 B per 4 KiB page, in host memory.
+  if (in.checksums) {
+    std::int64_t table = 0;
+    for (const Item& i : r.nvme) table += swap_checksum_table_bytes(i.bytes);
+    r.add(Tier::kCpu, "swap-file checksums (CRC32C per 4 KiB page)", table);
   }
 
   Need need;

@@ -89,6 +89,7 @@ struct Inputs {
   std::optional<bool> gradients_nvme;               // gradient accumulators on NVMe; unset: auto (with an
                                                     // NVMe optimizer at stage >= 2, as `zinf config` resolves)
   bool save = true;                                 // checkpoints and model.safetensors are written
+  bool checksums = true;                            // swap files keep a CRC32C per page in host memory
   // Micro-batches summed in fp32 on the device (host optimizer, grad_accum > 1);
   // unset: auto, on for CUDA when the option's need with the sums fits
   // gpu_capacity_bytes less kSafetyMargin (recommend.h), off when that is unknown.

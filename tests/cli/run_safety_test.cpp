@@ -10,10 +10,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,39 +48,10 @@ std::vector<json> metrics_of(const std::string& out) {
   return lines;
 }
 
-// Starts zinf in the background, its stderr into `err_path`; returns its pid.
-pid_t spawn_zinf(const std::vector<std::string>& args, const std::string& err_path = "/dev/null") {
-  std::vector<std::string> argv_s = {ZINF_BINARY};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "OMP_NUM_THREADS=", 16) != 0) env_s.push_back(*e);
-  for (const auto& [k, v] : kEnv) env_s.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  pid_t pid = -1;
-  REQUIRE(posix_spawn(&pid, ZINF_BINARY, &fa, nullptr, argv.data(), envp.data()) == 0);
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-bool exited(pid_t pid) {
-  int status = 0;
-  return ::waitpid(pid, &status, WNOHANG) == pid;
+// Starts zinf in the background with one OpenMP thread (CI's two cores).
+void start(zinf::test::Background& bg, const TempDir& dir, const std::string& tag, const std::vector<std::string>& args) {
+  ::setenv("OMP_NUM_THREADS", "1", 1);
+  zinf::test::start_zinf(bg, dir.file(tag + ".out"), dir.file(tag + ".err"), args);
 }
 
 // Blocks until `path` exists (or 60 s pass).
@@ -93,9 +62,9 @@ void wait_for_path(const std::string& path) {
   REQUIRE(std::filesystem::exists(path));
 }
 
-// Kills `pid` with SIGKILL the moment it starts writing the checkpoint of a
+// Kills `bg` with SIGKILL the moment it starts writing the checkpoint of a
 // step >= `min_step` (its temporary directory appears); returns that step.
-int kill_during_checkpoint(pid_t pid, const std::string& out, int min_step) {
+int kill_during_checkpoint(zinf::test::Background& bg, const std::string& out, int min_step) {
   const std::string dir = out + "/checkpoints";
   wait_for_path(dir);
   const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -107,7 +76,8 @@ int kill_during_checkpoint(pid_t pid, const std::string& out, int min_step) {
   while (step < 0 && std::chrono::steady_clock::now() < deadline) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n <= 0) {
-      if (exited(pid)) FAIL("zinf train ended before its checkpoint of step " << min_step);
+      if (bg.wait_exit(std::chrono::milliseconds(0)))
+        FAIL("zinf train ended before its checkpoint of step " << min_step << ": " << bg.err());
       std::this_thread::sleep_for(std::chrono::microseconds(200));
       continue;
     }
@@ -116,7 +86,7 @@ int kill_during_checkpoint(pid_t pid, const std::string& out, int min_step) {
       const std::string name = ev->len > 0 ? ev->name : "";
       const std::string prefix = ".tmp-global_step";
       if (name.rfind(prefix, 0) == 0 && std::stoi(name.substr(prefix.size())) >= min_step) {
-        ::kill(pid, SIGKILL);
+        ::kill(bg.pid, SIGKILL);
         step = std::stoi(name.substr(prefix.size()));
         break;
       }
@@ -125,7 +95,8 @@ int kill_during_checkpoint(pid_t pid, const std::string& out, int min_step) {
   }
   ::close(fd);
   REQUIRE(step >= min_step);
-  CHECK(wait_exit(pid) == 128 + SIGKILL);
+  REQUIRE(bg.wait_exit(std::chrono::seconds(30)));
+  CHECK(*bg.exit_code == 128 + SIGKILL);
   return step;
 }
 
@@ -135,16 +106,18 @@ TEST_CASE("zinf train: a second run on the same output directory refuses, naming
   TempDir dir;
   const std::string out = dir.file("same");
   // Long enough to outlive the second run's start; stopped with SIGTERM below.
-  const pid_t first = spawn_zinf(quick_args(out, 100000));
+  zinf::test::Background first;
+  start(first, dir, "first", quick_args(out, 100000));
   wait_for_path(out + "/config.json");  // the first run has started (and holds the lock)
 
   const auto second = run_zinf(quick_args(out, 5), kEnv);
   CHECK(second.exit_code == 2);
-  CHECK(second.err.find("output directory '" + out + "' is in use by pid " + std::to_string(first)) !=
+  CHECK(second.err.find("output directory '" + out + "' is in use by pid " + std::to_string(first.pid)) !=
         std::string::npos);
   CHECK(second.err.find("(zinf train)") != std::string::npos);
-  ::kill(first, SIGTERM);
-  REQUIRE(wait_exit(first) == 130);
+  ::kill(first.pid, SIGTERM);
+  REQUIRE(first.wait_exit(std::chrono::seconds(120)));
+  REQUIRE(*first.exit_code == 130);
   // Nothing of the second run's: the first run's steps, whole, and its checkpoint.
   const auto lines = metrics_of(out);
   REQUIRE(!lines.empty());
@@ -174,12 +147,15 @@ TEST_CASE("zinf train: kill -9 during checkpoints, twice, resumes to exactly the
   const std::string out = dir.file("killed");
   auto resume = args_for(out);
   resume.push_back("--resume");
-  int killed_at = kill_during_checkpoint(spawn_zinf(args_for(out)), out, 3);
+  zinf::test::Background first, second;
+  start(first, dir, "first", args_for(out));
+  int killed_at = kill_during_checkpoint(first, out, 3);
   // The kill's own checkpoint is not the latest: `latest` names a complete one, or the run restarts.
   const std::string latest = read_text(out + "/checkpoints/latest");
   CHECK(latest.find("global_step" + std::to_string(killed_at)) == std::string::npos);
   // The killed holder's lock is free again (the kernel released it), so the resume may start.
-  killed_at = kill_during_checkpoint(spawn_zinf(resume), out, killed_at + 2);
+  start(second, dir, "second", resume);
+  killed_at = kill_during_checkpoint(second, out, killed_at + 2);
   CHECK(killed_at >= 5);
   const auto r = run_zinf(resume, kEnv);
   INFO(r.err);

@@ -108,15 +108,15 @@ std::string Background::err() const { return read_text(err_path); }
 
 bool Background::wait_exit(std::chrono::milliseconds limit) {
   const auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
+  for (;;) {  // looks at least once, so a zero limit asks "has it exited?"
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
       exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       return true;
     }
+    if (std::chrono::steady_clock::now() >= until) return false;
     ::usleep(20000);
   }
-  return false;
 }
 
 Background::~Background() {

@@ -141,8 +141,13 @@ std::vector<OptionSpec> build_options() {
        model | train, {}, set_paths({"train_micro_batch_size_per_gpu"}, OptionType::kInt)},
       // ---------------------------------------------------------------- train
       {"dataset-file", OptionType::kString, "FILE",
-       "training data: a text file (byte tokens) or a .bin uint16 token file; default: the bundled corpus",
+       "training data: a text file (byte tokens), an llm.c .bin token file (uint16 or uint32), or a "
+       "comma-separated list, a directory or a glob of them (read in name order); default: the bundled corpus",
        train, {}, set_paths({"zinf.data.dataset_file"}, OptionType::kString)},
+      {"data-format", OptionType::kString, "FORMAT",
+       "detect (.bin files by their llm.c header, others as bytes), bytes, llmc, or nanogpt (header-less uint16 "
+       "train.bin)",
+       train, {}, set_paths({"zinf.data.format"}, OptionType::kString)},
       {"steps", OptionType::kInt, "N", "optimizer steps", train, {},
        set_paths({"zinf.train.steps"}, OptionType::kInt)},
       {"grad-accum", OptionType::kInt, "N", "micro-batches per optimizer step (gradient_accumulation_steps)",

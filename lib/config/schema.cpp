@@ -208,7 +208,13 @@ std::vector<KeySpec> build_schema() {
       integer("zinf.model.layers", "auto", 1, double(kMaxLayers), "transformer blocks", true),
       integer("zinf.model.heads", "auto", 1, double(kMaxHeads), "attention heads", true),
       boolean("zinf.model.activation_checkpointing", false, "recompute each block in backward"),
-      string("zinf.data.dataset_file", "auto", "text file (byte tokens) or .bin token file; auto = bundled corpus", false, true),
+      string("zinf.data.dataset_file", "auto",
+             "text file (byte tokens), llm.c .bin token file (uint16 or uint32), or a comma-separated list, "
+             "directory or glob of them; auto = bundled corpus",
+             false, true),
+      choice("zinf.data.format", "detect", {"detect", "bytes", "llmc", "nanogpt"},
+             "how dataset files are read: detect = .bin by its llm.c header, others as bytes; nanogpt = "
+             "header-less uint16 (nanoGPT's train.bin)"),
       number("zinf.data.val_fraction", 0.1, 0, 0.5, "share of the data held out for validation"),
       integer("zinf.data.eval_every", 0, 0, kBig, "validation loss every N steps; 0 = only at the end"),
       integer("zinf.data.eval_batches", 4, 1, kBig, "micro batches per validation"),

@@ -88,6 +88,7 @@ Settings settings_from(const Json& resolved) {
   s.aio_single_submit = r.b("aio.single_submit");
   s.aio_overlap_events = r.b("aio.overlap_events");
   s.dataset_file = r.s("zinf.data.dataset_file");
+  s.data_format = r.s("zinf.data.format");
   s.val_fraction = r.d("zinf.data.val_fraction");
   s.eval_every = r.i("zinf.data.eval_every");
   s.eval_batches = r.i("zinf.data.eval_batches");

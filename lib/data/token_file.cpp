@@ -168,18 +168,18 @@ std::int64_t id_at(const unsigned char* p, int width) {
 }  // namespace
 
 TokenFormat parse_token_format(const std::string& name) {
-  if (name == "auto") return TokenFormat::kAuto;
+  if (name == "detect") return TokenFormat::kAuto;
   if (name == "bytes") return TokenFormat::kBytes;
   if (name == "llmc") return TokenFormat::kLlmc;
   if (name == "nanogpt") return TokenFormat::kNanoGpt;
   throw UsageError("unknown data format '" + name + "'",
-                   "allowed: auto (.bin files by their llm.c header, others as bytes), bytes, llmc, nanogpt "
+                   "allowed: detect (.bin files by their llm.c header, others as bytes), bytes, llmc, nanogpt "
                    "(header-less uint16)");
 }
 
 const char* token_format_name(TokenFormat f) {
   switch (f) {
-    case TokenFormat::kAuto: return "auto";
+    case TokenFormat::kAuto: return "detect";
     case TokenFormat::kBytes: return "bytes";
     case TokenFormat::kLlmc: return "llmc";
     case TokenFormat::kNanoGpt: return "nanogpt";

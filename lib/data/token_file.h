@@ -26,9 +26,9 @@ constexpr std::int32_t kTokenFileMagicU32 = 20240801;  // llm.c's Llama-3 token 
 constexpr std::int32_t kTokenFileVersionU32 = 7;
 constexpr std::int64_t kTokenFileHeaderInts = 256;     // int32 header entries
 
-// kAuto: .bin files by their llm.c header, anything else as bytes.
+// kAuto ("detect"): .bin files by their llm.c header, anything else as bytes.
 enum class TokenFormat { kAuto, kBytes, kLlmc, kNanoGpt };
-// "auto", "bytes", "llmc", "nanogpt"; throws UsageError naming the allowed ones.
+// "detect", "bytes", "llmc", "nanogpt"; throws UsageError naming the allowed ones.
 TokenFormat parse_token_format(const std::string& name);
 const char* token_format_name(TokenFormat f);
 

@@ -225,7 +225,7 @@ void Trainer::Impl::setup() {
   checkpoints = std::make_unique<CheckpointDir>(s.output_dir + "/checkpoints", s.keep_checkpoints,
                                                 CheckpointGroup{group->rank(), world(), [this] { group->barrier(); }});
 
-  tokens = data::load_tokens(s.dataset_file);
+  tokens = data::load_tokens(s.dataset_file, data::parse_token_format(s.data_format));
   data::check_vocab(tokens, s.model.vocab_size);
   split = data::split_tokens(tokens, s.val_fraction, s.model.seq_len);
   sampler = std::make_unique<data::Sampler>(tokens, split.train, s.model.seq_len, std::uint64_t(s.seed), true);

@@ -97,7 +97,7 @@ TEST_CASE("a nanoGPT train.bin (header-less uint16) is read when asked for, and 
   CHECK(error_of([&] { load_tokens(dir.file("odd.bin"), TokenFormat::kNanoGpt); })
             .find("not a whole number of uint16 tokens") != std::string::npos);
   CHECK(parse_token_format("nanogpt") == TokenFormat::kNanoGpt);
-  CHECK(error_of([&] { parse_token_format("npy"); }).find("allowed: auto") != std::string::npos);
+  CHECK(error_of([&] { parse_token_format("npy"); }).find("allowed: detect") != std::string::npos);
 }
 
 TEST_CASE("a truncated .bin names the header count and the file size; a wrong magic or version is refused") {

@@ -144,6 +144,9 @@ std::vector<OptionSpec> build_options() {
        "training data: a text file (byte tokens), an llm.c .bin token file (uint16 or uint32), or a "
        "comma-separated list, a directory or a glob of them (read in name order); default: the bundled corpus",
        train, {}, set_paths({"zinf.data.dataset_file"}, OptionType::kString)},
+      {"val-dataset-file", OptionType::kString, "FILE",
+       "validation data of its own (the same forms as --dataset-file); then all of --dataset-file trains",
+       train, {}, set_paths({"zinf.data.val_dataset_file"}, OptionType::kString)},
       {"data-format", OptionType::kString, "FORMAT",
        "detect (.bin files by their llm.c header, others as bytes), bytes, llmc, or nanogpt (header-less uint16 "
        "train.bin)",

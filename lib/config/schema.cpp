@@ -215,7 +215,10 @@ std::vector<KeySpec> build_schema() {
       choice("zinf.data.format", "detect", {"detect", "bytes", "llmc", "nanogpt"},
              "how dataset files are read: detect = .bin by its llm.c header, others as bytes; nanogpt = "
              "header-less uint16 (nanoGPT's train.bin)"),
-      number("zinf.data.val_fraction", 0.1, 0, 0.5, "share of the data held out for validation"),
+      number("zinf.data.val_fraction", 0.1, 0, 0.5,
+             "share of the data held out for validation (when no val_dataset_file is given)"),
+      string("zinf.data.val_dataset_file", "",
+             "validation data in files of their own (same forms as dataset_file); empty = hold out val_fraction"),
       integer("zinf.data.eval_every", 0, 0, kBig, "validation loss every N steps; 0 = only at the end"),
       integer("zinf.data.eval_batches", 4, 1, kBig, "micro batches per validation"),
       integer("zinf.train.steps", 100, 1, kBig, "optimizer steps to run"),

@@ -90,6 +90,7 @@ Settings settings_from(const Json& resolved) {
   s.dataset_file = r.s("zinf.data.dataset_file");
   s.data_format = r.s("zinf.data.format");
   s.val_fraction = r.d("zinf.data.val_fraction");
+  s.val_dataset_file = r.s("zinf.data.val_dataset_file");
   s.eval_every = r.i("zinf.data.eval_every");
   s.eval_batches = r.i("zinf.data.eval_batches");
   s.steps = r.i("zinf.train.steps");

@@ -70,6 +70,7 @@ struct Settings {
   std::string dataset_file;
   std::string data_format = "detect";  // zinf.data.format: detect, bytes, llmc, nanogpt
   double val_fraction = 0.1;
+  std::string val_dataset_file;  // zinf.data.val_dataset_file: "" = hold out val_fraction
   std::int64_t eval_every = 0, eval_batches = 4;
   std::int64_t steps = 1, seed = 0, save_every = 0, keep_checkpoints = 2, log_every = 1;
   std::string device;              // "cpu" | "cuda"

@@ -152,6 +152,7 @@ struct Trainer::Impl {
   std::unique_ptr<RankGroup> group;    // the ranks, and where their collectives run
   // data
   data::Tokens tokens;
+  std::optional<data::Tokens> val_tokens;  // --val-dataset-file; split.val then counts in it
   data::DataSplit split;
   std::unique_ptr<data::Sampler> sampler;
   // model and optimizer state (stages 0-2: the model holds the parameters,
@@ -225,9 +226,17 @@ void Trainer::Impl::setup() {
   checkpoints = std::make_unique<CheckpointDir>(s.output_dir + "/checkpoints", s.keep_checkpoints,
                                                 CheckpointGroup{group->rank(), world(), [this] { group->barrier(); }});
 
-  tokens = data::load_tokens(s.dataset_file, data::parse_token_format(s.data_format));
+  const data::TokenFormat format = data::parse_token_format(s.data_format);
+  tokens = data::load_tokens(s.dataset_file, format);
   data::check_vocab(tokens, s.model.vocab_size);
-  split = data::split_tokens(tokens, s.val_fraction, s.model.seq_len);
+  if (s.val_dataset_file.empty()) {
+    split = data::split_tokens(tokens, s.val_fraction, s.model.seq_len);
+  } else {  // all of the training data trains; validation reads its own files
+    split = data::split_tokens(tokens, 0.0, s.model.seq_len);
+    val_tokens.emplace(data::load_tokens(s.val_dataset_file, format));
+    data::check_vocab(*val_tokens, s.model.vocab_size);
+    split.val = data::split_tokens(*val_tokens, 0.0, s.model.seq_len).train;
+  }
   sampler = std::make_unique<data::Sampler>(tokens, split.train, s.model.seq_len, std::uint64_t(s.seed), true);
 
   const bool device_sums_asked = s.device_grad_accumulation.value_or(false);
@@ -377,7 +386,7 @@ bool Trainer::Impl::resume() {
 double Trainer::Impl::evaluate() {
   if (split.val.count == 0) return -1;
   torch::NoGradGuard no_grad;
-  data::Sampler val(tokens, split.val, settings.model.seq_len, 0, /*shuffle=*/false);
+  data::Sampler val(val_tokens ? *val_tokens : tokens, split.val, settings.model.seq_len, 0, /*shuffle=*/false);
   torch::Tensor total = torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   const std::int64_t rows = settings.micro_batch, first = group->rank() * rows;
   for (std::int64_t i = 0; i < settings.eval_batches; ++i) {

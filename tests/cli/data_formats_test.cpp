@@ -104,3 +104,26 @@ TEST_CASE("zinf train: nanoGPT's header-less train.bin needs --data-format nanog
   CHECK(wrong.err.find("zinf.data.format") != std::string::npos);
   CHECK(wrong.err.find("nanogpt") != std::string::npos);
 }
+
+TEST_CASE("zinf train: --val-dataset-file validates on its own data and all of --dataset-file trains") {
+  TempDir dir;
+  write_llmc(dir.file("train.bin"), pattern(3000, 300, 1), 2);
+  write_llmc(dir.file("val.bin"), pattern(500, 300, 5), 2);
+  auto a = args(dir.file("train.bin"), dir.file("out"), "300");
+  a.insert(a.end(), {"--val-dataset-file", dir.file("val.bin")});
+  const auto r = run_zinf(a, kEnv);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json summary = json::parse(read_text(dir.file("out") + "/summary.json"));
+  CHECK(std::isfinite(summary["final_val_loss"].get<double>()));
+  const json cfg = json::parse(read_text(dir.file("out") + "/config.json"));
+  CHECK(cfg["zinf"]["data"]["val_dataset_file"] == dir.file("val.bin"));
+
+  // Too short for one validation sample: named, before training.
+  write_llmc(dir.file("tiny.bin"), pattern(10, 300, 5), 2);
+  a = args(dir.file("train.bin"), dir.file("out2"), "300");
+  a.insert(a.end(), {"--val-dataset-file", dir.file("tiny.bin")});
+  const auto short_val = run_zinf(a, kEnv);
+  CHECK(short_val.exit_code == 2);
+  CHECK(short_val.err.find(dir.file("tiny.bin")) != std::string::npos);
+}

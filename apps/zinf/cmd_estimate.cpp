@@ -123,8 +123,8 @@ nlohmann::json option_json(const plan::Option& o, const plan::Need& n, const pla
   };
   nlohmann::json j = {{"name", o.name},
                       {"zero_stage", o.zero_stage},
-                      {"offload_param", config::device_name(o.offload_param)},
-                      {"offload_optimizer", config::device_name(o.offload_optimizer)},
+                      {"offload_param", tier_name(o.offload_param)},
+                      {"offload_optimizer", tier_name(o.offload_optimizer)},
                       {"gpu_bytes", n.gpu_bytes},
                       {"cpu_bytes", n.cpu_bytes},
                       {"nvme_bytes", n.nvme_bytes},
@@ -274,7 +274,7 @@ void run_estimate(const EstimateCommand& c) {
         << lpad("GPU/rank", 12) << lpad("CPU/node", 13) << lpad("NVMe/node", 13) << "  fits\n";
     auto row = [&](const std::string& mark, const plan::Option& o, const plan::Need& n, const plan::Fit& f) {
       out << " " << pad(mark, 3) << pad(o.name, 25) << pad(std::to_string(o.zero_stage), 7)
-          << pad(config::device_name(o.offload_param), 8) << pad(config::device_name(o.offload_optimizer), 11)
+          << pad(tier_name(o.offload_param), 8) << pad(tier_name(o.offload_optimizer), 11)
           << lpad(target == plan::Target::kCuda ? gib(n.gpu_bytes) : "-", 12) << lpad(gib(n.cpu_bytes), 13)
           << lpad(n.nvme_bytes ? gib(n.nvme_bytes) : "-", 13) << "  "
           << (f.fits ? "yes" : f.known ? "no" : "unknown") << "\n";

@@ -67,8 +67,8 @@ void apply_optimize(config::Resolved& r, config::Settings& s, const Topology& t)
                                            plan::detect_hardware(configured_nvme_path(r)));
   config::Json& cfg = r.config;
   config::set_path(cfg, "zero_optimization.stage", choice.option.zero_stage);
-  config::set_path(cfg, "zero_optimization.offload_param.device", config::device_name(choice.option.offload_param));
-  config::set_path(cfg, "zero_optimization.offload_optimizer.device", config::device_name(choice.option.offload_optimizer));
+  config::set_path(cfg, "zero_optimization.offload_param.device", tier_name(choice.option.offload_param));
+  config::set_path(cfg, "zero_optimization.offload_optimizer.device", tier_name(choice.option.offload_optimizer));
   for (const char* key : {"zero_optimization.stage", "zero_optimization.offload_param.device",
                           "zero_optimization.offload_optimizer.device"})
     r.origins.set(key, "--optimize");

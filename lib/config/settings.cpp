@@ -16,11 +16,10 @@ struct Reader {
   }
 };
 
-Device to_device(const std::string& s) { return s == "cpu" ? Device::kCpu : s == "nvme" ? Device::kNvme : Device::kNone; }
+Tier to_tier(const std::string& s) { return s == "cpu" ? Tier::kCpu : s == "nvme" ? Tier::kNvme : Tier::kDevice; }
 
 }  // namespace
 
-const char* device_name(Device d) { return d == Device::kCpu ? "cpu" : d == Device::kNvme ? "nvme" : "none"; }
 const char* precision_name(Precision p) { return p == Precision::kBf16 ? "bf16" : p == Precision::kFp16 ? "fp16" : "fp32"; }
 
 Settings settings_from(const Json& resolved) {
@@ -61,8 +60,8 @@ Settings settings_from(const Json& resolved) {
   for (auto [name, out] : {std::pair<const char*, OffloadSettings*>{"offload_param", &s.offload_param},
                            {"offload_optimizer", &s.offload_optimizer}}) {
     const std::string base = std::string("zero_optimization.") + name;
-    out->device = to_device(r.s(base + ".device"));
-    out->nvme_path = out->device == Device::kNvme ? r.s(base + ".nvme_path") : "";
+    out->device = to_tier(r.s(base + ".device"));
+    out->nvme_path = out->device == Tier::kNvme ? r.s(base + ".nvme_path") : "";
     out->pin_memory = r.b(base + ".pin_memory");
     out->buffer_count = r.i(base + ".buffer_count");
   }

@@ -10,14 +10,14 @@
 
 #include "config/json.h"
 #include "core/model_spec.h"
+#include "core/tier.h"
 
 namespace zinf::config {
 
-enum class Device { kNone, kCpu, kNvme };
 enum class Precision { kFp32, kBf16, kFp16 };
 
 struct OffloadSettings {
-  Device device = Device::kNone;
+  Tier device = Tier::kDevice;    // offload_*.device: "none" is the device
   std::string nvme_path;           // empty unless device == kNvme
   bool pin_memory = true;
   std::int64_t buffer_count = 0;
@@ -84,7 +84,6 @@ struct Settings {
 
 Settings settings_from(const Json& resolved);
 
-const char* device_name(Device d);
 const char* precision_name(Precision p);
 
 }  // namespace zinf::config

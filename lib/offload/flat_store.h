@@ -19,7 +19,7 @@
 #include "io/aligned_buffer.h"
 #include "io/swap_file.h"
 #include "io/uring_engine.h"
-#include "offload/tier.h"
+#include "core/tier.h"
 
 namespace zinf::offload {
 

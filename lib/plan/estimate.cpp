@@ -25,18 +25,13 @@ constexpr std::int64_t kDirect = 4096;       // io::kDirectAlignment: NVMe segme
 constexpr std::int64_t kShardAlign = 64;     // elements: the engine's and ShardPlan's shard rounding
 constexpr int kPhases = 5;
 
-enum class Tier { kAccel, kCpu, kNvme };
-
-Tier tier_of(config::Device d) {
-  return d == config::Device::kCpu ? Tier::kCpu : d == config::Device::kNvme ? Tier::kNvme : Tier::kAccel;
-}
 
 // Items per rank on each tier, summed into per-node totals at the end.
 struct RankItems {
   std::vector<Item> accel, cpu, nvme;
   void add(Tier t, std::string what, std::int64_t bytes, Phase phase = Phase::kResident) {
     if (bytes <= 0) return;
-    (t == Tier::kAccel ? accel : t == Tier::kCpu ? cpu : nvme).push_back({std::move(what), bytes, phase});
+    (t == Tier::kDevice ? accel : t == Tier::kCpu ? cpu : nvme).push_back({std::move(what), bytes, phase});
   }
 };
 
@@ -85,18 +80,18 @@ void model_state_floor(const Inputs& in, const Option& o, bool gradients_nvme, s
   const std::int64_t bw = mixed ? 2 : 4;
   const std::int64_t P = in.params, Pn = ceil_div(P, in.ranks());
   const int stage = o.zero_stage;
-  const Tier param_home = stage == 3 ? tier_of(o.offload_param) : Tier::kAccel;
-  const Tier opt_home = tier_of(o.offload_optimizer);
-  auto physical = [&](Tier t) { return in.target == Target::kCpu && t == Tier::kAccel ? Tier::kCpu : t; };
+  const Tier param_home = stage == 3 ? o.offload_param : Tier::kDevice;
+  const Tier opt_home = o.offload_optimizer;
+  auto physical = [&](Tier t) { return in.target == Target::kCpu && t == Tier::kDevice ? Tier::kCpu : t; };
   const std::int64_t opt_numel = stage == 0 ? P : Pn;
   accel = cpu = 0;
   auto add = [&](Tier t, std::int64_t bytes) {
-    if (t == Tier::kAccel) accel += bytes;
+    if (t == Tier::kDevice) accel += bytes;
     else if (t == Tier::kCpu) cpu += bytes;
   };
   add(param_home, (stage < 3 ? P : Pn) * bw);
-  if (stage < 2) add(Tier::kAccel, P * bw);
-  const bool grad32 = mixed || stage >= 2 || physical(opt_home) != physical(Tier::kAccel);
+  if (stage < 2) add(Tier::kDevice, P * bw);
+  const bool grad32 = mixed || stage >= 2 || physical(opt_home) != physical(Tier::kDevice);
   if (grad32) add(opt_home == Tier::kNvme && !gradients_nvme ? Tier::kCpu : opt_home, opt_numel * 4);
   if (mixed || physical(param_home) != physical(opt_home)) add(opt_home, opt_numel * 4);
   add(opt_home, opt_numel * 8);
@@ -117,7 +112,7 @@ void data_parallel_items(const Inputs& in, const Option& o, RankItems& r) {
   const int stage = W > 1 ? o.zero_stage : 0;  // one rank: every stage runs as none
   const std::int64_t master = stage == 0 ? P : shard;
   const std::string part = stage == 0 ? "" : " (shard of " + count(shard) + ")";
-  const Tier A = Tier::kAccel;
+  const Tier A = Tier::kDevice;
 
   r.add(A, prec + " parameters (flat model buffer)", padded * bw);
   r.add(A, prec + " gradients (flat model buffer)", padded * bw);
@@ -168,13 +163,13 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, bool d
   const std::string prec = config::precision_name(in.precision);
   const std::int64_t W = in.ranks();
   const bool cuda = in.target == Target::kCuda;
-  const Tier param_home = o.zero_stage >= 3 ? tier_of(o.offload_param) : Tier::kAccel;
-  const Tier opt_home = tier_of(o.offload_optimizer);
-  const bool host_opt = opt_home != Tier::kAccel;
+  const Tier param_home = o.zero_stage >= 3 ? o.offload_param : Tier::kDevice;
+  const Tier opt_home = o.offload_optimizer;
+  const bool host_opt = opt_home != Tier::kDevice;
   const bool sharded = W > 1 && o.zero_stage >= 3;
-  const bool fetch_needed = param_home != Tier::kAccel || sharded;
+  const bool fetch_needed = param_home != Tier::kDevice || sharded;
   const std::int64_t granule = std::max<std::int64_t>(in.aio_block_size, kDirect);
-  const Tier A = Tier::kAccel, C = Tier::kCpu, N = Tier::kNvme;
+  const Tier A = Tier::kDevice, C = Tier::kCpu, N = Tier::kNvme;
 
   const std::vector<std::int64_t> numel = engine_blocks(in);
   const std::size_t nb = numel.size();
@@ -447,13 +442,13 @@ Inputs inputs_from(const config::Settings& s, int gpus_per_node, int nodes, Targ
   in.param_buffer_size = s.offload_param.buffer_size;
   // What the configuration keeps in CPU memory applies where it puts the
   // parameters on NVMe; the table's other NVMe rows are the infinity recipe (0).
-  in.param_max_in_cpu = s.offload_param.device == config::Device::kNvme ? s.offload_param.max_in_cpu : 0;
+  in.param_max_in_cpu = s.offload_param.device == Tier::kNvme ? s.offload_param.max_in_cpu : 0;
   in.sub_group_size = s.sub_group_size;
   in.optimizer_max_in_cpu = s.optimizer_max_in_cpu;
   in.aio_block_size = s.aio_block_size;
   // "auto" (gradients follow an NVMe optimizer) applies to every row; a
   // value the user chose against it applies to every row that can have it.
-  const bool auto_nvme = s.offload_optimizer.device == config::Device::kNvme && s.zero_stage >= 2;
+  const bool auto_nvme = s.offload_optimizer.device == Tier::kNvme && s.zero_stage >= 2;
   if (s.offload_gradients_nvme != auto_nvme) in.gradients_nvme = s.offload_gradients_nvme;
   in.save = s.save;
   in.checksums = s.checksums;
@@ -499,32 +494,31 @@ void check_inputs(const Inputs& in) {
 }
 
 const std::vector<Option>& standard_options() {
-  using config::Device;
   static const std::vector<Option> options = {
-      {"none", 0, Device::kNone, Device::kNone},
-      {"zero1", 1, Device::kNone, Device::kNone},
-      {"zero2", 2, Device::kNone, Device::kNone},
-      {"zero3", 3, Device::kNone, Device::kNone},
-      {"zero3+cpu-optimizer", 3, Device::kNone, Device::kCpu},
-      {"infinity-cpu", 3, Device::kCpu, Device::kCpu},
-      {"infinity-nvme-optimizer", 3, Device::kCpu, Device::kNvme},
-      {"infinity-nvme", 3, Device::kNvme, Device::kNvme},
+      {"none", 0, Tier::kDevice, Tier::kDevice},
+      {"zero1", 1, Tier::kDevice, Tier::kDevice},
+      {"zero2", 2, Tier::kDevice, Tier::kDevice},
+      {"zero3", 3, Tier::kDevice, Tier::kDevice},
+      {"zero3+cpu-optimizer", 3, Tier::kDevice, Tier::kCpu},
+      {"infinity-cpu", 3, Tier::kCpu, Tier::kCpu},
+      {"infinity-nvme-optimizer", 3, Tier::kCpu, Tier::kNvme},
+      {"infinity-nvme", 3, Tier::kNvme, Tier::kNvme},
   };
   return options;
 }
 
 Option option_from(const config::Settings& s) {
-  Option o{"", s.zero_stage, s.zero_stage == 3 ? s.offload_param.device : config::Device::kNone,
+  Option o{"", s.zero_stage, s.zero_stage == 3 ? s.offload_param.device : Tier::kDevice,
            s.offload_optimizer.device};
   for (const auto& std_option : standard_options())
     if (std_option.zero_stage == o.zero_stage && std_option.offload_param == o.offload_param &&
         std_option.offload_optimizer == o.offload_optimizer)
       return std_option;
   o.name = o.zero_stage == 0 ? "none" : "zero" + std::to_string(o.zero_stage);
-  if (o.offload_param != config::Device::kNone)
-    o.name += std::string("+") + config::device_name(o.offload_param) + "-params";
-  if (o.offload_optimizer != config::Device::kNone)
-    o.name += std::string("+") + config::device_name(o.offload_optimizer) + "-optimizer";
+  if (o.offload_param != Tier::kDevice)
+    o.name += std::string("+") + tier_name(o.offload_param) + "-params";
+  if (o.offload_optimizer != Tier::kDevice)
+    o.name += std::string("+") + tier_name(o.offload_optimizer) + "-optimizer";
   return o;
 }
 
@@ -534,31 +528,31 @@ namespace {
 // One option's need, with the device sums of zinf.offload.device_grad_accumulation
 // or without them; device_sums applies only to a host optimizer with accumulation.
 Need estimate_with(const Inputs& in, const Option& o, bool device_sums) {
-  const Tier opt_home = tier_of(o.offload_optimizer);
+  const Tier opt_home = o.offload_optimizer;
   const bool gradients_nvme =
-      opt_home != Tier::kAccel && o.zero_stage >= 2 &&
+      opt_home != Tier::kDevice && o.zero_stage >= 2 &&
       in.gradients_nvme.value_or(opt_home == Tier::kNvme);
-  device_sums = device_sums && opt_home != Tier::kAccel && in.grad_accum > 1;
+  device_sums = device_sums && opt_home != Tier::kDevice && in.grad_accum > 1;
   RankItems r;
   // Stage 3 and every optimizer offload train through the ZeRO engine
   // (train/trainer.cpp uses_offload_engine); the rest through DataParallel.
-  if (o.zero_stage >= 3 || opt_home != Tier::kAccel) engine_items(in, o, gradients_nvme, device_sums, r);
+  if (o.zero_stage >= 3 || opt_home != Tier::kDevice) engine_items(in, o, gradients_nvme, device_sums, r);
   else data_parallel_items(in, o, r);
 
   // Activations of the data-parallel path (the engine counts its own per call).
   const bool mixed = in.precision != config::Precision::kFp32;
   ActivationInputs ai{in.model, in.micro_batch, in.seq_len, mixed ? 2 : 4, in.attention,
-                      in.activation_checkpointing || o.zero_stage >= 3 || opt_home != Tier::kAccel};
+                      in.activation_checkpointing || o.zero_stage >= 3 || opt_home != Tier::kDevice};
   const ActivationBytes act = activation_bytes(ai);
-  if (o.zero_stage < 3 && opt_home == Tier::kAccel) {
-    r.add(Tier::kAccel, std::string("activations (") + (ai.checkpointing ? "block inputs + one recomputed block" : "all blocks") + ")",
+  if (o.zero_stage < 3 && opt_home == Tier::kDevice) {
+    r.add(Tier::kDevice, std::string("activations (") + (ai.checkpointing ? "block inputs + one recomputed block" : "all blocks") + ")",
           act.blocks + act.recompute, Phase::kStep);
-    r.add(Tier::kAccel, "LM head: logits, fp32 log-softmax and gradient", act.head, Phase::kStep);
+    r.add(Tier::kDevice, "LM head: logits, fp32 log-softmax and gradient", act.head, Phase::kStep);
   }
 
   // ------------------------------------------------------ fixed overheads
   if (in.target == Target::kCuda) {
-    r.add(Tier::kAccel, "CUDA context and LibTorch kernels (not in LibTorch's allocator statistics)", kCudaContextBytes);
+    r.add(Tier::kDevice, "CUDA context and LibTorch kernels (not in LibTorch's allocator statistics)", kCudaContextBytes);
     r.add(Tier::kCpu, "LibTorch runtime (host, CUDA build)", kHostRuntimeBytesCuda);
   } else {
     r.add(Tier::kCpu, "LibTorch runtime (host)", kHostRuntimeBytesCpu);
@@ -617,7 +611,7 @@ DeviceSumsChoice choose_device_sums(const config::Settings& s, int ranks, Target
   DeviceSumsChoice c;
   c.on = need.device_sums;
   c.automatic = !s.device_grad_accumulation.has_value();
-  const bool matters = target == Target::kCuda && s.grad_accum > 1 && s.offload_optimizer.device != config::Device::kNone;
+  const bool matters = target == Target::kCuda && s.grad_accum > 1 && s.offload_optimizer.device != Tier::kDevice;
   if (!c.automatic || !matters) return c;
   if (!gpu_capacity_bytes) {
     c.why = "the GPU's memory is unknown";

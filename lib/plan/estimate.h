@@ -118,8 +118,8 @@ void check_inputs(const Inputs& in);
 struct Option {
   std::string name;                                   // "zero3+cpu-optimizer"
   int zero_stage = 0;                                 // 0..3
-  config::Device offload_param = config::Device::kNone;
-  config::Device offload_optimizer = config::Device::kNone;
+  Tier offload_param = Tier::kDevice;
+  Tier offload_optimizer = Tier::kDevice;
 };
 
 // none, zero1, zero2, zero3, zero3+cpu-optimizer, infinity-cpu,

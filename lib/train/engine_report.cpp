@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "offload/tier.h"
+#include "core/tier.h"
 
 namespace zinf::train {
 namespace {
@@ -63,8 +63,8 @@ void EngineReport::add_summary(config::Json& summary) const {
   summary["d2h_bytes"] = c.d2h_bytes;
   summary["prefetch_hits"] = c.prefetch_hits;
   summary["fetch_misses"] = c.fetch_misses;
-  summary["offload_param"] = offload::tier_name(engine_.options().param_home);
-  summary["offload_optimizer"] = offload::tier_name(engine_.options().optimizer_home);
+  summary["offload_param"] = tier_name(engine_.options().param_home);
+  summary["offload_optimizer"] = tier_name(engine_.options().optimizer_home);
   summary["offload_gradients"] = engine_.options().gradients_on_nvme ? "nvme" : "none";
   summary["device_grad_accumulation"] = engine_.options().accumulate_on_device;
   summary["host_state_bytes"] = engine_.host_state_bytes();

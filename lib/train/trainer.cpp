@@ -43,7 +43,7 @@ using config::Settings;
 void check_supported(const Settings& s) {
   // Gradients on NVMe feed the CPU optimizer: the engine runs them with an
   // offloaded optimizer only.
-  if (s.offload_gradients_nvme && s.offload_optimizer.device == config::Device::kNone)
+  if (s.offload_gradients_nvme && s.offload_optimizer.device == Tier::kDevice)
     throw UsageError("zinf.offload.gradients = nvme (--nvme-offload-gradients) needs the optimizer offloaded too",
                      "add --nvme-offload-optimizer (or use --zero-stage infinity), or drop --nvme-offload-gradients");
 }
@@ -51,7 +51,7 @@ void check_supported(const Settings& s) {
 // Stage 3 (and any offload) trains through the ZeRO engine; stages 0-2
 // without offload run the data-parallel loop (train/data_parallel.h).
 bool uses_offload_engine(const Settings& s) {
-  return s.zero_stage >= 3 || s.offload_optimizer.device != config::Device::kNone;
+  return s.zero_stage >= 3 || s.offload_optimizer.device != Tier::kDevice;
 }
 
 // ------------------------------------------------------------ helpers
@@ -240,7 +240,7 @@ void Trainer::Impl::setup() {
   sampler = std::make_unique<data::Sampler>(tokens, split.train, s.model.seq_len, std::uint64_t(s.seed), true);
 
   const bool device_sums_asked = s.device_grad_accumulation.value_or(false);
-  if (device_sums_asked && (s.grad_accum == 1 || s.offload_optimizer.device == config::Device::kNone))
+  if (device_sums_asked && (s.grad_accum == 1 || s.offload_optimizer.device == Tier::kDevice))
     log::warn_once("train.device_grad_accumulation",
                    std::string("zinf.offload.device_grad_accumulation has no effect: ") +
                        (s.grad_accum == 1 ? "gradient_accumulation_steps is 1, nothing accumulates"
@@ -320,8 +320,8 @@ void Trainer::Impl::setup_engine() {
                       ": their partitions do not tile the model",
                   "this is a bug in zinf; please report it with the run's config.json");
   }
-  log::info(std::string("ZeRO engine: parameters on ") + offload::tier_name(plan.engine.param_home) +
-            ", optimizer on " + offload::tier_name(plan.engine.optimizer_home) +
+  log::info(std::string("ZeRO engine: parameters on ") + tier_label(plan.engine.param_home) +
+            ", optimizer on " + tier_label(plan.engine.optimizer_home) +
             (plan.engine.nvme_path.empty() ? "" : ", swap files in " + zero->engine().swap_dir()));
 }
 

@@ -19,15 +19,6 @@ namespace zinf::train {
 
 namespace {
 
-offload::Tier tier_of(config::Device d) {
-  switch (d) {
-    case config::Device::kNone: return offload::Tier::kDevice;
-    case config::Device::kCpu: return offload::Tier::kCpu;
-    case config::Device::kNvme: return offload::Tier::kNvme;
-  }
-  return offload::Tier::kDevice;
-}
-
 // Empty when `path` can hold `bytes` of swap files through io_uring; the
 // reason otherwise.
 std::string nvme_unusable(const std::string& path, std::int64_t bytes) {
@@ -59,8 +50,8 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   o.rank = 0;
   // Stages 1 and 2 on one rank partition over a single rank: parameters stay
   // on the device; only the optimizer may be offloaded (ZeRO-Offload).
-  o.param_home = s.zero_stage >= 3 ? tier_of(s.offload_param.device) : offload::Tier::kDevice;
-  o.optimizer_home = tier_of(s.offload_optimizer.device);
+  o.param_home = s.zero_stage >= 3 ? s.offload_param.device : Tier::kDevice;
+  o.optimizer_home = s.offload_optimizer.device;
   o.buffer_count = s.offload_param.buffer_count > 0 ? s.offload_param.buffer_count : 5;
   o.buffer_size = s.offload_param.buffer_size;
   o.max_in_cpu = s.offload_param.max_in_cpu;
@@ -73,7 +64,7 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   o.pin_memory = s.offload_param.pin_memory || s.offload_optimizer.pin_memory;
   o.partition_params = s.zero_stage >= 3;
   o.accumulate_gradients = s.grad_accum > 1;
-  o.gradients_on_nvme = s.offload_gradients_nvme && o.optimizer_home != offload::Tier::kDevice;
+  o.gradients_on_nvme = s.offload_gradients_nvme && o.optimizer_home != Tier::kDevice;
   o.optimizer_max_in_cpu = s.optimizer_max_in_cpu;
   o.delayed_update = s.delayed_param_update;
   {
@@ -95,8 +86,8 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   o.adam.eps = s.eps;
   o.adam.weight_decay = s.weight_decay;
 
-  const bool params_nvme = o.param_home == offload::Tier::kNvme;
-  const bool optim_nvme = o.optimizer_home == offload::Tier::kNvme;
+  const bool params_nvme = o.param_home == Tier::kNvme;
+  const bool optim_nvme = o.optimizer_home == Tier::kNvme;
   if (!params_nvme && !optim_nvme && !o.gradients_on_nvme) return plan;
   o.nvme_path = params_nvme ? s.offload_param.nvme_path : s.offload_optimizer.nvme_path;
   if (o.nvme_path.empty()) o.nvme_path = s.offload_param.nvme_path;
@@ -116,8 +107,8 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
                 "fix the path (--nvme-offload-path; `zinf validate-nvme PATH` checks it) or drop --strict-nvme to fall back "
                 "to CPU offload", ExitCode::kUnusable);
   log::warn_once("zero.nvme_fallback", "NVMe offload is unusable: " + why + "; falling back to CPU offload");
-  if (params_nvme) o.param_home = offload::Tier::kCpu;
-  if (optim_nvme) o.optimizer_home = offload::Tier::kCpu;
+  if (params_nvme) o.param_home = Tier::kCpu;
+  if (optim_nvme) o.optimizer_home = Tier::kCpu;
   o.gradients_on_nvme = false;
   o.nvme_path.clear();
   plan.fell_back = true;

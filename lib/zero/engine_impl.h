@@ -36,7 +36,6 @@
 
 namespace zinf::zero {
 
-using offload::Tier;
 
 // Block b across ranks: the padded block splits into world equal shards;
 // this rank owns [own_begin, own_begin + own_count) of the block's elements.

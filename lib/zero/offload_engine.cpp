@@ -45,7 +45,7 @@ void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
   rank = opt.comm ? opt.comm->rank() : opt.rank;
   sharded_params = world > 1 && opt.partition_params;
   if (!opt.partition_params && opt.param_home != Tier::kDevice)
-    throw UsageError("parameters offloaded to " + std::string(offload::tier_name(opt.param_home)) +
+    throw UsageError("parameters offloaded to " + std::string(tier_name(opt.param_home)) +
                          " with whole blocks on every rank",
                      "offloading parameters needs ZeRO stage 3 (zero_optimization.stage = 3)");
   if (opt.gradients_on_nvme && opt.optimizer_home == Tier::kDevice)
@@ -388,8 +388,8 @@ OffloadEngine::OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlo
   impl_->opt = std::move(options);
   impl_->blocks = std::move(blocks);
   impl_->build(init);
-  log::debug("offload engine: params " + std::string(offload::tier_name(impl_->opt.param_home)) + ", optimizer " +
-             offload::tier_name(impl_->opt.optimizer_home) + ", " + std::to_string(impl_->blocks.size()) + " blocks, " +
+  log::debug("offload engine: params " + std::string(tier_name(impl_->opt.param_home)) + ", optimizer " +
+             tier_name(impl_->opt.optimizer_home) + ", " + std::to_string(impl_->blocks.size()) + " blocks, " +
              format_count(double(impl_->numel)) + " parameters, rank " + std::to_string(impl_->rank) + " of " +
              std::to_string(impl_->world));
 }

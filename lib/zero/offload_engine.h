@@ -47,7 +47,7 @@
 
 #include "core/flat_state.h"
 #include "io/uring_engine.h"
-#include "offload/tier.h"
+#include "core/tier.h"
 #include "optim/cpu_adam.h"
 
 namespace zinf::comm {
@@ -59,8 +59,8 @@ namespace zinf::zero {
 struct OffloadEngineOptions {
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat32;      // parameters as the blocks compute with them
-  offload::Tier param_home = offload::Tier::kDevice;
-  offload::Tier optimizer_home = offload::Tier::kDevice;
+  Tier param_home = Tier::kDevice;
+  Tier optimizer_home = Tier::kDevice;
   std::string nvme_path;                     // root of the swap directory (either home kNvme)
   std::string run_id;                        // swap directory name; "" = io::default_run_id()
   int rank = 0;
@@ -215,6 +215,6 @@ class OffloadEngine {
 };
 
 // "none" | "cpu" | "nvme" -> Tier; throws UsageError naming `key` otherwise.
-offload::Tier parse_tier(const std::string& key, const std::string& value);
+Tier parse_tier(const std::string& key, const std::string& value);
 
 }  // namespace zinf::zero

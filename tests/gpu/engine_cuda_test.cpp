@@ -14,7 +14,6 @@
 
 using namespace zinf;
 using namespace zinf::zero;
-using offload::Tier;
 
 namespace {
 
@@ -71,7 +70,7 @@ TEST_CASE("the engine on CUDA trains like the engine on the CPU, at every home, 
                                    {Tier::kDevice, Tier::kCpu, false, 2, true}};
   for (torch::Dtype dtype : {torch::kFloat32, torch::kBFloat16}) {
     for (const Case& c : cases) {
-      const std::string label = std::string(offload::tier_name(c.params)) + "/" + offload::tier_name(c.optimizer) +
+      const std::string label = std::string(tier_name(c.params)) + "/" + tier_name(c.optimizer) +
                                 (c.nvme_grads ? " nvme-grads" : "") + " accum " + std::to_string(c.accum) +
                                 (c.sums_on_device ? " sums-on-device" : "") +
                                 (dtype == torch::kBFloat16 ? " bf16" : " fp32");

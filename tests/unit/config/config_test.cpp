@@ -307,7 +307,7 @@ TEST_CASE("Settings reads the resolved offload and aio values") {
                               cpu_machine());
   const Settings s = settings_from(r.config);
   CHECK(s.zero_stage == 3);
-  CHECK(s.offload_param.device == Device::kNvme);
+  CHECK(s.offload_param.device == zinf::Tier::kNvme);
   CHECK(s.offload_param.nvme_path == "/nvme");
   CHECK_FALSE(s.offload_param.pin_memory);
   CHECK(s.aio_block_size == 512 * 1024);

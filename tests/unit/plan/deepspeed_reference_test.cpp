@@ -107,7 +107,7 @@ TEST_CASE("zinf's zero1 GPU model states equal DeepSpeed's stage 1/2 formula; ze
   // ZeRO-2 with the optimizer on CPU: DeepSpeed's GPU figure exactly, and its
   // CPU figure without the buffer factor while 4 B x GPUs (the fp32 model each
   // process builds first, which zinf does not) stays below 16 B.
-  Option offload{"zero2+cpu-optimizer", 2, config::Device::kNone, config::Device::kCpu};
+  Option offload{"zero2+cpu-optimizer", 2, Tier::kDevice, Tier::kCpu};
   const Inputs four = inputs_for(P, 4, 1);
   const auto ds_off = deepspeed::zero2_model_states(P, 4, 1, true);
   const Need n = estimate_option(four, offload);

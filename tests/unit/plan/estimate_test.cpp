@@ -55,8 +55,8 @@ TEST_CASE("standard options run fastest first, from none to infinity on NVMe") {
   CHECK(o.front().name == "none");
   CHECK(o[4].name == "zero3+cpu-optimizer");
   CHECK(o.back().name == "infinity-nvme");
-  CHECK(o.back().offload_param == config::Device::kNvme);
-  CHECK(o.back().offload_optimizer == config::Device::kNvme);
+  CHECK(o.back().offload_param == Tier::kNvme);
+  CHECK(o.back().offload_optimizer == Tier::kNvme);
 }
 
 TEST_CASE("a tier's need is its resident items plus its largest phase") {
@@ -333,12 +333,12 @@ TEST_CASE("device gradient sums on auto: counted where the estimate with them fi
 TEST_CASE("option_from names a configuration's stage and offload") {
   config::Settings s;
   s.zero_stage = 3;
-  s.offload_param.device = config::Device::kNvme;
-  s.offload_optimizer.device = config::Device::kNvme;
+  s.offload_param.device = Tier::kNvme;
+  s.offload_optimizer.device = Tier::kNvme;
   CHECK(option_from(s).name == "infinity-nvme");
   s.zero_stage = 2;
-  s.offload_param.device = config::Device::kNone;
-  s.offload_optimizer.device = config::Device::kCpu;
+  s.offload_param.device = Tier::kDevice;
+  s.offload_optimizer.device = Tier::kCpu;
   const Option o = option_from(s);
   CHECK(o.name == "zero2+cpu-optimizer");
   CHECK(o.zero_stage == 2);

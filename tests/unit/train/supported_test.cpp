@@ -12,11 +12,11 @@ TEST_CASE("ZeRO stages and offload are supported; gradients on NVMe are refused"
   CHECK_FALSE(train::uses_offload_engine(s));
   s.zero_stage = 2;
   CHECK_FALSE(train::uses_offload_engine(s));  // one rank: stage none
-  s.offload_optimizer.device = config::Device::kCpu;
+  s.offload_optimizer.device = Tier::kCpu;
   CHECK(train::uses_offload_engine(s));         // ZeRO-Offload
   s.zero_stage = 3;
-  s.offload_optimizer.device = config::Device::kNone;
-  s.offload_param.device = config::Device::kNvme;
+  s.offload_optimizer.device = Tier::kDevice;
+  s.offload_param.device = Tier::kNvme;
   CHECK_NOTHROW(train::check_supported(s));
   CHECK(train::uses_offload_engine(s));
   s.offload_gradients_nvme = true;

@@ -14,7 +14,6 @@
 #include "unit/model/torch_doctest.h"
 
 using namespace zinf;
-using offload::Tier;
 
 namespace {
 
@@ -87,9 +86,9 @@ config::Settings nvme_settings(const std::string& path) {
   config::Settings s;
   s.model = tiny();
   s.zero_stage = 3;
-  s.offload_param.device = config::Device::kNvme;
+  s.offload_param.device = Tier::kNvme;
   s.offload_param.nvme_path = path;
-  s.offload_optimizer.device = config::Device::kNvme;
+  s.offload_optimizer.device = Tier::kNvme;
   s.offload_optimizer.nvme_path = path;
   return s;
 }
@@ -168,8 +167,8 @@ TEST_CASE("stages 1 and 2 on one rank keep parameters on the device and may offl
   config::Settings s;
   s.model = tiny();
   s.zero_stage = 2;
-  s.offload_param.device = config::Device::kCpu;  // not a stage-2 feature: ignored
-  s.offload_optimizer.device = config::Device::kCpu;
+  s.offload_param.device = Tier::kCpu;  // not a stage-2 feature: ignored
+  s.offload_optimizer.device = Tier::kCpu;
   const train::OffloadPlan plan = train::resolve_offload(s, torch::kCPU, torch::kFloat32);
   CHECK(plan.engine.param_home == Tier::kDevice);
   CHECK(plan.engine.optimizer_home == Tier::kCpu);

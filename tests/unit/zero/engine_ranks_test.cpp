@@ -28,7 +28,6 @@ extern char** environ;
 
 using namespace zinf;
 using namespace zinf::zero;
-using offload::Tier;
 
 namespace {
 

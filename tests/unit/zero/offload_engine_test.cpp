@@ -11,7 +11,6 @@
 
 using namespace zinf;
 using namespace zinf::zero;
-using offload::Tier;
 
 namespace {
 
@@ -65,7 +64,7 @@ TEST_CASE("engine training equals autograd + LibTorch AdamW for every home of pa
                                                     {Tier::kNvme, Tier::kNvme}, {Tier::kDevice, Tier::kNvme},
                                                     {Tier::kNvme, Tier::kCpu}};
   for (const auto& [ph, oh] : homes) {
-    const std::string homes_name = std::string(offload::tier_name(ph)) + "/" + offload::tier_name(oh);
+    const std::string homes_name = std::string(tier_name(ph)) + "/" + tier_name(oh);
     CAPTURE(homes_name);
     OffloadEngine e(options(ph, oh, dir.path()), kBlocks, initial());
     for (int s = 0; s < 8; ++s) {
@@ -171,7 +170,7 @@ TEST_CASE("the delayed parameter update computes step t with the weights of step
     history.push_back(master.detach().clone());
   }
   for (Tier optimizer : {Tier::kCpu, Tier::kNvme}) {
-    CAPTURE(offload::tier_name(optimizer));
+    CAPTURE(tier_name(optimizer));
     OffloadEngineOptions o = options(Tier::kCpu, optimizer, dir.path());
     o.delayed_update = true;
     OffloadEngine e(o, kBlocks, initial());
@@ -194,7 +193,7 @@ TEST_CASE("the delayed parameter update computes step t with the weights of step
 
 TEST_CASE("gradients accumulated over micro-batches with the boundary hint equal the unhinted run") {
   for (Tier optimizer : {Tier::kCpu, Tier::kDevice}) {
-    CAPTURE(offload::tier_name(optimizer));
+    CAPTURE(tier_name(optimizer));
     OffloadEngine hinted(options(Tier::kCpu, optimizer, ""), kBlocks, initial());
     OffloadEngine plain(options(Tier::kCpu, optimizer, ""), kBlocks, initial());
     for (int s = 0; s < 4; ++s) {
@@ -219,7 +218,7 @@ TEST_CASE("micro-batches summed on the device train exactly like the host's sum,
     for (torch::Dtype dtype : {torch::kFloat32, torch::kBFloat16}) {
       // hint: the trainer's (false, false, true); none; or false throughout (the sum waits for step()).
       for (const std::string hint : {"boundary", "none", "never"}) {
-        const std::string label = std::string(offload::tier_name(h.params)) + "/" + offload::tier_name(h.optimizer) +
+        const std::string label = std::string(tier_name(h.params)) + "/" + tier_name(h.optimizer) +
                                   (h.nvme_grads ? "+nvme-grads " : " ") + c10::toString(dtype) + " hint " + hint;
         CAPTURE(label);
         OffloadEngineOptions o = options(h.params, h.optimizer, dir.path());

@@ -201,9 +201,7 @@ void run_estimate(const EstimateCommand& c) {
   }
   plan::Hardware hw;
   {
-    const std::string nvme_path = !settings.offload_optimizer.nvme_path.empty() ? settings.offload_optimizer.nvme_path
-                                                                                : settings.offload_param.nvme_path;
-    const plan::Hardware found = plan::detect_hardware(nvme_path);
+    const plan::Hardware found = plan::detect_hardware(settings.swap_root());
     hw.gpu_bytes = gpu_mem ? gpu_mem : found.gpu_bytes;
     hw.cpu_bytes = cpu_mem ? cpu_mem : found.cpu_bytes;
     hw.nvme_free_bytes = nvme_free ? nvme_free : found.nvme_free_bytes;

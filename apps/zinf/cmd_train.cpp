@@ -41,15 +41,6 @@ plan::Target target_of(const config::Settings& s) {
   return s.device == "cuda" ? plan::Target::kCuda : plan::Target::kCpu;
 }
 
-// The configured NVMe path, even when the asked stage keeps nothing on NVMe
-// (Settings only carries a path for a device that is nvme).
-std::string configured_nvme_path(const config::Resolved& r) {
-  for (const char* key : {"zero_optimization.offload_optimizer.nvme_path", "zero_optimization.offload_param.nvme_path"})
-    if (const config::Json* v = config::find_path(r.config, key); v && v->is_string() && !v->get<std::string>().empty())
-      return v->get<std::string>();
-  return {};
-}
-
 // Ranks per node and nodes, as the planner counts them.
 struct Topology {
   int gpus_per_node = 1, nodes = 1;
@@ -64,7 +55,7 @@ Topology topology_of(const launch::RankEnv& env) {
 // written into the resolved configuration so config.json shows what ran.
 void apply_optimize(config::Resolved& r, config::Settings& s, const Topology& t) {
   const plan::Choice choice = plan::choose(plan::inputs_from(s, t.gpus_per_node, t.nodes, target_of(s)),
-                                           plan::detect_hardware(configured_nvme_path(r)));
+                                           plan::detect_hardware(s.swap_root()));
   config::Json& cfg = r.config;
   config::set_path(cfg, "zero_optimization.stage", choice.option.zero_stage);
   config::set_path(cfg, "zero_optimization.offload_param.device", tier_name(choice.option.offload_param));
@@ -143,7 +134,7 @@ void run_train(const TrainCommand& c) {
   if (settings.optimize) apply_optimize(r, settings, topology);
   train::check_supported(settings);
   const plan::Target target = target_of(settings);
-  const plan::Hardware hardware = plan::detect_hardware(configured_nvme_path(r));
+  const plan::Hardware hardware = plan::detect_hardware(settings.swap_root());
   plan::Inputs plan_in = plan::inputs_from(settings, topology.gpus_per_node, topology.nodes, target);
   if (target == plan::Target::kCuda) plan_in.gpu_capacity_bytes = hardware.gpu_bytes;
   const plan::Need need = plan::estimate_option(plan_in, plan::option_from(settings));

@@ -22,6 +22,13 @@ Tier to_tier(const std::string& s) { return s == "cpu" ? Tier::kCpu : s == "nvme
 
 const char* precision_name(Precision p) { return p == Precision::kBf16 ? "bf16" : p == Precision::kFp16 ? "fp16" : "fp32"; }
 
+std::string Settings::swap_root() const {
+  if (offload_param.device == Tier::kNvme && zero_stage >= 3 && !offload_param.nvme_path.empty())
+    return offload_param.nvme_path;
+  if (offload_optimizer.device == Tier::kNvme && !offload_optimizer.nvme_path.empty()) return offload_optimizer.nvme_path;
+  return !offload_optimizer.nvme_path.empty() ? offload_optimizer.nvme_path : offload_param.nvme_path;
+}
+
 Settings settings_from(const Json& resolved) {
   const Reader r{resolved};
   Settings s;
@@ -61,7 +68,7 @@ Settings settings_from(const Json& resolved) {
                            {"offload_optimizer", &s.offload_optimizer}}) {
     const std::string base = std::string("zero_optimization.") + name;
     out->device = to_tier(r.s(base + ".device"));
-    out->nvme_path = out->device == Tier::kNvme ? r.s(base + ".nvme_path") : "";
+    out->nvme_path = r.s(base + ".nvme_path");
     out->pin_memory = r.b(base + ".pin_memory");
     out->buffer_count = r.i(base + ".buffer_count");
   }

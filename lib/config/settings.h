@@ -18,7 +18,7 @@ enum class Precision { kFp32, kBf16, kFp16 };
 
 struct OffloadSettings {
   Tier device = Tier::kDevice;    // offload_*.device: "none" is the device
-  std::string nvme_path;           // empty unless device == kNvme
+  std::string nvme_path;           // as configured, whatever the device (see Settings::swap_root)
   bool pin_memory = true;
   std::int64_t buffer_count = 0;
   std::int64_t buffer_size = 0;    // elements (offload_param only)
@@ -80,6 +80,12 @@ struct Settings {
   bool resume = false;
   bool save = true;                // checkpoints and model.safetensors
   bool optimize = false;
+
+  // The one directory the run's swap files go under: the parameters' nvme_path
+  // when they are on NVMe, else the optimizer's when it is, else the
+  // optimizer's or the parameters' configured path (what --optimize and the fit check measure); "" when
+  // none is. The engine, the planner's hardware check and every command use it.
+  std::string swap_root() const;
 };
 
 Settings settings_from(const Json& resolved);

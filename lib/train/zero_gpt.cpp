@@ -89,8 +89,7 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   const bool params_nvme = o.param_home == Tier::kNvme;
   const bool optim_nvme = o.optimizer_home == Tier::kNvme;
   if (!params_nvme && !optim_nvme && !o.gradients_on_nvme) return plan;
-  o.nvme_path = params_nvme ? s.offload_param.nvme_path : s.offload_optimizer.nvme_path;
-  if (o.nvme_path.empty()) o.nvme_path = s.offload_param.nvme_path;
+  o.nvme_path = s.swap_root();
   if (params_nvme && optim_nvme && s.offload_optimizer.nvme_path != s.offload_param.nvme_path &&
       !s.offload_optimizer.nvme_path.empty())
     log::warn_once("zero.nvme_paths", "offload_param and offload_optimizer name different nvme_path values; " +

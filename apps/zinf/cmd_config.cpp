@@ -72,7 +72,7 @@ void run_config(const ConfigCommand& c) {
   const config::MachineFacts facts = detect_machine_facts();
   config::Resolved r = config::build_config(c.options.sources(), facts);
   resolve_device_sums(r, facts);
-  for (const auto& w : r.warnings) log::warn(w);
+  for (const auto& w : r.warnings) log::warn_once(w, w);  // each once per process
   if (c.explain) {
     for (const auto& [path, origin] : r.origins.all()) {
       const config::Json* v = config::find_path(r.config, path);

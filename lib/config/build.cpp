@@ -383,6 +383,11 @@ void resolve_precision(Json& cfg, Origins& origins, const MachineFacts& machine,
 
 // The Hugging Face integration's rule for stage3_param_persistence_threshold.
 std::int64_t persistence_auto(const Json& cfg) { return 10 * get_int(cfg, "zinf.model.hidden_size"); }
+// ... and for stage3_prefetch_bucket_size.
+std::int64_t prefetch_auto(const Json& cfg) {
+  const std::int64_t hidden = get_int(cfg, "zinf.model.hidden_size");
+  return hidden * hidden * 9 / 10;
+}
 
 void resolve_rest(Json& cfg, Origins& origins, const MachineFacts& machine) {
   resolve_auto(cfg, origins, "optimizer.params.lr", 3e-4);
@@ -401,7 +406,7 @@ void resolve_rest(Json& cfg, Origins& origins, const MachineFacts& machine) {
                  get_int(cfg, "zinf.model.layers"), get_int(cfg, "zinf.model.heads")};
   // HF/DeepSpeed integration's rules for the bucket sizes.
   resolve_auto(cfg, origins, "zero_optimization.reduce_bucket_size", hidden * hidden);
-  resolve_auto(cfg, origins, "zero_optimization.stage3_prefetch_bucket_size", hidden * hidden * 9 / 10);
+  resolve_auto(cfg, origins, "zero_optimization.stage3_prefetch_bucket_size", prefetch_auto(cfg));
   resolve_auto(cfg, origins, "zero_optimization.stage3_param_persistence_threshold", persistence_auto(cfg));
   resolve_auto(cfg, origins, "zero_optimization.allgather_bucket_size", 500000000);
   resolve_auto(cfg, origins, "zero_optimization.stage3_max_live_parameters", 1000000000);
@@ -517,6 +522,7 @@ void warn_inert(const Json& cfg, const Origins& origins, std::vector<std::string
     // a resolved file fed back holds what "auto" became
     if (k.path == "zero_optimization.stage3_param_persistence_threshold" && *v == Json(persistence_auto(cfg)))
       continue;
+    if (k.path == "zero_optimization.stage3_prefetch_bucket_size" && *v == Json(prefetch_auto(cfg))) continue;
     warn_once(warnings, k.path + " = " + show(*v) + " (set by " + origins.of(k.path) +
                             ") has no effect in zinf: " + k.inert);
   }

@@ -78,6 +78,7 @@ Settings settings_from(const Json& resolved) {
   s.fp16_initial_scale_power = static_cast<int>(r.i("fp16.initial_scale_power"));
   s.fp16_loss_scale_window = r.i("fp16.loss_scale_window");
   s.fp16_hysteresis = r.i("fp16.hysteresis");
+  s.fp16_consecutive_hysteresis = r.b("fp16.consecutive_hysteresis");
   s.fp16_min_loss_scale = r.d("fp16.min_loss_scale");
   s.zero_stage = static_cast<int>(r.i("zero_optimization.stage"));
   for (auto [name, out] : {std::pair<const char*, OffloadSettings*>{"offload_param", &s.offload_param},

@@ -54,6 +54,7 @@ struct Settings {
   double fp16_loss_scale = 0;      // 0 = dynamic
   int fp16_initial_scale_power = 16;
   std::int64_t fp16_loss_scale_window = 1000, fp16_hysteresis = 2;
+  bool fp16_consecutive_hysteresis = false;
   double fp16_min_loss_scale = 1;
   // ZeRO
   int zero_stage = 0;

@@ -279,6 +279,7 @@ void Trainer::Impl::setup() {
     o.initial_scale_power = s.fp16_initial_scale_power;
     o.scale_window = s.fp16_loss_scale_window;
     o.hysteresis = s.fp16_hysteresis;
+    o.consecutive_hysteresis = s.fp16_consecutive_hysteresis;
     o.min_scale = s.fp16_min_loss_scale;
     scaler.emplace(o);
   }

@@ -250,3 +250,15 @@ TEST_CASE("--explain's reason: inert keys and the sections they are in say why, 
   CHECK(inert_reason("aio.block_size").empty());
   CHECK(inert_reason("scheduler.params.cycle_min_lr").empty());
 }
+
+TEST_CASE("fp16.consecutive_hysteresis reaches Settings; reduce_scatter false and untested-optimizer guards") {
+  TempDir dir;
+  test::write_text(dir.file("f.json"), R"({"fp16": {"enabled": true, "consecutive_hysteresis": true},
+      "zero_allow_untested_optimizer": false, "zero_optimization": {"stage": 2, "reduce_scatter": false}})");
+  const Resolved r = with_file(dir.file("f.json"));
+  CHECK(settings_from(r.config).fp16_consecutive_hysteresis);
+  CHECK(count_warnings(r, "zero_optimization.reduce_scatter = false (set by file " + dir.file("f.json") +
+                              ") has no effect in zinf: zinf always reduce-scatters gradients") == 1);
+  CHECK(count_warnings(r, "zero_allow_untested_optimizer") == 0);  // a guard: either value runs the same
+  CHECK(count_warnings(r, "consecutive_hysteresis") == 0);         // honoured
+}

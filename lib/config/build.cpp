@@ -504,9 +504,10 @@ void check_scheduler(Json& cfg, Origins& origins) {
 // ------------------------------------------------- accepted, no effect
 
 // True when an opaque section's value would do something in DeepSpeed: a
-// section that says "enabled": true, or a scalar other than false or null.
+// section that says "enabled": true or, having no "enabled", sets anything;
+// a plain value other than false or null.
 bool opaque_active(const Json& v) {
-  if (v.is_object()) return v.contains("enabled") && v["enabled"] == Json(true);
+  if (v.is_object()) return v.contains("enabled") ? v["enabled"] == Json(true) : !v.empty();
   return !v.is_null() && v != Json(false);
 }
 

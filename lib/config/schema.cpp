@@ -358,7 +358,7 @@ std::vector<KeySpec> build_schema() {
       // Warned about when set (a section when it says "enabled": true).
       feature("flops_profiler", "zinf has no FLOPs profiler; summary.json has tokens per second"),
       feature("comms_logger", "zinf does not log its collectives"),
-      feature("autotuning", kNoFeature), feature("elasticity", kNoFeature), feature("checkpoint", kNoFeature),
+      feature("autotuning", kNoFeature), feature("elasticity", kNoFeature), feature("checkpoint", "zinf writes its own checkpoints (checkpoint.json and safetensors per rank)"),
       feature("compression_training", kNoFeature), feature("data_efficiency", kNoFeature),
       feature("curriculum_learning", kNoFeature), feature("pipeline", "zinf has no pipeline parallelism"),
       feature("sparse_attention", kNoFeature), feature("dump_state", kNoFeature),

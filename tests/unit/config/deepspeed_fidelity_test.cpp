@@ -262,3 +262,17 @@ TEST_CASE("fp16.consecutive_hysteresis reaches Settings; reduce_scatter false an
   CHECK(count_warnings(r, "zero_allow_untested_optimizer") == 0);  // a guard: either value runs the same
   CHECK(count_warnings(r, "consecutive_hysteresis") == 0);         // honoured
 }
+
+TEST_CASE("sections zinf does not implement warn when enabled or, without 'enabled', when they set anything") {
+  TempDir dir;
+  test::write_text(dir.file("s.json"), R"({"flops_profiler": {"enabled": false, "profile_step": 1},
+      "comms_logger": {"enabled": true}, "checkpoint": {"tag_validation": "Warn"}, "elasticity": {},
+      "dataloader_drop_last": false})");
+  const Resolved r = with_file(dir.file("s.json"));
+  CHECK(count_warnings(r, "flops_profiler") == 0);
+  CHECK(count_warnings(r, "comms_logger = {\"enabled\":true} (set by file " + dir.file("s.json") +
+                              ") has no effect in zinf: zinf does not log its collectives") == 1);
+  CHECK(count_warnings(r, "checkpoint = {\"tag_validation\":\"Warn\"}") == 1);
+  CHECK(count_warnings(r, "elasticity") == 0);
+  CHECK(count_warnings(r, "dataloader_drop_last") == 0);
+}

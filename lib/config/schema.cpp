@@ -167,6 +167,9 @@ std::vector<KeySpec> build_schema() {
       number("scheduler.params.lr_range_test_step_rate", nullptr, 0, 1e300,
              "LRRangeTest: lr = min_lr x (1 + rate x steps / step_size)"),
       boolean("scheduler.params.lr_range_test_staircase", nullptr, "LRRangeTest: grow in stairs, not smoothly"),
+      inert(integer("scheduler.params.last_batch_iteration", nullptr, -1, kBig,
+                    "every scheduler: the step it resumes after; -1 = start"),
+            "zinf's schedule position is the step of the checkpoint it resumes from (--resume)", {-1}),
       // ------------------------------------------------------------ precision
       boolean("fp16.enabled", "auto", "fp16 weights and activations, fp32 master weights, dynamic loss scaling", true),
       number("fp16.loss_scale", 0, 0, 1e300, "0 = dynamic loss scaling, else a fixed scale"),
@@ -447,6 +450,7 @@ std::vector<std::string> scheduler_types_of(const std::string& param) {
       {"lr_range_test_step_size", {"LRRangeTest"}},
       {"lr_range_test_step_rate", {"LRRangeTest"}},
       {"lr_range_test_staircase", {"LRRangeTest"}},
+      {"last_batch_iteration", scheduler_types()},
   };
   for (const auto& [name, types] : owners)
     if (name == param) return types;

@@ -276,3 +276,12 @@ TEST_CASE("sections zinf does not implement warn when enabled or, without 'enabl
   CHECK(count_warnings(r, "elasticity") == 0);
   CHECK(count_warnings(r, "dataloader_drop_last") == 0);
 }
+
+TEST_CASE("scheduler.params.last_batch_iteration, which every DeepSpeed scheduler takes, warns unless -1") {
+  TempDir dir;
+  test::write_text(dir.file("a.json"),
+                   R"({"scheduler": {"type": "WarmupCosineLR", "params": {"last_batch_iteration": -1}}})");
+  CHECK(count_warnings(with_file(dir.file("a.json")), "last_batch_iteration") == 0);
+  test::write_text(dir.file("b.json"), R"({"scheduler": {"type": "LRRangeTest", "params": {"last_batch_iteration": 99}}})");
+  CHECK(count_warnings(with_file(dir.file("b.json")), "scheduler.params.last_batch_iteration = 99") == 1);
+}

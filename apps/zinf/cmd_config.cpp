@@ -1,4 +1,5 @@
-// zinf config — print the merged, fully resolved DeepSpeed-compatible configuration.
+// zinf config — print the merged, fully resolved DeepSpeed-compatible configuration;
+// --explain says what set each value and marks keys zinf accepts without acting on.
 #include <iostream>
 #include <memory>
 
@@ -31,7 +32,7 @@ const char* kind_name(config::Kind k) {
     case config::Kind::kString: return "string";
     case config::Kind::kEnum: return "choice";
     case config::Kind::kNumberList: return "[number, number]";
-    case config::Kind::kOpaque: return "any (ignored)";
+    case config::Kind::kOpaque: return "any";
   }
   return "";
 }
@@ -48,6 +49,7 @@ void print_keys() {
       for (const auto& a : k.allowed) std::cout << " " << a;
     }
     std::cout << "\n    " << k.help << "\n";
+    if (!k.inert.empty()) std::cout << "    accepted, no effect in zinf: " << k.inert << "\n";
   }
 }
 
@@ -70,11 +72,13 @@ void run_config(const ConfigCommand& c) {
   const config::MachineFacts facts = detect_machine_facts();
   config::Resolved r = config::build_config(c.options.sources(), facts);
   resolve_device_sums(r, facts);
-  for (const auto& w : r.warnings) log::warn(w);
+  for (const auto& w : r.warnings) log::warn_once(w, w);  // each once per process
   if (c.explain) {
     for (const auto& [path, origin] : r.origins.all()) {
       const config::Json* v = config::find_path(r.config, path);
-      std::cout << path << " = " << (v ? v->dump() : "null") << "    # " << origin << "\n";
+      const std::string inert = config::inert_reason(path);
+      std::cout << path << " = " << (v ? v->dump() : "null") << "    # " << origin
+                << (inert.empty() ? "" : "  (accepted, no effect in zinf: " + inert + ")") << "\n";
     }
     return;
   }

@@ -182,7 +182,7 @@ void run_estimate(const EstimateCommand& c) {
   facts.world_size = gpus * nodes;
   if (cpu_mem) facts.cpu_memory_bytes = *cpu_mem;  // "auto" sub-group size follows the memory planned for
   const config::Resolved resolved = config::build_config(sources, facts);
-  for (const auto& w : resolved.warnings) log::warn(w);
+  for (const auto& w : resolved.warnings) log::warn_once(w, w);  // each once per process
   const config::Settings settings = config::settings_from(resolved.config);
 
   plan::Inputs in = plan::inputs_from(settings, gpus, nodes, target);

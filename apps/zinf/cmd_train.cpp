@@ -128,7 +128,7 @@ void run_train(const TrainCommand& c) {
   config::MachineFacts facts = detect_machine_facts();
   facts.world_size = env.world_size;
   config::Resolved r = config::build_config(c.options.sources(), facts);
-  for (const auto& w : r.warnings) log::warn(w);
+  for (const auto& w : r.warnings) log::warn_once(w, w);  // each once per process
   config::Settings settings = config::settings_from(r.config);
   const Topology topology = topology_of(env);
   if (settings.optimize) apply_optimize(r, settings, topology);

@@ -1,4 +1,8 @@
-// zinf::config — merge order, "auto" resolution, validation.
+// zinf::config — merge order, "auto" resolution, validation, and DeepSpeed's
+// leniencies: unknown top-level keys and aio inside zero_optimization warn,
+// pydantic aliases are read as their stage3_ names, scheduler parameters are
+// checked against their scheduler type, and keys zinf accepts without acting
+// on them warn once when set to a value that would matter in DeepSpeed.
 #include "config/build.h"
 
 #include <dirent.h>
@@ -48,6 +52,22 @@ void resolve_auto(Json& cfg, Origins& origins, const std::string& path, Json val
   }
 }
 
+// For an unknown `key` under `prefix`: a sibling it is a typo of, else the
+// same key elsewhere in the schema (a misplaced section); empty when neither.
+std::string suggest_key(const std::string& prefix, const std::string& key) {
+  const std::string sibling = text::closest(key, children_of(prefix));
+  if (!sibling.empty()) return prefix.empty() ? sibling : prefix + "." + sibling;
+  for (const auto& k : schema()) {
+    const auto parts = split_path(k.path);
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      if (parts[i] != key) continue;
+      std::vector<std::string> head(parts.begin(), parts.begin() + static_cast<long>(i) + 1);
+      return text::join(head, ".");
+    }
+  }
+  return "";
+}
+
 // Every leaf path of `cfg` in schema order is checked; unknown keys first.
 void check_unknown_keys(const Json& node, const std::string& prefix, const Origins& origins) {
   for (auto it = node.begin(); it != node.end(); ++it) {
@@ -67,23 +87,8 @@ void check_unknown_keys(const Json& node, const std::string& prefix, const Origi
       check_unknown_keys(it.value(), path, origins);
       continue;
     }
-    // Unknown: suggest a sibling, else the same key elsewhere in the schema.
     const auto siblings = children_of(prefix);
-    std::string guess = text::closest(it.key(), siblings);
-    if (!guess.empty()) {
-      guess = prefix.empty() ? guess : prefix + "." + guess;
-    } else {
-      for (const auto& k : schema()) {
-        const auto parts = split_path(k.path);
-        for (std::size_t i = 0; i < parts.size(); ++i) {
-          if (parts[i] != it.key()) continue;
-          std::vector<std::string> head(parts.begin(), parts.begin() + static_cast<long>(i) + 1);
-          guess = text::join(head, ".");
-          break;
-        }
-        if (!guess.empty()) break;
-      }
-    }
+    const std::string guess = suggest_key(prefix, it.key());
     throw UsageError("unknown key '" + path + "' (in " + origins.of(path) + ")" +
                          (guess.empty() ? "" : ": did you mean '" + guess + "'?"),
                      prefix.empty() ? "see `zinf config` for every key"
@@ -180,10 +185,67 @@ void check_values(Json& node, const std::string& prefix, const Origins& origins,
 
 // --------------------------------------------------------------- layers
 
+// Adds `message` to `warnings` unless it is there already: each warns once.
+void warn_once(std::vector<std::string>& warnings, const std::string& message) {
+  if (std::find(warnings.begin(), warnings.end(), message) == warnings.end()) warnings.push_back(message);
+}
+
+// DeepSpeed's ZeRO model takes its fields by name or by alias; zinf's schema
+// has the stage3_ names, so the other one is renamed (the stage3_ one wins).
+void read_zero_aliases(Json& patch) {
+  Json* zero = patch.contains("zero_optimization") ? &patch["zero_optimization"] : nullptr;
+  if (!zero || !zero->is_object()) return;
+  for (const char* name : {"prefetch_bucket_size", "param_persistence_threshold", "model_persistence_threshold",
+                           "max_live_parameters", "max_reuse_distance", "gather_16bit_weights_on_model_save",
+                           "module_granularity_threshold", "use_all_reduce_for_fetch_params", "allgather_sequential"}) {
+    if (!zero->contains(name)) continue;
+    const std::string canonical = std::string("stage3_") + name;
+    if (!zero->contains(canonical)) (*zero)[canonical] = (*zero)[name];
+    zero->erase(name);
+  }
+}
+
+// The Hugging Face docs' NVMe example puts aio inside zero_optimization
+// (DeepSpeed refuses it there, its issue 2721): read it as the top-level aio,
+// whose own keys win.
+void lift_nested_aio(Json& patch, const std::string& origin, std::vector<std::string>& warnings) {
+  Json* zero = patch.contains("zero_optimization") ? &patch["zero_optimization"] : nullptr;
+  if (!zero || !zero->is_object() || !zero->contains("aio") || !(*zero)["aio"].is_object()) return;
+  Json& top = patch["aio"];
+  if (!top.is_object()) top = Json::object();
+  for (auto it = (*zero)["aio"].begin(); it != (*zero)["aio"].end(); ++it)
+    if (!top.contains(it.key())) top[it.key()] = it.value();
+  zero->erase("aio");
+  warn_once(warnings, "zero_optimization.aio (in " + origin +
+                          ") belongs at the top level as \"aio\" (DeepSpeed refuses it inside zero_optimization); "
+                          "read as the top-level aio, whose own keys win where both set one");
+}
+
+// DeepSpeed ignores top-level keys it does not know: they warn and are
+// dropped. One that is a typo of a known key (zero_optimisation) or a known
+// section in the wrong place (offload_optimizer) stays an error with "did you mean".
+void drop_unknown_top_level(Json& patch, const std::string& origin, std::vector<std::string>& warnings) {
+  std::vector<std::string> drop;
+  for (auto it = patch.begin(); it != patch.end(); ++it) {
+    const std::string& k = it.key();
+    if (k.empty() || k.find('.') != std::string::npos || find_key(k) || is_section(k)) continue;
+    if (!suggest_key("", k).empty()) continue;  // check_unknown_keys says "did you mean"
+    drop.push_back(k);
+  }
+  for (const auto& k : drop) {
+    patch.erase(k);
+    warn_once(warnings, "unknown top-level key '" + k + "' (in " + origin +
+                            ") is ignored, as DeepSpeed ignores top-level keys it does not know");
+  }
+}
+
 // A layer read from a file, before it is merged: its keys are checked with
 // errors that name the file.
-Json checked_layer(const std::string& path, const std::string& origin) {
+Json checked_layer(const std::string& path, const std::string& origin, std::vector<std::string>& warnings) {
   Json patch = load_config_file(path);
+  lift_nested_aio(patch, origin, warnings);
+  drop_unknown_top_level(patch, origin, warnings);
+  read_zero_aliases(patch);
   Origins where;
   where.set_leaves(patch, origin);
   check_unknown_keys(patch, "", where);
@@ -191,16 +253,16 @@ Json checked_layer(const std::string& path, const std::string& origin) {
 }
 
 // Stage recipe for --zero-stage: the presets of the same name; "none" is built in.
-Json stage_recipe(const std::string& stage, const std::string& dir) {
+Json stage_recipe(const std::string& stage, const std::string& dir, std::vector<std::string>& warnings) {
   if (stage == "none") {
     return Json{{"zero_optimization",
                  {{"stage", 0}, {"offload_param", {{"device", "none"}}}, {"offload_optimizer", {{"device", "none"}}}}}};
   }
   const std::string path = dir + "/" + stage + ".yaml";
-  return checked_layer(path, "recipe " + stage + " (" + path + ")");
+  return checked_layer(path, "recipe " + stage + " (" + path + ")", warnings);
 }
 
-Json load_preset(const std::string& name, const std::string& dir) {
+Json load_preset(const std::string& name, const std::string& dir, std::vector<std::string>& warnings) {
   const std::string path = dir + "/" + name + ".yaml";
   if (!fs::exists(path)) {
     const auto names = preset_names(dir);
@@ -208,7 +270,7 @@ Json load_preset(const std::string& name, const std::string& dir) {
     throw UsageError("unknown preset '" + name + "'" + (guess.empty() ? "" : " (did you mean '" + guess + "'?)"),
                      "available presets in " + dir + ": " + text::join(names, ", "));
   }
-  return checked_layer(path, "preset " + name + " (" + path + ")");
+  return checked_layer(path, "preset " + name + " (" + path + ")", warnings);
 }
 
 // The last value of option `name`, flags over environment; empty when unset.
@@ -319,6 +381,14 @@ void resolve_precision(Json& cfg, Origins& origins, const MachineFacts& machine,
   resolve_auto(cfg, origins, "fp16.enabled", !bf16_on && !get_bool(cfg, "bf16.enabled") && device == "cuda" && !machine.bf16_supported);
 }
 
+// The Hugging Face integration's rule for stage3_param_persistence_threshold.
+std::int64_t persistence_auto(const Json& cfg) { return 10 * get_int(cfg, "zinf.model.hidden_size"); }
+// ... and for stage3_prefetch_bucket_size.
+std::int64_t prefetch_auto(const Json& cfg) {
+  const std::int64_t hidden = get_int(cfg, "zinf.model.hidden_size");
+  return hidden * hidden * 9 / 10;
+}
+
 void resolve_rest(Json& cfg, Origins& origins, const MachineFacts& machine) {
   resolve_auto(cfg, origins, "optimizer.params.lr", 3e-4);
   resolve_auto(cfg, origins, "optimizer.params.weight_decay", 0.01);
@@ -336,8 +406,8 @@ void resolve_rest(Json& cfg, Origins& origins, const MachineFacts& machine) {
                  get_int(cfg, "zinf.model.layers"), get_int(cfg, "zinf.model.heads")};
   // HF/DeepSpeed integration's rules for the bucket sizes.
   resolve_auto(cfg, origins, "zero_optimization.reduce_bucket_size", hidden * hidden);
-  resolve_auto(cfg, origins, "zero_optimization.stage3_prefetch_bucket_size", hidden * hidden * 9 / 10);
-  resolve_auto(cfg, origins, "zero_optimization.stage3_param_persistence_threshold", 10 * hidden);
+  resolve_auto(cfg, origins, "zero_optimization.stage3_prefetch_bucket_size", prefetch_auto(cfg));
+  resolve_auto(cfg, origins, "zero_optimization.stage3_param_persistence_threshold", persistence_auto(cfg));
   resolve_auto(cfg, origins, "zero_optimization.allgather_bucket_size", 500000000);
   resolve_auto(cfg, origins, "zero_optimization.stage3_max_live_parameters", 1000000000);
   resolve_auto(cfg, origins, "zero_optimization.stage3_max_reuse_distance", 1000000000);
@@ -363,6 +433,100 @@ void resolve_rest(Json& cfg, Origins& origins, const MachineFacts& machine) {
   const bool optimizer_nvme = get_str(cfg, "zero_optimization.offload_optimizer.device") == "nvme";
   resolve_auto(cfg, origins, "zinf.offload.gradients",
                optimizer_nvme && get_int(cfg, "zero_optimization.stage") >= 2 ? "nvme" : "none");
+}
+
+// ------------------------------------------------------------ scheduler
+
+bool set_by_user(const Origins& origins, const std::string& path) {
+  const std::string o = origins.of(path);
+  return o != "default" && !text::starts_with(o, "auto");
+}
+
+// Every scheduler.params key belongs to the scheduler type; defaults of other
+// types are dropped, and keys the user set for another type are errors (in
+// DeepSpeed they fail the scheduler's constructor). The chosen type's
+// DeepSpeed defaults are filled in, so the resolved file names every value.
+void check_scheduler(Json& cfg, Origins& origins) {
+  const std::string type = get_str(cfg, "scheduler.type");
+  if (!find_path(cfg, "scheduler.params") || !find_path(cfg, "scheduler.params")->is_object()) return;
+  Json* params = &cfg["scheduler"]["params"];
+  std::vector<std::string> drop;
+  for (auto it = params->begin(); it != params->end(); ++it) {
+    const auto types = scheduler_types_of(it.key());
+    if (std::find(types.begin(), types.end(), type) != types.end()) continue;
+    const std::string path = "scheduler.params." + it.key();
+    if (!set_by_user(origins, path)) {
+      drop.push_back(it.key());
+      continue;
+    }
+    std::vector<std::string> own;
+    for (const auto& k : children_of("scheduler.params")) {
+      const auto t = scheduler_types_of(k);
+      if (std::find(t.begin(), t.end(), type) != t.end()) own.push_back(k);
+    }
+    throw UsageError(path + " (set by " + origins.of(path) + ") is a parameter of " + text::join(types, " and ") +
+                         ", not of scheduler.type = '" + type + "' (set by " + origins.of("scheduler.type") + ")",
+                     "set scheduler.type to " + types.front() + ", or remove it; " + type +
+                         " takes: " + text::join(own, ", "));
+  }
+  for (const auto& k : drop) params->erase(k);
+  const std::string self_default = type + "'s default (DeepSpeed's)";
+  auto fill = [&](const std::string& key, Json value) {
+    if (params->contains(key)) return;
+    (*params)[key] = std::move(value);
+    origins.set("scheduler.params." + key, self_default);
+  };
+  if (type == "OneCycle") {
+    for (const char* required : {"cycle_min_lr", "cycle_max_lr"})
+      if (!params->contains(required))
+        throw UsageError("scheduler.type 'OneCycle' (set by " + origins.of("scheduler.type") +
+                             ") needs scheduler.params." + required,
+                         "OneCycle cycles the LR between cycle_min_lr and cycle_max_lr; give both (DeepSpeed "
+                         "has no defaults for them)");
+    fill("decay_lr_rate", 0.0);
+    fill("cycle_first_step_size", 2000);
+    fill("cycle_second_step_size", (*params)["cycle_first_step_size"]);
+    fill("cycle_first_stair_count", 0);
+    fill("cycle_second_stair_count", (*params)["cycle_first_stair_count"]);
+    fill("decay_step_size", 0);
+    fill("cycle_momentum", true);
+    fill("cycle_min_mom", 0.8);
+    fill("cycle_max_mom", 0.9);
+    fill("decay_mom_rate", 0.0);
+  } else if (type == "LRRangeTest") {
+    fill("lr_range_test_min_lr", 1e-3);
+    fill("lr_range_test_step_size", 2000);
+    fill("lr_range_test_step_rate", 1.0);
+    fill("lr_range_test_staircase", false);
+  }
+}
+
+// ------------------------------------------------- accepted, no effect
+
+// True when an opaque section's value would do something in DeepSpeed: a
+// section that says "enabled": true or, having no "enabled", sets anything;
+// a plain value other than false or null.
+bool opaque_active(const Json& v) {
+  if (v.is_object()) return v.contains("enabled") ? v["enabled"] == Json(true) : !v.empty();
+  return !v.is_null() && v != Json(false);
+}
+
+// One warning per key zinf accepts without acting on, when something other
+// than the defaults set it to a value that would change what DeepSpeed does.
+void warn_inert(const Json& cfg, const Origins& origins, std::vector<std::string>& warnings) {
+  for (const auto& k : schema()) {
+    if (k.inert.empty()) continue;
+    const Json* v = find_path(cfg, k.path);
+    if (!v || !set_by_user(origins, k.path)) continue;
+    if (k.kind == Kind::kOpaque ? !opaque_active(*v) : *v == k.default_value) continue;
+    if (std::find(k.harmless.begin(), k.harmless.end(), *v) != k.harmless.end()) continue;
+    // a resolved file fed back holds what "auto" became
+    if (k.path == "zero_optimization.stage3_param_persistence_threshold" && *v == Json(persistence_auto(cfg)))
+      continue;
+    if (k.path == "zero_optimization.stage3_prefetch_bucket_size" && *v == Json(prefetch_auto(cfg))) continue;
+    warn_once(warnings, k.path + " = " + show(*v) + " (set by " + origins.of(k.path) +
+                            ") has no effect in zinf: " + k.inert);
+  }
 }
 
 // ------------------------------------------------------------- rules
@@ -497,7 +661,7 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
     for (const auto& name : text::split(preset_value, ',')) {
       const std::string n = text::trim(name);
       if (n.empty()) continue;
-      Json patch = load_preset(n, dir);
+      Json patch = load_preset(n, dir, r.warnings);
       merge_into(cfg, patch);
       r.origins.set_leaves(patch, "preset " + n);
     }
@@ -506,7 +670,7 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
   std::string stage_name;
   if (!stage_value.empty()) {
     stage_name = normalise_option_value(*find_option("zero-stage"), stage_value, stage_origin);
-    Json patch = stage_recipe(stage_name, dir);
+    Json patch = stage_recipe(stage_name, dir, r.warnings);
     merge_into(cfg, patch);
     r.origins.set_leaves(patch, "recipe " + stage_name + " (" + stage_origin + ")");
   }
@@ -514,7 +678,7 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
   // 3. the --config file
   const auto [config_value, config_origin] = source_option(sources, "config");
   if (!config_value.empty()) {
-    Json patch = checked_layer(config_value, "file " + config_value);
+    Json patch = checked_layer(config_value, "file " + config_value, r.warnings);
     if (!stage_name.empty()) {
       const Json* file_stage = find_path(patch, "zero_optimization.stage");
       const Json* recipe_stage = find_path(cfg, "zero_optimization.stage");
@@ -534,12 +698,37 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
   // Types and ranges of what the user wrote, "auto" still allowed.
   check_unknown_keys(cfg, "", r.origins);
   check_values(cfg, "", r.origins, true);
+  check_scheduler(cfg, r.origins);
   // Old and new names of one setting: the value keeps the origin of the key it was written under.
   if (get_bool(cfg, "zero_optimization.cpu_offload") && get_str(cfg, "zero_optimization.offload_optimizer.device") == "none") {
     set_path(cfg, "zero_optimization.offload_optimizer.device", "cpu");
     r.origins.set("zero_optimization.offload_optimizer.device",
                   r.origins.of("zero_optimization.cpu_offload") + ", as zero_optimization.cpu_offload");
     r.warnings.push_back("zero_optimization.cpu_offload is deprecated; read as offload_optimizer.device = cpu");
+  }
+  if (get_bool(cfg, "zero_optimization.cpu_offload_param") &&
+      get_str(cfg, "zero_optimization.offload_param.device") == "none") {
+    set_path(cfg, "zero_optimization.offload_param.device", "cpu");
+    r.origins.set("zero_optimization.offload_param.device",
+                  r.origins.of("zero_optimization.cpu_offload_param") + ", as zero_optimization.cpu_offload_param");
+    r.warnings.push_back("zero_optimization.cpu_offload_param is deprecated; read as offload_param.device = cpu");
+  }
+  // DeepSpeed's steps_per_print is zinf's log_every, unless zinf's own key or --log-every says otherwise.
+  const std::string log_origin = r.origins.of("zinf.train.log_every");
+  const bool log_every_given = text::starts_with(log_origin, "env ") || text::starts_with(log_origin, "flag ") ||
+                               log_origin == r.origins.of("steps_per_print");
+  if (set_by_user(r.origins, "steps_per_print") && !log_every_given) {
+    set_path(cfg, "zinf.train.log_every", get_int(cfg, "steps_per_print"));
+    r.origins.set("zinf.train.log_every", r.origins.of("steps_per_print") + ", as steps_per_print");
+  }
+  // DeepSpeed allows a reduce bucket of 0 (each gradient reduced on its own); zinf reads it as "auto".
+  const std::string bucket_origin = r.origins.of("zero_optimization.reduce_bucket_size");
+  const bool bucket_zero = find_path(cfg, "zero_optimization.reduce_bucket_size")->is_number() &&
+                           get_int(cfg, "zero_optimization.reduce_bucket_size") == 0;
+  if (bucket_zero) {
+    set_path(cfg, "zero_optimization.reduce_bucket_size", "auto");
+    r.warnings.push_back("zero_optimization.reduce_bucket_size = 0 (set by " + bucket_origin +
+                         ") is read as \"auto\" (hidden x hidden elements): zinf reduces gradients in buckets");
   }
   if (get_int(cfg, "aio.intra_op_parallelism") > 1 && get_int(cfg, "aio.thread_count") == 1) {
     set_path(cfg, "aio.thread_count", get_int(cfg, "aio.intra_op_parallelism"));
@@ -567,9 +756,11 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
   resolve_batch(cfg, r.origins, machine.world_size);
   resolve_precision(cfg, r.origins, machine, device);
   resolve_rest(cfg, r.origins, machine);
+  if (bucket_zero) r.origins.set("zero_optimization.reduce_bucket_size", bucket_origin + ", 0 read as auto");
 
   check_values(cfg, "", r.origins, false);
   check_rules(cfg, r.origins);
+  warn_inert(cfg, r.origins, r.warnings);
   return r;
 }
 

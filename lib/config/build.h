@@ -4,7 +4,9 @@
 // resolution from the model, batch and machine, and validation whose errors
 // name the key path, the bad value, where it came from and what is allowed.
 // The result is a DeepSpeed-compatible JSON with zinf's own keys under "zinf"
-// and no "auto" left in it.
+// and no "auto" left in it. DeepSpeed's leniencies are kept with a warning
+// each (unknown top-level keys, aio inside zero_optimization), and keys zinf
+// accepts without acting on warn once when set to a value that matters.
 #pragma once
 
 #include <cstdint>

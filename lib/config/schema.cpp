@@ -67,8 +67,29 @@ KeySpec choice(std::string path, Json def, std::vector<std::string> allowed, std
 }
 
 KeySpec opaque(std::string path) {
-  return key(std::move(path), Kind::kOpaque, nullptr, "accepted for DeepSpeed compatibility; zinf ignores it", false);
+  return key(std::move(path), Kind::kOpaque, nullptr, "accepted for DeepSpeed compatibility", false);
 }
+
+// Accepted, without effect in zinf: `why` is the warning's reason and
+// --explain's note; `harmless` values (besides the default) do what zinf does anyway.
+KeySpec inert(KeySpec k, std::string why, std::vector<Json> harmless = {}) {
+  k.inert = std::move(why);
+  k.harmless = std::move(harmless);
+  return k;
+}
+
+// A DeepSpeed section zinf does not implement: accepted, warned about when enabled.
+KeySpec feature(std::string path, std::string why) { return inert(opaque(std::move(path)), std::move(why)); }
+
+// Reasons shared by several keys.
+const char* const kNotWrittenYet = "not written yet; metrics.jsonl has these values";
+const char* const kNoFeature = "zinf does not implement this DeepSpeed feature";
+const char* const kBlockGather =
+    "zinf gathers one transformer block's parameters at a time (prefetching the next) and releases them after use";
+const char* const kActivationApi =
+    "it configures DeepSpeed's activation-checkpointing API, which a model calls itself; zinf's blocks checkpoint "
+    "themselves (zinf.model.activation_checkpointing)";
+const char* const kFp32Master = "zinf keeps fp32 master weights, fp32 gradient sums and fp32 optimizer states";
 
 constexpr double kBig = 9.0e18;
 // Element counts (buckets, buffers, sub-groups): no more than a model can have.
@@ -85,12 +106,21 @@ std::vector<KeySpec> build_schema() {
       integer("gradient_accumulation_steps", "auto", 1, kBig,
               "micro batches accumulated before each optimizer step", true),
       number("gradient_clipping", 1.0, 0, 1e300, "max global gradient L2 norm; 0 disables", true),
-      integer("steps_per_print", 10, 1, kBig, "log every N optimizer steps"),
-      boolean("wall_clock_breakdown", false, "print per-phase timings"),
-      boolean("prescale_gradients", false, "divide gradients before the reduction"),
-      number("gradient_predivide_factor", 1.0, 1e-30, 1e300, "divisor applied before reduction"),
-      boolean("zero_allow_untested_optimizer", true, "DeepSpeed guard; zinf's optimizers are all tested"),
-      boolean("zero_force_ds_cpu_optimizer", true, "DeepSpeed guard; zinf always uses its own CPU Adam"),
+      integer("steps_per_print", 10, 1, kBig,
+              "log every N optimizer steps; read as zinf.train.log_every unless that is set too"),
+      inert(boolean("wall_clock_breakdown", false, "print per-phase timings"),
+            "zinf has no per-phase timers to print; metrics.jsonl has each step's time"),
+      inert(boolean("prescale_gradients", false, "divide gradients before the reduction"),
+            "zinf averages gradients over the ranks in its reduction; dividing first changes only rounding "
+            "(DeepSpeed offers it against fp16 overflow)"),
+      inert(number("gradient_predivide_factor", 1.0, 1e-30, 1e300, "divisor applied before reduction"),
+            "zinf averages gradients over the ranks in its reduction; dividing first changes only rounding "
+            "(DeepSpeed offers it against fp16 overflow)"),
+      inert(opaque("gradient_allreduce_op"), "zinf averages gradients over the ranks", {"mean"}),
+      inert(boolean("zero_allow_untested_optimizer", true, "DeepSpeed guard against untested optimizers"),
+            "zinf's optimizers are all tested", {false}),
+      inert(boolean("zero_force_ds_cpu_optimizer", true, "DeepSpeed guard: DeepSpeed's CPU Adam with offload"),
+            "zinf always uses its own CPU Adam", {false}),
       // ------------------------------------------------------------ optimizer
       choice("optimizer.type", "AdamW", {"Adam", "AdamW"}, "optimizer; Adam with weight_decay is L2, AdamW decoupled"),
       number("optimizer.params.lr", "auto", 0, 1e300, "peak learning rate", true),
@@ -98,11 +128,12 @@ std::vector<KeySpec> build_schema() {
       number("optimizer.params.eps", 1e-8, 0, 1e300, "Adam epsilon", true),
       number("optimizer.params.weight_decay", "auto", 0, 1e300, "weight decay", true),
       boolean("optimizer.params.adam_w_mode", true, "decoupled weight decay (AdamW)"),
-      boolean("optimizer.params.torch_adam", false, "DeepSpeed switch; zinf ignores it"),
+      inert(boolean("optimizer.params.torch_adam", false, "DeepSpeed switch: torch's Adam instead of its fused one"),
+            "zinf always runs its own Adam (fused on the GPU, vectorised on the CPU)", {true}),
       // ------------------------------------------------------------ scheduler
-      choice("scheduler.type", "WarmupLR", {"WarmupLR", "WarmupDecayLR", "WarmupCosineLR"},
-             "LR schedule: WarmupLR = constant after warmup, WarmupDecayLR = linear decay, "
-             "WarmupCosineLR = cosine decay"),
+      choice("scheduler.type", "WarmupLR", scheduler_types(),
+             "LR schedule (DeepSpeed's): WarmupLR = constant after warmup, WarmupDecayLR = linear decay, "
+             "WarmupCosineLR = cosine decay, OneCycle = 1cycle then decay, LRRangeTest = growing LR"),
       number("scheduler.params.warmup_min_lr", 0.0, 0, 1e300, "LR at step 0 of the warmup", true),
       number("scheduler.params.warmup_max_lr", "auto", 0, 1e300, "LR at the end of warmup", true),
       integer("scheduler.params.warmup_num_steps", 0, 0, kBig, "warmup length in optimizer steps", true),
@@ -110,6 +141,35 @@ std::vector<KeySpec> build_schema() {
       choice("scheduler.params.warmup_type", "linear", {"linear", "log"}, "warmup curve"),
       number("scheduler.params.warmup_min_ratio", 0.0, 0, 1, "WarmupCosineLR: start LR / peak LR"),
       number("scheduler.params.cos_min_ratio", 0.0001, 0, 1, "WarmupCosineLR: final LR / peak LR"),
+      // OneCycle and LRRangeTest: absent unless given; their defaults (DeepSpeed's)
+      // are filled in when scheduler.type names them.
+      number("scheduler.params.cycle_min_lr", nullptr, 0, 1e300, "OneCycle: LR at the start and end of the cycle"),
+      number("scheduler.params.cycle_max_lr", nullptr, 0, 1e300, "OneCycle: LR at the cycle's peak"),
+      number("scheduler.params.decay_lr_rate", nullptr, 0, 1e300,
+             "OneCycle: after the cycle, lr = cycle_min_lr / (1 + rate x steps / decay_step_size)"),
+      integer("scheduler.params.cycle_first_step_size", nullptr, 1, kBig, "OneCycle: steps of the rising half"),
+      integer("scheduler.params.cycle_second_step_size", nullptr, 0, kBig,
+              "OneCycle: steps of the falling half (default: cycle_first_step_size)"),
+      integer("scheduler.params.cycle_first_stair_count", nullptr, 0, kBig,
+              "OneCycle: stairs in the rising half; 0 = smooth"),
+      integer("scheduler.params.cycle_second_stair_count", nullptr, 0, kBig,
+              "OneCycle: stairs in the falling half (default: cycle_first_stair_count)"),
+      integer("scheduler.params.decay_step_size", nullptr, 0, kBig,
+              "OneCycle: decay interval in steps after the cycle; 0 = no decay"),
+      inert(boolean("scheduler.params.cycle_momentum", nullptr, "OneCycle: cycle beta1 inversely to the LR"),
+            "zinf's Adam takes beta1 once, when it is built, and keeps it for the run", {false}),
+      number("scheduler.params.cycle_min_mom", nullptr, 0, 1, "OneCycle: lowest beta1 of the cycle"),
+      number("scheduler.params.cycle_max_mom", nullptr, 0, 1, "OneCycle: highest beta1 of the cycle"),
+      number("scheduler.params.decay_mom_rate", nullptr, 0, 1e300, "OneCycle: beta1 decay rate after the cycle"),
+      number("scheduler.params.lr_range_test_min_lr", nullptr, 0, 1e300, "LRRangeTest: LR at step 0"),
+      integer("scheduler.params.lr_range_test_step_size", nullptr, 1, kBig,
+              "LRRangeTest: steps per LR increase"),
+      number("scheduler.params.lr_range_test_step_rate", nullptr, 0, 1e300,
+             "LRRangeTest: lr = min_lr x (1 + rate x steps / step_size)"),
+      boolean("scheduler.params.lr_range_test_staircase", nullptr, "LRRangeTest: grow in stairs, not smoothly"),
+      inert(integer("scheduler.params.last_batch_iteration", nullptr, -1, kBig,
+                    "every scheduler: the step it resumes after; -1 = start"),
+            "zinf's schedule position is the step of the checkpoint it resumes from (--resume)", {-1}),
       // ------------------------------------------------------------ precision
       boolean("fp16.enabled", "auto", "fp16 weights and activations, fp32 master weights, dynamic loss scaling", true),
       number("fp16.loss_scale", 0, 0, 1e300, "0 = dynamic loss scaling, else a fixed scale"),
@@ -118,44 +178,116 @@ std::vector<KeySpec> build_schema() {
       integer("fp16.hysteresis", 2, 1, kBig, "overflows tolerated before the scale halves"),
       boolean("fp16.consecutive_hysteresis", false, "reset hysteresis after a good step"),
       number("fp16.min_loss_scale", 1, 0, 1e300, "lower bound of the dynamic loss scale"),
-      boolean("fp16.auto_cast", false, "DeepSpeed switch; zinf ignores it"),
+      inert(boolean("fp16.auto_cast", false, "DeepSpeed switch: cast the model's inputs to fp16"),
+            "zinf's model makes its own inputs in the training precision"),
+      inert(boolean("fp16.fp16_master_weights_and_grads", false, "DeepSpeed: fp16 master weights and gradients"),
+            kFp32Master),
       boolean("bf16.enabled", "auto", "bf16 weights and activations with fp32 master weights", true),
-      opaque("bf16.immediate_grad_update"),
-      opaque("amp"),
-      opaque("communication_data_type"),
-      opaque("data_types"),
+      inert(boolean("bf16.immediate_grad_update", nullptr, "DeepSpeed: apply each gradient as it is reduced"),
+            "zinf accumulates gradients per block in fp32 and reduces them per block", {false, true}),
+      inert(boolean("bf16.check_grad_overflow", nullptr, "DeepSpeed: look for inf/nan gradients under bf16"),
+            "zinf does not skip bf16 steps; fp16's loss scaler checks for overflow", {false}),
+      inert(boolean("bf16.bf16_master_weights_and_grads", false, "DeepSpeed: bf16 master weights and gradients"),
+            kFp32Master),
+      inert(boolean("bf16.bf16_optimizer_states", false, "DeepSpeed: bf16 optimizer states"), kFp32Master),
+      feature("amp", "zinf's precision is bf16 or fp16 (bf16/fp16 sections); NVIDIA Apex AMP is not used"),
+      feature("torch_autocast", "zinf's precision is bf16 or fp16 (bf16/fp16 sections); torch.autocast is not used"),
+      inert(choice("communication_data_type", nullptr, {"fp32", "fp16", "bf16"},
+                   "DeepSpeed: dtype of gradient reductions"),
+            "zinf reduces gradients in the dtype of its gradient buffers (fp32 sums)", {"fp32"}),
+      inert(choice("data_types.grad_accum_dtype", nullptr, {"fp32", "fp16", "bf16"},
+                   "DeepSpeed: dtype gradients are accumulated in"),
+            "zinf accumulates gradients in fp32", {"fp32"}),
       // -------------------------------------------------------------- ZeRO
       integer("zero_optimization.stage", 0, 0, 3,
               "0 = none, 1 = partition optimizer states, 2 = also gradients, 3 = also parameters"),
-      boolean("zero_optimization.allgather_partitions", true, "all-gather updated partitions after the step"),
-      integer("zero_optimization.allgather_bucket_size", 500000000, 1, kMaxElements, "elements per all-gather bucket", true),
-      boolean("zero_optimization.overlap_comm", true, "overlap reduction with backward"),
-      boolean("zero_optimization.reduce_scatter", true, "reduce-scatter gradients instead of all-reduce"),
-      integer("zero_optimization.reduce_bucket_size", "auto", 1, kMaxElements, "elements per gradient reduction bucket", true),
-      boolean("zero_optimization.contiguous_gradients", true, "copy gradients into one contiguous buffer"),
+      inert(boolean("zero_optimization.allgather_partitions", true, "all-gather updated partitions after the step"),
+            "zinf all-gathers the updated partitions after every step"),
+      inert(integer("zero_optimization.allgather_bucket_size", 500000000, 0, kMaxElements,
+                    "elements per all-gather bucket", true),
+            "zinf all-gathers one block's flat buffer at a time"),
+      inert(boolean("zero_optimization.overlap_comm", true, "overlap reduction with backward"),
+            "zinf always overlaps communication with compute on its own communication worker"),
+      inert(boolean("zero_optimization.reduce_scatter", true, "reduce-scatter gradients instead of all-reduce"),
+            "zinf always reduce-scatters gradients"),
+      integer("zero_optimization.reduce_bucket_size", "auto", 0, kMaxElements,
+              "elements per gradient reduction bucket (0, which DeepSpeed allows, is read as auto)", true),
+      inert(boolean("zero_optimization.use_multi_rank_bucket_allreduce", true, "DeepSpeed: all-reduce buckets by rank"),
+            "zinf reduce-scatters each bucket", {false}),
+      inert(boolean("zero_optimization.contiguous_gradients", true, "copy gradients into one contiguous buffer"),
+            "zinf's gradients always live in flat contiguous buffers"),
       integer("zero_optimization.sub_group_size", "auto", 1, kMaxElements,
               "elements per optimizer sub-group (NVMe optimizer states are swapped per sub-group)", true),
-      integer("zero_optimization.stage3_prefetch_bucket_size", "auto", 0, kMaxElements,
-              "elements of parameters prefetched ahead of use", true),
-      integer("zero_optimization.stage3_param_persistence_threshold", "auto", 0, kMaxElements,
-              "parameters smaller than this stay gathered", true),
-      integer("zero_optimization.stage3_max_live_parameters", 1000000000, 0, kMaxElements,
-              "max gathered parameters at once", true),
-      integer("zero_optimization.stage3_max_reuse_distance", 1000000000, 0, kMaxElements,
-              "keep a gathered parameter if reused within this many elements", true),
-      boolean("zero_optimization.stage3_gather_16bit_weights_on_model_save", false,
-              "gather full 16-bit weights when saving", true),
-      boolean("zero_optimization.stage3_gather_fp16_weights_on_model_save", false, "old name of the key above"),
-      boolean("zero_optimization.round_robin_gradients", false, "stage 1/2 gradient partition order"),
-      boolean("zero_optimization.elastic_checkpoint", false, "DeepSpeed elastic checkpoints; ignored"),
-      boolean("zero_optimization.ignore_unused_parameters", true, "tolerate parameters without gradients"),
-      boolean("zero_optimization.load_from_fp32_weights", true, "resume from fp32 master weights"),
-      boolean("zero_optimization.memory_efficient_linear", true, "DeepSpeed switch; ignored"),
+      inert(integer("zero_optimization.stage3_prefetch_bucket_size", "auto", 0, kMaxElements,
+                    "elements of parameters prefetched ahead of use", true),
+            "zinf prefetches exactly the next block's parameters"),
+      inert(integer("zero_optimization.stage3_param_persistence_threshold", "auto", 0, kMaxElements,
+                    "parameters smaller than this stay gathered", true),
+            "zinf partitions every parameter, small ones too: they travel with their block"),
+      inert(integer("zero_optimization.stage3_model_persistence_threshold", nullptr, 0, kBig,
+                    "DeepSpeed: cap on the elements kept gathered"),
+            "zinf partitions every parameter, small ones too: they travel with their block"),
+      inert(integer("zero_optimization.stage3_max_live_parameters", 1000000000, 0, kMaxElements,
+                    "max gathered parameters at once", true),
+            kBlockGather),
+      inert(integer("zero_optimization.stage3_max_reuse_distance", 1000000000, 0, kMaxElements,
+                    "keep a gathered parameter if reused within this many elements", true),
+            kBlockGather),
+      inert(integer("zero_optimization.stage3_module_granularity_threshold", 0, 0, kBig,
+                    "DeepSpeed: fetch small modules as one leaf"),
+            kBlockGather),
+      inert(boolean("zero_optimization.stage3_use_all_reduce_for_fetch_params", false,
+                    "DeepSpeed: gather parameters with all-reduce"),
+            "zinf gathers parameters with all-gather"),
+      inert(boolean("zero_optimization.stage3_allgather_sequential", false, "DeepSpeed: one all-gather at a time"),
+            "zinf gathers one block's flat buffer with one all-gather"),
+      inert(boolean("zero_optimization.stage3_gather_16bit_weights_on_model_save", false,
+                    "gather full 16-bit weights when saving", true),
+            "zinf writes the whole model (model.safetensors) at the end of every run", {true}),
+      inert(boolean("zero_optimization.stage3_gather_fp16_weights_on_model_save", false, "old name of the key above"),
+            "zinf writes the whole model (model.safetensors) at the end of every run", {true}),
+      inert(boolean("zero_optimization.round_robin_gradients", false, "stage 1/2 gradient partition order"),
+            "zinf partitions gradients in one fixed order", {true}),
+      inert(boolean("zero_optimization.elastic_checkpoint", false, "DeepSpeed elastic checkpoints"),
+            "zinf's checkpoints resume on any world size anyway", {true}),
+      inert(boolean("zero_optimization.legacy_stage1", false, "DeepSpeed's old stage-1 code"),
+            "zinf has one stage-1 implementation"),
+      inert(boolean("zero_optimization.ignore_unused_parameters", true, "tolerate parameters without gradients"),
+            "every parameter of zinf's models gets a gradient", {false}),
+      inert(boolean("zero_optimization.load_from_fp32_weights", true, "resume from fp32 master weights"),
+            "zinf's checkpoints hold the fp32 master weights and resume from them"),
+      inert(boolean("zero_optimization.memory_efficient_linear", true, "DeepSpeed: its own linear for ZeRO-3"),
+            "zinf's blocks run inside one autograd function each, which saves only the block's input", {false}),
       boolean("zero_optimization.cpu_offload", false, "deprecated DeepSpeed switch; use offload_optimizer"),
+      boolean("zero_optimization.cpu_offload_param", false,
+              "deprecated DeepSpeed switch; use offload_param (read as offload_param.device cpu)"),
+      inert(boolean("zero_optimization.cpu_offload_use_pin_memory", false, "deprecated DeepSpeed switch"),
+            "use offload_param.pin_memory and offload_optimizer.pin_memory", {true}),
+      inert(boolean("zero_optimization.pipeline_loading_checkpoint", false,
+                    "DeepSpeed: load checkpoints into pipeline stages"),
+            "zinf streams checkpoints by owned range"),
+      inert(boolean("zero_optimization.override_module_apply", true, "DeepSpeed: wrap nn.Module.apply under ZeRO-3"),
+            "zinf's model has no Python modules to wrap", {false}),
+      inert(boolean("zero_optimization.log_trace_cache_warnings", false, "DeepSpeed: log its trace cache warnings"),
+            "zinf has no parameter trace cache", {true}),
+      inert(boolean("zero_optimization.enable_sanity_checks", false, "DeepSpeed: extra ZeRO-3 checks"),
+            "zinf has no such checks to switch on"),
+      inert(boolean("zero_optimization.save_muon_momentum_buffer_in_memory", false,
+                    "DeepSpeed: Muon optimizer momentum in memory"),
+            "zinf has no Muon optimizer", {true}),
+      feature("zero_optimization.leaf_module", "zinf's gather unit is the transformer block"),
+      feature("zero_optimization.zenflow", "ZenFlow is not supported"),
+      feature("zero_optimization.zeropp_loco_param", "ZeRO++ is not supported"),
+      inert(boolean("zero_optimization.zero_quantized_nontrainable_weights", false,
+                    "ZeRO++ quantized frozen weights"),
+            "every zinf parameter is trained"),
       integer("zero_optimization.zero_hpz_partition_size", 1, 1, kBig, "ZeRO++ hierarchical partition; only 1"),
       boolean("zero_optimization.zero_quantized_weights", false, "ZeRO++ quantized weights; not supported"),
       boolean("zero_optimization.zero_quantized_gradients", false, "ZeRO++ quantized gradients; not supported"),
-      integer("zero_optimization.mics_shard_size", -1, -1, kBig, "MiCS; not supported, -1 = off"),
+      inert(integer("zero_optimization.mics_shard_size", -1, -1, kBig, "MiCS; not supported, -1 = off"),
+            "MiCS is not supported"),
+      inert(boolean("zero_optimization.mics_hierarchical_params_gather", false, "MiCS hierarchical gather"),
+            "MiCS is not supported"),
       choice("zero_optimization.offload_param.device", "none", devices,
              "home of the parameters between uses (stage 3 only)"),
       string("zero_optimization.offload_param.nvme_path", nullptr, "directory for parameter swap files", true),
@@ -171,33 +303,79 @@ std::vector<KeySpec> build_schema() {
       string("zero_optimization.offload_optimizer.nvme_path", nullptr, "directory for optimizer swap files", true),
       boolean("zero_optimization.offload_optimizer.pin_memory", true, "page-locked CPU buffers"),
       integer("zero_optimization.offload_optimizer.buffer_count", 4, 1, 1024, "optimizer swap buffers"),
-      boolean("zero_optimization.offload_optimizer.fast_init", false, "DeepSpeed switch; ignored"),
+      inert(boolean("zero_optimization.offload_optimizer.fast_init", false, "DeepSpeed: faster NVMe optimizer init"),
+            "zinf writes its NVMe optimizer states once, at the start", {true}),
+      inert(boolean("zero_optimization.offload_optimizer.pipeline_read", false,
+                    "DeepSpeed: read the next optimizer sub-group while one is updated"),
+            "zinf always overlaps the NVMe reads and writes of optimizer sub-groups with the update", {true}),
+      inert(boolean("zero_optimization.offload_optimizer.pipeline_write", false,
+                    "DeepSpeed: write a sub-group back while the next is updated"),
+            "zinf always overlaps the NVMe reads and writes of optimizer sub-groups with the update", {true}),
       number("zero_optimization.offload_optimizer.ratio", 1.0, 0, 1, "fraction of optimizer work on CPU; only 1"),
+      inert(boolean("zero_optimization.offload_optimizer.super_offload", false, "DeepSpeed SuperOffload"),
+            "SuperOffload is not supported"),
+      inert(number("zero_optimization.offload_optimizer.cpuadam_cores_perc", 0.8, 0, 1,
+                   "DeepSpeed: share of cores for the CPU Adam"),
+            "zinf's CPU Adam uses the threads it is given (OMP_NUM_THREADS)"),
       // --------------------------------------------------------------- aio
       integer("aio.block_size", 1048576, 1, kBig, "bytes per NVMe request; a multiple of 4096"),
       integer("aio.queue_depth", 8, 1, 1024, "NVMe requests in flight"),
       integer("aio.thread_count", 1, 1, 256, "threads submitting I/O"),
       integer("aio.intra_op_parallelism", 1, 1, 256, "DeepSpeed's newer name for thread_count"),
       boolean("aio.single_submit", false, "submit requests one at a time"),
-      boolean("aio.overlap_events", true, "submit new requests while others complete"),
-      boolean("aio.use_gds", false, "GPUDirect Storage (cuFile)"),
+      inert(boolean("aio.overlap_events", true, "submit new requests while others complete"),
+            "zinf's io_uring engine always submits new requests while others complete"),
+      inert(boolean("aio.use_gds", false, "GPUDirect Storage (cuFile)"),
+            "zinf moves NVMe data through pinned host buffers with io_uring; GPUDirect Storage is not used"),
       // ------------------------------------------------- activation checkpointing
-      boolean("activation_checkpointing.partition_activations", false, "DeepSpeed switch; ignored"),
-      boolean("activation_checkpointing.cpu_checkpointing", false, "keep checkpointed activations on CPU"),
-      boolean("activation_checkpointing.contiguous_memory_optimization", false, "DeepSpeed switch; ignored"),
-      opaque("activation_checkpointing.number_checkpoints"),
-      boolean("activation_checkpointing.synchronize_checkpoint_boundary", false, "DeepSpeed switch; ignored"),
-      boolean("activation_checkpointing.profile", false, "DeepSpeed switch; ignored"),
-      // ---------------------------------------- DeepSpeed sections zinf ignores
-      opaque("flops_profiler"), opaque("tensorboard"), opaque("wandb"), opaque("csv_monitor"),
-      opaque("comet"), opaque("comms_logger"), opaque("monitor_config"), opaque("autotuning"),
-      opaque("elasticity"), opaque("checkpoint"), opaque("compression_training"),
-      opaque("data_efficiency"), opaque("curriculum_learning"), opaque("pipeline"),
-      opaque("sparse_attention"), opaque("dump_state"), opaque("memory_breakdown"),
-      opaque("dataloader_drop_last"), opaque("sparse_gradients"), opaque("disable_allgather"),
-      opaque("fp32_reduce_scatter"), opaque("seq_parallel_communication_data_type"),
-      opaque("timers"), opaque("nebula"), opaque("weight_quantization"), opaque("hybrid_engine"),
-      opaque("compile"), opaque("use_data_before_expert_parallelism"),
+      inert(boolean("activation_checkpointing.partition_activations", false, "DeepSpeed: partition checkpoints"),
+            kActivationApi),
+      inert(boolean("activation_checkpointing.cpu_checkpointing", false, "keep checkpointed activations on CPU"),
+            kActivationApi),
+      inert(boolean("activation_checkpointing.contiguous_memory_optimization", false,
+                    "DeepSpeed: checkpoints in one buffer"),
+            kActivationApi),
+      inert(integer("activation_checkpointing.number_checkpoints", nullptr, 0, kBig, "DeepSpeed: checkpoints"),
+            kActivationApi),
+      inert(boolean("activation_checkpointing.synchronize_checkpoint_boundary", false,
+                    "DeepSpeed: synchronize at checkpoints"),
+            kActivationApi),
+      inert(boolean("activation_checkpointing.profile", false, "DeepSpeed: time the checkpointed forward"),
+            kActivationApi),
+      // -------------------------------------------------------------- monitors
+      inert(boolean("tensorboard.enabled", nullptr, "DeepSpeed: write TensorBoard events"), kNotWrittenYet, {false}),
+      opaque("tensorboard.output_path"), opaque("tensorboard.job_name"),
+      inert(boolean("csv_monitor.enabled", nullptr, "DeepSpeed: write CSV files of the metrics"), kNotWrittenYet,
+            {false}),
+      opaque("csv_monitor.output_path"), opaque("csv_monitor.job_name"),
+      inert(boolean("wandb.enabled", nullptr, "DeepSpeed: report to Weights & Biases"),
+            "zinf does not report to Weights & Biases; metrics.jsonl has these values", {false}),
+      opaque("wandb.group"), opaque("wandb.team"), opaque("wandb.project"),
+      inert(boolean("comet.enabled", nullptr, "DeepSpeed: report to Comet"),
+            "zinf does not report to Comet; metrics.jsonl has these values", {false}),
+      opaque("comet.samples_log_interval"), opaque("comet.project"), opaque("comet.workspace"),
+      opaque("comet.api_key"), opaque("comet.experiment_name"), opaque("comet.experiment_key"),
+      opaque("comet.online"), opaque("comet.mode"),
+      feature("monitor_config", "zinf writes no monitors; metrics.jsonl has these values"),
+      // ---------------------------------------- DeepSpeed sections zinf does not implement
+      // Warned about when set (a section when it says "enabled": true).
+      feature("flops_profiler", "zinf has no FLOPs profiler; summary.json has tokens per second"),
+      feature("comms_logger", "zinf does not log its collectives"),
+      feature("autotuning", kNoFeature), feature("elasticity", kNoFeature), feature("checkpoint", "zinf writes its own checkpoints (checkpoint.json and safetensors per rank)"),
+      feature("compression_training", kNoFeature), feature("data_efficiency", kNoFeature),
+      feature("curriculum_learning", kNoFeature), feature("pipeline", "zinf has no pipeline parallelism"),
+      feature("sparse_attention", kNoFeature), feature("dump_state", kNoFeature),
+      feature("memory_breakdown", "zinf estimate prints the memory breakdown"),
+      feature("dataloader_drop_last", "zinf's sampler draws whole micro batches"),
+      feature("sparse_gradients", kNoFeature), feature("disable_allgather", kNoFeature),
+      feature("fp32_reduce_scatter", kNoFeature), feature("seq_parallel_communication_data_type", kNoFeature),
+      feature("timers", kNoFeature), feature("nebula", kNoFeature), feature("weight_quantization", kNoFeature),
+      feature("hybrid_engine", kNoFeature), feature("compile", kNoFeature),
+      feature("use_data_before_expert_parallelism", kNoFeature),
+      feature("managed_gradient_accumulation", kNoFeature), feature("graph_harvesting", kNoFeature),
+      feature("log_level", "zinf's log level is --log-level"), feature("eigenvalue", kNoFeature),
+      feature("progressive_layer_drop", kNoFeature), feature("quantize_training", kNoFeature),
+      feature("tensor_parallel", "zinf has no tensor parallelism"),
       // -------------------------------------------------------------- zinf
       choice("zinf.model.name", "tiny",
              {"tiny", "gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "1b", "2.7b", "6.7b", "13b"},
@@ -254,6 +432,42 @@ std::vector<KeySpec> build_schema() {
 }
 
 }  // namespace
+
+const std::vector<std::string>& scheduler_types() {
+  static const std::vector<std::string> types = {"WarmupLR", "WarmupDecayLR", "WarmupCosineLR", "OneCycle",
+                                                 "LRRangeTest"};
+  return types;
+}
+
+// The parameters of each of DeepSpeed's schedulers (lr_schedules.py's constructors).
+std::vector<std::string> scheduler_types_of(const std::string& param) {
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> owners = {
+      {"warmup_min_lr", {"WarmupLR", "WarmupDecayLR"}},
+      {"warmup_max_lr", {"WarmupLR", "WarmupDecayLR"}},
+      {"warmup_num_steps", {"WarmupLR", "WarmupDecayLR", "WarmupCosineLR"}},
+      {"warmup_type", {"WarmupLR", "WarmupDecayLR", "WarmupCosineLR"}},
+      {"total_num_steps", {"WarmupDecayLR", "WarmupCosineLR"}},
+      {"warmup_min_ratio", {"WarmupCosineLR"}},
+      {"cos_min_ratio", {"WarmupCosineLR"}},
+      {"lr_range_test_min_lr", {"LRRangeTest"}},
+      {"lr_range_test_step_size", {"LRRangeTest"}},
+      {"lr_range_test_step_rate", {"LRRangeTest"}},
+      {"lr_range_test_staircase", {"LRRangeTest"}},
+      {"last_batch_iteration", scheduler_types()},
+  };
+  for (const auto& [name, types] : owners)
+    if (name == param) return types;
+  return {"OneCycle"};  // every other scheduler.params key of the schema is OneCycle's
+}
+
+std::string inert_reason(const std::string& path) {
+  for (std::string p = path;;) {
+    if (const KeySpec* k = find_key(p)) return k->inert;
+    const auto dot = p.rfind('.');
+    if (dot == std::string::npos) return "";
+    p = p.substr(0, dot);
+  }
+}
 
 const std::vector<KeySpec>& schema() {
   static const std::vector<KeySpec> table = build_schema();

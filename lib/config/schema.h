@@ -3,6 +3,9 @@
 // zinf's own under "zinf"): its type, allowed values, whether "auto" is
 // allowed, its built-in default and a line of help. Validation, defaults,
 // unknown-key suggestions and `zinf config --explain` all read this one table.
+// It follows DeepSpeed's own configuration models (deepspeed/runtime/zero/config.py,
+// offload_config.py, precision_config.py, monitor/config.py, lr_schedules.py, ...):
+// every key they accept is here, and keys zinf accepts without acting on them say why.
 #pragma once
 
 #include <string>
@@ -32,6 +35,11 @@ struct KeySpec {
   double min = -1e300, max = 1e300;  // for kInt / kNumber
   std::vector<std::string> allowed;  // for kEnum
   std::string help;
+  // Accepted for DeepSpeed compatibility but without effect in zinf: why.
+  // A value other than the default and the `harmless` ones, set by a file,
+  // the environment or a flag, warns once with this reason.
+  std::string inert;
+  std::vector<Json> harmless;        // values that do what zinf does anyway
 };
 
 const std::vector<KeySpec>& schema();
@@ -44,6 +52,15 @@ bool is_section(const std::string& path);
 
 // The known keys directly under `section` ("" for top level), for suggestions.
 std::vector<std::string> children_of(const std::string& section);
+
+// The scheduler types DeepSpeed has (all honoured), and the types a
+// scheduler.params key belongs to.
+const std::vector<std::string>& scheduler_types();
+std::vector<std::string> scheduler_types_of(const std::string& param);
+
+// Why the key at `path` (or the section it is in) has no effect in zinf;
+// empty when zinf acts on it.
+std::string inert_reason(const std::string& path);
 
 // The built-in defaults as one JSON document (the lowest merge layer).
 Json defaults();

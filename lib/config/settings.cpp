@@ -10,6 +10,15 @@ struct Reader {
   std::int64_t i(const std::string& path) const { return at(path).get<std::int64_t>(); }
   double d(const std::string& path) const { return at(path).get<double>(); }
   bool b(const std::string& path) const { return at(path).get<bool>(); }
+  // Scheduler parameters are present only for the types that take them.
+  double d_or(const std::string& path, double fallback) const {
+    const Json* v = find_path(root, path);
+    return v && v->is_number() ? v->get<double>() : fallback;
+  }
+  std::int64_t i_or(const std::string& path, std::int64_t fallback) const {
+    const Json* v = find_path(root, path);
+    return v && v->is_number() ? v->get<std::int64_t>() : fallback;
+  }
   std::string s(const std::string& path) const {
     const Json* v = find_path(root, path);
     return v && v->is_string() ? v->get<std::string>() : std::string();
@@ -50,18 +59,32 @@ Settings settings_from(const Json& resolved) {
   s.weight_decay = r.d("optimizer.params.weight_decay");
   s.gradient_clipping = r.d("gradient_clipping");
   s.scheduler = r.s("scheduler.type");
-  s.warmup_min_lr = r.d("scheduler.params.warmup_min_lr");
-  s.warmup_max_lr = r.d("scheduler.params.warmup_max_lr");
-  s.warmup_steps = r.i("scheduler.params.warmup_num_steps");
-  s.total_steps = r.i("scheduler.params.total_num_steps");
+  s.warmup_min_lr = r.d_or("scheduler.params.warmup_min_lr", 0);
+  s.warmup_max_lr = r.d_or("scheduler.params.warmup_max_lr", s.lr);
+  s.warmup_steps = r.i_or("scheduler.params.warmup_num_steps", 0);
+  s.total_steps = r.i_or("scheduler.params.total_num_steps", 1);
   s.warmup_log = r.s("scheduler.params.warmup_type") == "log";
-  s.warmup_min_ratio = r.d("scheduler.params.warmup_min_ratio");
-  s.cos_min_ratio = r.d("scheduler.params.cos_min_ratio");
+  s.warmup_min_ratio = r.d_or("scheduler.params.warmup_min_ratio", 0);
+  s.cos_min_ratio = r.d_or("scheduler.params.cos_min_ratio", 1e-4);
+  s.cycle_min_lr = r.d_or("scheduler.params.cycle_min_lr", 0);
+  s.cycle_max_lr = r.d_or("scheduler.params.cycle_max_lr", 0);
+  s.decay_lr_rate = r.d_or("scheduler.params.decay_lr_rate", 0);
+  s.cycle_first_step_size = r.i_or("scheduler.params.cycle_first_step_size", 2000);
+  s.cycle_second_step_size = r.i_or("scheduler.params.cycle_second_step_size", s.cycle_first_step_size);
+  s.cycle_first_stair_count = r.i_or("scheduler.params.cycle_first_stair_count", 0);
+  s.cycle_second_stair_count = r.i_or("scheduler.params.cycle_second_stair_count", s.cycle_first_stair_count);
+  s.decay_step_size = r.i_or("scheduler.params.decay_step_size", 0);
+  s.lr_range_min_lr = r.d_or("scheduler.params.lr_range_test_min_lr", 1e-3);
+  s.lr_range_step_size = r.i_or("scheduler.params.lr_range_test_step_size", 2000);
+  s.lr_range_step_rate = r.d_or("scheduler.params.lr_range_test_step_rate", 1.0);
+  const Json* staircase = find_path(resolved, "scheduler.params.lr_range_test_staircase");
+  s.lr_range_staircase = staircase && staircase->is_boolean() && staircase->get<bool>();
   s.precision = r.b("bf16.enabled") ? Precision::kBf16 : r.b("fp16.enabled") ? Precision::kFp16 : Precision::kFp32;
   s.fp16_loss_scale = r.d("fp16.loss_scale");
   s.fp16_initial_scale_power = static_cast<int>(r.i("fp16.initial_scale_power"));
   s.fp16_loss_scale_window = r.i("fp16.loss_scale_window");
   s.fp16_hysteresis = r.i("fp16.hysteresis");
+  s.fp16_consecutive_hysteresis = r.b("fp16.consecutive_hysteresis");
   s.fp16_min_loss_scale = r.d("fp16.min_loss_scale");
   s.zero_stage = static_cast<int>(r.i("zero_optimization.stage"));
   for (auto [name, out] : {std::pair<const char*, OffloadSettings*>{"offload_param", &s.offload_param},

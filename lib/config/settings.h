@@ -37,15 +37,24 @@ struct Settings {
   bool adamw = true;               // decoupled weight decay
   double lr = 3e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   double gradient_clipping = 1.0;  // 0 = off
-  std::string scheduler;           // WarmupLR | WarmupDecayLR | WarmupCosineLR
+  std::string scheduler;           // WarmupLR | WarmupDecayLR | WarmupCosineLR | OneCycle | LRRangeTest
   double warmup_min_lr = 0, warmup_max_lr = 0, warmup_min_ratio = 0, cos_min_ratio = 0;
   std::int64_t warmup_steps = 0, total_steps = 0;
   bool warmup_log = false;         // warmup_type == "log"
+  // OneCycle (beta1 is not cycled: zinf's Adam keeps it for the run)
+  double cycle_min_lr = 0, cycle_max_lr = 0, decay_lr_rate = 0;
+  std::int64_t cycle_first_step_size = 2000, cycle_second_step_size = 2000;  // steps
+  std::int64_t cycle_first_stair_count = 0, cycle_second_stair_count = 0, decay_step_size = 0;
+  // LRRangeTest
+  double lr_range_min_lr = 1e-3, lr_range_step_rate = 1.0;
+  std::int64_t lr_range_step_size = 2000;  // steps
+  bool lr_range_staircase = false;
   // precision
   Precision precision = Precision::kFp32;
   double fp16_loss_scale = 0;      // 0 = dynamic
   int fp16_initial_scale_power = 16;
   std::int64_t fp16_loss_scale_window = 1000, fp16_hysteresis = 2;
+  bool fp16_consecutive_hysteresis = false;
   double fp16_min_loss_scale = 1;
   // ZeRO
   int zero_stage = 0;

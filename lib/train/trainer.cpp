@@ -270,12 +270,25 @@ void Trainer::Impl::setup() {
   schedule.log_warmup = s.warmup_log;
   schedule.warmup_min_ratio = s.warmup_min_ratio;
   schedule.cos_min_ratio = s.cos_min_ratio;
+  schedule.cycle_min_lr = s.cycle_min_lr;
+  schedule.cycle_max_lr = s.cycle_max_lr;
+  schedule.decay_lr_rate = s.decay_lr_rate;
+  schedule.cycle_first_step_size = s.cycle_first_step_size;
+  schedule.cycle_second_step_size = s.cycle_second_step_size;
+  schedule.cycle_first_stair_count = s.cycle_first_stair_count;
+  schedule.cycle_second_stair_count = s.cycle_second_stair_count;
+  schedule.decay_step_size = s.decay_step_size;
+  schedule.range_min_lr = s.lr_range_min_lr;
+  schedule.range_step_rate = s.lr_range_step_rate;
+  schedule.range_step_size = s.lr_range_step_size;
+  schedule.range_staircase = s.lr_range_staircase;
   if (s.precision == Precision::kFp16) {
     optim::LossScalerOptions o;
     o.fixed_scale = s.fp16_loss_scale;
     o.initial_scale_power = s.fp16_initial_scale_power;
     o.scale_window = s.fp16_loss_scale_window;
     o.hysteresis = s.fp16_hysteresis;
+    o.consecutive_hysteresis = s.fp16_consecutive_hysteresis;
     o.min_scale = s.fp16_min_loss_scale;
     scaler.emplace(o);
   }

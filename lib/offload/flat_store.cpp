@@ -7,15 +7,6 @@
 
 namespace zinf::offload {
 
-const char* tier_name(Tier tier) {
-  switch (tier) {
-    case Tier::kDevice: return "none";
-    case Tier::kCpu: return "cpu";
-    case Tier::kNvme: return "nvme";
-  }
-  return "?";
-}
-
 namespace {
 std::int64_t round_up(std::int64_t v, std::int64_t a) { return (v + a - 1) / a * a; }
 }  // namespace

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -177,16 +178,6 @@ TokenFormat parse_token_format(const std::string& name) {
                    "(header-less uint16)");
 }
 
-const char* token_format_name(TokenFormat f) {
-  switch (f) {
-    case TokenFormat::kAuto: return "detect";
-    case TokenFormat::kBytes: return "bytes";
-    case TokenFormat::kLlmc: return "llmc";
-    case TokenFormat::kNanoGpt: return "nanogpt";
-  }
-  return "?";
-}
-
 struct Tokens::Files {
   std::vector<int> fds;
   ~Files() {
@@ -268,19 +259,32 @@ std::string Tokens::fingerprint_bytes() const {
   return out;
 }
 
+namespace {
+
+// The descriptors load_tokens has opened so far: closed if it throws before
+// Tokens takes them over.
+class OpenedFiles {
+ public:
+  OpenedFiles() = default;
+  OpenedFiles(const OpenedFiles&) = delete;
+  OpenedFiles& operator=(const OpenedFiles&) = delete;
+  ~OpenedFiles() {
+    for (int fd : fds_) ::close(fd);
+  }
+  void add(int fd) { fds_.push_back(fd); }
+  std::vector<int> release() { return std::exchange(fds_, {}); }
+
+ private:
+  std::vector<int> fds_;
+};
+
+}  // namespace
+
 Tokens load_tokens(const std::string& spec, TokenFormat format) {
   if (trim(spec).empty()) throw UsageError("no dataset file given", kDataHint);
   const std::vector<std::string> paths = expand(spec);
   std::vector<TokenShard> shards;
-  auto files = std::make_unique<std::vector<int>>();
-  struct Closer {
-    std::vector<int>& fds;
-    bool keep = false;
-    ~Closer() {
-      if (!keep)
-        for (int fd : fds) ::close(fd);
-    }
-  } closer{*files};
+  OpenedFiles files;
   for (const std::string& path : paths) {
     if (fs::is_directory(path)) throw UsageError("dataset file '" + path + "' is a directory", kDataHint);
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -288,7 +292,7 @@ Tokens load_tokens(const std::string& spec, TokenFormat format) {
       const int err = errno;
       throw UsageError("cannot open dataset file '" + path + "': " + errno_text(err), kDataHint);
     }
-    files->push_back(fd);
+    files.add(fd);
     struct stat st {};
     if (::fstat(fd, &st) != 0) throw Error("cannot stat dataset file '" + path + "': " + errno_text(errno));
     if (st.st_size == 0) throw UsageError("dataset file '" + path + "' is empty", kDataHint);
@@ -301,8 +305,7 @@ Tokens load_tokens(const std::string& spec, TokenFormat format) {
                        "give text files or token files, not both: their ids mean different things");
     shards.push_back(std::move(s));
   }
-  closer.keep = true;
-  return Tokens(spec, std::move(shards), std::move(*files));
+  return Tokens(spec, std::move(shards), files.release());
 }
 
 void write_token_file(const std::string& path, const std::vector<std::uint32_t>& ids, int width) {

@@ -30,7 +30,6 @@ constexpr std::int64_t kTokenFileHeaderInts = 256;     // int32 header entries
 enum class TokenFormat { kAuto, kBytes, kLlmc, kNanoGpt };
 // "detect", "bytes", "llmc", "nanogpt"; throws UsageError naming the allowed ones.
 TokenFormat parse_token_format(const std::string& name);
-const char* token_format_name(TokenFormat f);
 
 // One file of a dataset.
 struct TokenShard {

@@ -8,26 +8,55 @@ namespace zinf {
 
 namespace {
 
-CheckedInt block_params(std::int64_t hidden) {
-  const CheckedInt h = hidden;
+CheckedInt gpt2_block_params(const ModelSpec& s) {
+  const CheckedInt h = s.hidden_size;
+  const CheckedInt f = s.ffn_size();
   const CheckedInt layer_norms = 2 * 2 * h;        // ln1, ln2: weight + bias
   const CheckedInt attention = 3 * h * h + 3 * h    // qkv
                                + h * h + h;         // output projection
-  const CheckedInt mlp = 4 * h * h + 4 * h          // fc
-                         + 4 * h * h + h;           // projection
+  const CheckedInt mlp = h * f + f                  // fc
+                         + f * h + h;               // projection
   return layer_norms + attention + mlp;
+}
+
+CheckedInt llama_block_params(const ModelSpec& s) {
+  const CheckedInt h = s.hidden_size;
+  const CheckedInt q = CheckedInt(s.heads) * s.head_size();
+  const CheckedInt kv = CheckedInt(s.kv_head_count()) * s.head_size();
+  const CheckedInt f = s.ffn_size();
+  const CheckedInt norms = 2 * h;                               // input and post-attention RMSNorm
+  CheckedInt attention = h * q + 2 * (h * kv) + q * h;          // q, k, v, o
+  if (s.attention_bias) attention = attention + q + 2 * kv;     // qwen2: q/k/v biases
+  const CheckedInt mlp = 3 * (h * f);                           // gate, up, down
+  return norms + attention + mlp;
+}
+
+CheckedInt block_params(const ModelSpec& s) {
+  return s.architecture() == Architecture::kGpt2 ? gpt2_block_params(s) : llama_block_params(s);
+}
+
+CheckedInt outside_block_params(const ModelSpec& s) {
+  const CheckedInt token_embedding = CheckedInt(s.vocab_size) * s.hidden_size;
+  if (s.architecture() == Architecture::kGpt2)  // + positions, ln_f weight and bias; head tied
+    return token_embedding + CheckedInt(s.position_count()) * s.hidden_size + CheckedInt(2) * s.hidden_size;
+  const CheckedInt head = s.tied_embeddings ? CheckedInt(0) : token_embedding;
+  return token_embedding + CheckedInt(s.hidden_size) + head;  // + final RMSNorm
 }
 
 }  // namespace
 
+Architecture ModelSpec::architecture() const {
+  if (model_type == "gpt2") return Architecture::kGpt2;
+  if (model_type == "llama" || model_type == "mistral" || model_type == "qwen2") return Architecture::kLlama;
+  throw UsageError("model_type '" + model_type + "' is not supported", "supported: gpt2, llama, mistral, qwen2");
+}
+
 std::int64_t ModelSpec::block_parameter_count() const {
-  return block_params(hidden_size).get("the parameter count of a block", {{"hidden", hidden_size}});
+  return block_params(*this).get("the parameter count of a block", {{"hidden", hidden_size}});
 }
 
 std::int64_t ModelSpec::parameter_count() const {
-  const CheckedInt embeddings = CheckedInt(vocab_size) * hidden_size + CheckedInt(seq_len) * hidden_size;
-  const CheckedInt final_norm = CheckedInt(2) * hidden_size;
-  const CheckedInt total = embeddings + layers * block_params(hidden_size) + final_norm;  // head tied to wte
+  const CheckedInt total = outside_block_params(*this) + layers * block_params(*this);
   const std::string hint = "allowed: hidden size up to " + std::to_string(kMaxHiddenSize) + ", layers up to " +
                            std::to_string(kMaxLayers) + ", at most " + std::to_string(kMaxParameters) +
                            " parameters (2^50)";
@@ -61,6 +90,52 @@ void ModelSpec::check_dimensions() const {
                            std::to_string(d.max),
                        allowed);
   }
+  const struct {
+    const char* what;
+    std::int64_t value, max;
+  } optional_dims[] = {{"key/value heads (--kv-heads)", kv_heads, kMaxHeads},
+                       {"MLP width (--intermediate-size)", intermediate_size, kMaxHiddenSize * 8},
+                       {"head size (--head-dim)", head_dim, kMaxHiddenSize},
+                       {"position table (max_position_embeddings)", max_positions, kMaxSeqLen}};
+  for (const auto& d : optional_dims) {  // 0 means "the default"
+    if (d.value < 0)
+      throw UsageError(std::string(d.what) + " is " + std::to_string(d.value) + ": must be at least 1 (0: the default)",
+                       "allowed: 1 to " + std::to_string(d.max));
+    if (d.value > d.max)
+      throw UsageError(std::string(d.what) + " " + std::to_string(d.value) + " is above the largest supported " +
+                           std::to_string(d.max),
+                       "allowed: 1 to " + std::to_string(d.max));
+  }
+  const Architecture arch = architecture();
+  if (kv_head_count() > heads || heads % kv_head_count() != 0)
+    throw UsageError("key/value heads " + std::to_string(kv_head_count()) + " do not divide the " +
+                         std::to_string(heads) + " attention heads",
+                     "grouped-query attention shares each key/value head among heads / kv_heads query heads");
+  if (head_dim == 0 && hidden_size % heads != 0)
+    throw UsageError("hidden size " + std::to_string(hidden_size) + " is not divisible by heads " +
+                         std::to_string(heads),
+                     "pick heads that divide the hidden size (head size = hidden_size / heads), or set head_dim");
+  if (arch == Architecture::kGpt2) {
+    if (kv_head_count() != heads || (head_dim != 0 && head_dim * heads != hidden_size))
+      throw UsageError("gpt2 has no grouped-query attention and head size = hidden_size / heads",
+                       "use model_type llama, mistral or qwen2 for kv_heads or head_dim");
+  } else {
+    if (head_size() % 2 != 0)
+      throw UsageError("head size " + std::to_string(head_size()) + " is odd: rotary embeddings rotate pairs",
+                       "pick an even head size");
+    if (rope_theta <= 0)
+      throw UsageError("rope_theta " + std::to_string(rope_theta) + " must be positive");
+    if (rope_scaling.type != "none" && rope_scaling.type != "linear" && rope_scaling.type != "llama3")
+      throw UsageError("rope_scaling type '" + rope_scaling.type + "' is not supported",
+                       "supported: none, linear, llama3");
+    if (rope_scaling.type != "none" && !(rope_scaling.factor > 0))
+      throw UsageError("rope_scaling factor must be positive");
+  }
+  if (!(norm_eps > 0)) throw UsageError("norm epsilon must be positive");
+  if (seq_len > position_count())
+    throw UsageError("sequence length " + std::to_string(seq_len) + " is above the model's " +
+                         std::to_string(position_count()) + " positions (max_position_embeddings)",
+                     "use --seq-len " + std::to_string(position_count()) + " or less");
 }
 
 const std::vector<ModelSpec>& model_catalog() {

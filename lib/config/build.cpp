@@ -12,6 +12,7 @@
 #include <cstdlib>
 
 #include "config/loader.h"
+#include "config/model_keys.h"
 #include "config/options.h"
 #include "config/schema.h"
 #include "core/checked.h"
@@ -305,10 +306,29 @@ void resolve_model(Json& cfg, Origins& origins) {
   resolve_auto(cfg, origins, "zinf.model.layers", spec->layers);
   resolve_auto(cfg, origins, "zinf.model.heads", spec->heads);
   const std::int64_t hidden = get_int(cfg, "zinf.model.hidden_size"), heads = get_int(cfg, "zinf.model.heads");
-  if (hidden % heads != 0)
+  // Architecture keys: the named model's value where it has one, else what
+  // follows from the (possibly overridden) dimensions above.
+  resolve_auto(cfg, origins, "zinf.model.model_type", spec->model_type);
+  resolve_auto(cfg, origins, "zinf.model.kv_heads", spec->kv_heads > 0 ? spec->kv_heads : heads);
+  resolve_auto(cfg, origins, "zinf.model.intermediate_size",
+               spec->intermediate_size > 0 ? spec->intermediate_size : 4 * hidden);
+  const bool head_dim_given = !is_auto(*find_path(cfg, "zinf.model.head_dim"));
+  resolve_auto(cfg, origins, "zinf.model.head_dim", spec->head_dim > 0 ? spec->head_dim : hidden / heads);
+  resolve_auto(cfg, origins, "zinf.model.max_positions",
+               spec->max_positions > 0 ? spec->max_positions : get_int(cfg, "zinf.model.seq_len"));
+  resolve_auto(cfg, origins, "zinf.model.norm_eps", spec->norm_eps);
+  resolve_auto(cfg, origins, "zinf.model.rope_theta", spec->rope_theta);
+  resolve_auto(cfg, origins, "zinf.model.tied_embeddings", spec->tied_embeddings);
+  resolve_auto(cfg, origins, "zinf.model.attention_bias", spec->attention_bias);
+  if (!head_dim_given && hidden % heads != 0)
     throw key_error("zinf.model.heads", heads,
                     "hidden size " + std::to_string(hidden) + " is not divisible by " + std::to_string(heads) + " heads",
                     origins, "choose heads that divide the hidden size");
+  try {
+    model_spec_of(cfg).check_dimensions();
+  } catch (const Error& e) {
+    throw UsageError(std::string(e.what()) + " (zinf.model.*)", e.hint());
+  }
 }
 
 void resolve_batch(Json& cfg, Origins& origins, int world) {
@@ -402,8 +422,7 @@ void resolve_rest(Json& cfg, Origins& origins, const MachineFacts& machine) {
   resolve_auto(cfg, origins, "scheduler.params.total_num_steps", get_int(cfg, "zinf.train.steps"));
 
   const std::int64_t hidden = get_int(cfg, "zinf.model.hidden_size");
-  ModelSpec spec{"custom", get_int(cfg, "zinf.model.vocab_size"), get_int(cfg, "zinf.model.seq_len"), hidden,
-                 get_int(cfg, "zinf.model.layers"), get_int(cfg, "zinf.model.heads")};
+  const ModelSpec spec = model_spec_of(cfg);
   // HF/DeepSpeed integration's rules for the bucket sizes.
   resolve_auto(cfg, origins, "zero_optimization.reduce_bucket_size", hidden * hidden);
   resolve_auto(cfg, origins, "zero_optimization.stage3_prefetch_bucket_size", prefetch_auto(cfg));
@@ -578,9 +597,7 @@ void check_rules(const Json& cfg, const Origins& origins) {
   if (get_num(cfg, "zero_optimization.offload_optimizer.ratio") != 1.0)
     throw key_error("zero_optimization.offload_optimizer.ratio", get_num(cfg, "zero_optimization.offload_optimizer.ratio"),
                     "partial optimizer offload (ZeRO-Offload++ ratio) is not supported", origins, "allowed: 1.0");
-  const ModelSpec model{"", get_int(cfg, "zinf.model.vocab_size"), get_int(cfg, "zinf.model.seq_len"),
-                        get_int(cfg, "zinf.model.hidden_size"), get_int(cfg, "zinf.model.layers"),
-                        get_int(cfg, "zinf.model.heads")};
+  const ModelSpec model = model_spec_of(cfg);
   const std::int64_t sub_group = get_int(cfg, "zero_optimization.sub_group_size");
   if (const std::int64_t params = model.parameter_count(); params / sub_group > kMaxSubGroups)
     throw key_error("zero_optimization.sub_group_size", sub_group,

@@ -1,6 +1,8 @@
 // zinf::config — Settings from the resolved JSON.
 #include "config/settings.h"
 
+#include "config/model_keys.h"
+
 namespace zinf::config {
 namespace {
 
@@ -41,12 +43,19 @@ std::string Settings::swap_root() const {
 Settings settings_from(const Json& resolved) {
   const Reader r{resolved};
   Settings s;
-  s.model = ModelSpec{r.s("zinf.model.name"), r.i("zinf.model.vocab_size"), r.i("zinf.model.seq_len"),
-                      r.i("zinf.model.hidden_size"), r.i("zinf.model.layers"), r.i("zinf.model.heads")};
-  const auto named = find_model(s.model.name);
-  if (!named || named->vocab_size != s.model.vocab_size || named->seq_len != s.model.seq_len ||
-      named->hidden_size != s.model.hidden_size || named->layers != s.model.layers || named->heads != s.model.heads)
-    s.model.name = "custom";
+  s.model = model_spec_of(resolved);
+  // The catalogue name only while every dimension is the named model's.
+  if (const auto named = find_model(r.s("zinf.model.name"))) {
+    const ModelSpec& n = *named;
+    const ModelSpec& m = s.model;
+    if (n.vocab_size == m.vocab_size && n.seq_len == m.seq_len && n.hidden_size == m.hidden_size &&
+        n.layers == m.layers && n.heads == m.heads && n.model_type == m.model_type &&
+        n.kv_head_count() == m.kv_head_count() && n.ffn_size() == m.ffn_size() && n.head_size() == m.head_size() &&
+        n.position_count() == m.position_count() && n.norm_eps == m.norm_eps && n.rope_theta == m.rope_theta &&
+        n.tied_embeddings == m.tied_embeddings && n.attention_bias == m.attention_bias)
+      s.model.name = n.name;
+  }
+  s.from_pretrained = r.s("zinf.model.from_pretrained");
   s.activation_checkpointing = r.b("zinf.model.activation_checkpointing");
   s.micro_batch = r.i("train_micro_batch_size_per_gpu");
   s.grad_accum = r.i("gradient_accumulation_steps");

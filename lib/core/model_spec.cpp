@@ -95,7 +95,7 @@ void ModelSpec::check_dimensions() const {
     std::int64_t value, max;
   } optional_dims[] = {{"key/value heads (--kv-heads)", kv_heads, kMaxHeads},
                        {"MLP width (--intermediate-size)", intermediate_size, kMaxHiddenSize * 8},
-                       {"head size (--head-dim)", head_dim, kMaxHiddenSize},
+                       {"head size (zinf.model.head_dim)", head_dim, kMaxHiddenSize},
                        {"position table (max_position_embeddings)", max_positions, kMaxSeqLen}};
   for (const auto& d : optional_dims) {  // 0 means "the default"
     if (d.value < 0)

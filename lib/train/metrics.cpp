@@ -14,7 +14,8 @@
 
 namespace zinf::train {
 
-MetricsLog::MetricsLog(std::string path, std::int64_t keep_through) : path_(std::move(path)) {
+MetricsLog::MetricsLog(std::string path, std::int64_t keep_through, const monitor::MonitorOptions& monitors)
+    : path_(std::move(path)) {
   std::string kept;
   if (keep_through >= 0 && fs::exists(path_)) {
     std::istringstream in(fs::read_file(path_));
@@ -31,16 +32,18 @@ MetricsLog::MetricsLog(std::string path, std::int64_t keep_through) : path_(std:
   fs::write_file_atomic(path_, kept);
   file_ = std::fopen(path_.c_str(), "a");
   if (!file_) throw Error("cannot append to '" + path_ + "': " + errno_text(errno), "check the output directory");
+  if (monitors.any()) monitor_ = std::make_unique<monitor::Monitor>(monitors);
 }
 
 MetricsLog::~MetricsLog() {
   if (file_) std::fclose(file_);
 }
 
-void MetricsLog::append(const config::Json& line) {
+void MetricsLog::append(const config::Json& line, std::int64_t samples) {
   const std::string text = line.dump() + "\n";
   if (std::fwrite(text.data(), 1, text.size(), file_) != text.size() || std::fflush(file_) != 0)
     throw Error("cannot append to '" + path_ + "': " + errno_text(errno), "free some space in the output directory");
+  if (monitor_) monitor_->write_step(line, samples);
 }
 
 std::string format_duration(double s) {

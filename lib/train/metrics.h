@@ -2,32 +2,39 @@
 // Implements: MetricsLog, one JSON object per optimizer step appended to
 // <output>/metrics.jsonl and flushed, so a killed run leaves every finished
 // step on disk; on resume the lines after the checkpoint's step are dropped
-// (they are recomputed identically). Also the progress line: `\r`-updated on
+// (they are recomputed identically). Each line also goes to the monitors
+// (TensorBoard events, DeepSpeed CSV files: lib/monitor). Also the progress line: `\r`-updated on
 // a terminal, plain log lines otherwise.
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "config/json.h"
+#include "monitor/monitor.h"
 
 namespace zinf::train {
 
 class MetricsLog {
  public:
   // Keeps the existing lines whose "step" <= keep_through (none when < 0).
-  MetricsLog(std::string path, std::int64_t keep_through);
+  // `monitors` are opened too (none by default).
+  MetricsLog(std::string path, std::int64_t keep_through, const monitor::MonitorOptions& monitors = {});
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
 
-  void append(const config::Json& line);
+  // Appends `line` (it has "step") and writes it to the monitors; `samples`
+  // is the global sample count after the step (DeepSpeed's x axis).
+  void append(const config::Json& line, std::int64_t samples);
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
   std::FILE* file_ = nullptr;
+  std::unique_ptr<monitor::Monitor> monitor_;
 };
 
 struct Progress {

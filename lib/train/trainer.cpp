@@ -607,7 +607,7 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
       line["skipped"] = !r.applied;
     }
     if (leader()) {
-      metrics->append(line);
+      metrics->append(line, state.step * s.global_batch);
       const double eta = double(s.steps - state.step) * seconds_since(run_start) / double(state.step - first_step);
       report_progress({state.step, s.steps, r.loss, r.lr, tokens_per_s, eta, val, device.is_cuda() ? tflops : 0},
                       s.log_every);
@@ -731,7 +731,9 @@ TrainResult Trainer::run(const std::atomic<bool>* stop, const std::function<void
     const bool resumed = t.resume();
     if (started) started(t.start_facts);
     if (t.leader())
-      t.metrics = std::make_unique<MetricsLog>(t.settings.output_dir + "/metrics.jsonl", resumed ? t.state.step : -1);
+      t.metrics = std::make_unique<MetricsLog>(t.settings.output_dir + "/metrics.jsonl", resumed ? t.state.step : -1,
+                                               monitor::MonitorOptions{t.settings.tensorboard_dir,
+                                                                       t.settings.csv_monitor_dir});
     return t.loop(stop);
   } catch (const c10::OutOfMemoryError& e) {
     const std::string m = torch_message(e);

@@ -13,6 +13,7 @@
 #include "io/checksum.h"
 #include "monitor/csv_monitor.h"
 #include "monitor/monitor.h"
+#include "monitor/peak_flops.h"
 #include "monitor/tfevents.h"
 #include "support/test_util.h"
 #include "support/tfevents_reader.h"
@@ -120,4 +121,24 @@ TEST_CASE("a metrics line becomes DeepSpeed's Train/Samples scalars against samp
   CHECK(got.at("zinf/tokens") == std::make_pair(768.0, std::int64_t(3)));
   CHECK(got.at("zinf/timeline/compute_s") == std::make_pair(0.5, std::int64_t(3)));
   CHECK(got.at("zinf/timeline/gpu_idle_s") == std::make_pair(0.25, std::int64_t(3)));
+}
+
+TEST_CASE("known GPUs' dense peaks by CUDA device name and precision; unknown names and bf16 on V100 have none") {
+  using monitor::known_peak_tflops;
+  CHECK(known_peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.4);
+  CHECK(known_peak_tflops("NVIDIA H200", "bf16") == 989.4);
+  CHECK(known_peak_tflops("NVIDIA H100 PCIe", "fp16") == 756.5);
+  CHECK(known_peak_tflops("NVIDIA H100 80GB HBM3", "fp32") == 66.9);
+  CHECK(known_peak_tflops("NVIDIA A100-SXM4-80GB", "bf16") == 312.0);
+  CHECK(known_peak_tflops("NVIDIA A100 80GB PCIe", "fp32") == 19.5);
+  CHECK(known_peak_tflops("NVIDIA A10", "bf16") == 125.0);  // not A100's
+  CHECK(known_peak_tflops("NVIDIA L40S", "bf16") == 362.05);
+  CHECK(known_peak_tflops("NVIDIA L4", "bf16") == 121.0);   // not L40's
+  CHECK(known_peak_tflops("NVIDIA GeForce RTX 4090", "bf16") == 165.2);
+  CHECK(known_peak_tflops("Tesla V100-SXM2-16GB", "fp16") == 125.0);
+  CHECK_FALSE(known_peak_tflops("Tesla V100-SXM2-16GB", "bf16").has_value());
+  CHECK_FALSE(known_peak_tflops("NVIDIA Quadro P1000", "fp16").has_value());
+  CHECK_FALSE(known_peak_tflops("", "fp32").has_value());
+  CHECK(monitor::mfu(49.47, 989.4) == doctest::Approx(0.05));
+  CHECK(monitor::mfu(1, 0) == 0);
 }

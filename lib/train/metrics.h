@@ -43,7 +43,20 @@ struct Progress {
   double eta_s = 0;                   // seconds
   double val_loss = -1;               // < 0: none this step
   double tflops = 0;                  // 0: not reported (CPU)
+  double mfu = 0;                     // model TFLOP/s over the device's peak; 0: not reported
+  // Bytes this step moved between tiers (offloaded runs; 0: none).
+  double h2d_bytes = 0, d2h_bytes = 0, nvme_read_bytes = 0, nvme_write_bytes = 0;
 };
+
+// The peak MFU divides by: a known GPU's dense peak for the precision
+// ("table: NVIDIA H100 80GB HBM3 bf16"), else one short timed matmul on the
+// device at startup ("measured: 2048x2048 fp32 matmul on cpu").
+struct DevicePeak {
+  double tflops = 0;
+  std::string source;
+};
+// cuda false: the CPU. precision "bf16" | "fp16" | "fp32".
+DevicePeak device_peak(bool cuda, int device_index, const std::string& precision);
 
 // Prints a progress line: rewritten in place on a terminal (stderr is a TTY),
 // one log line every `log_every` steps otherwise.

@@ -3,7 +3,8 @@
 // checked) has every scalar of metrics.jsonl with its value, under DeepSpeed's
 // Train/Samples names against the sample count and zinf/ names against the
 // step; the CSV files hold the same numbers; tensorboard and csv_monitor no
-// longer warn as inert, wandb and comet still do.
+// longer warn as inert, wandb and comet still do. MFU (over the CPU's
+// measured matmul rate) is in the progress line and metrics.jsonl.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -79,6 +80,17 @@ TEST_CASE("zinf train --tensorboard-dir and csv_monitor write every metrics.json
   const auto want = expected_scalars(lines, 4);
   REQUIRE(want.count({"Train/Samples/train_loss", 20}) == 1);  // 5 steps x 4 samples
   REQUIRE(want.count({"zinf/tokens_per_s", 5}) == 1);
+  REQUIRE(want.count({"zinf/mfu", 5}) == 1);
+
+  // MFU: the model's TFLOP/s over the CPU's measured matmul rate, said in the log and in every line.
+  CHECK(r.err.find("MFU peak: ") != std::string::npos);
+  CHECK(r.err.find("(measured: 512x512 fp32 matmul on cpu)") != std::string::npos);
+  CHECK(r.err.find("| MFU ") != std::string::npos);
+  for (const json& l : lines) {
+    CHECK(l.at("peak_source") == "measured: 512x512 fp32 matmul on cpu");
+    CHECK(l.at("peak_tflops").get<double>() > 0);
+    CHECK(l.at("mfu").get<double>() == doctest::Approx(l.at("tflops").get<double>() / l.at("peak_tflops").get<double>()));
+  }
 
   // TensorBoard: one event file, file_version first, then exactly the expected scalars.
   const auto tb_files = files_in(tb);

@@ -345,11 +345,11 @@ std::vector<KeySpec> build_schema() {
       boolean("tensorboard.enabled", false,
               "DeepSpeed: write TensorBoard events under output_path/job_name (zinf writes them natively)"),
       string("tensorboard.output_path", "",
-             "TensorBoard base directory; \"\" = <output_dir>/tensorboard (DeepSpeed: ~/tensorboard)"),
+             "TensorBoard base directory; \"\" = <output_dir>/tensorboard (DeepSpeed: ~/tensorboard)", true),
       string("tensorboard.job_name", "DeepSpeedJobName", "TensorBoard subdirectory of output_path"),
       boolean("csv_monitor.enabled", false, "DeepSpeed: write one CSV file per metric under output_path/job_name"),
       string("csv_monitor.output_path", "",
-             "CSV base directory; \"\" = <output_dir>/csv_monitor (DeepSpeed: ~/csv_monitor)"),
+             "CSV base directory; \"\" = <output_dir>/csv_monitor (DeepSpeed: ~/csv_monitor)", true),
       string("csv_monitor.job_name", "DeepSpeedJobName", "CSV subdirectory of output_path"),
       string("zinf.train.tensorboard_dir", "",
              "write TensorBoard events straight into this directory (set by --tensorboard-dir; overrides the "
@@ -362,7 +362,7 @@ std::vector<KeySpec> build_schema() {
       opaque("comet.samples_log_interval"), opaque("comet.project"), opaque("comet.workspace"),
       opaque("comet.api_key"), opaque("comet.experiment_name"), opaque("comet.experiment_key"),
       opaque("comet.online"), opaque("comet.mode"),
-      feature("monitor_config", "zinf writes no monitors; metrics.jsonl has these values"),
+      feature("monitor_config", "zinf reads the top-level tensorboard and csv_monitor sections, not monitor_config"),
       // ---------------------------------------- DeepSpeed sections zinf does not implement
       // Warned about when set (a section when it says "enabled": true).
       feature("flops_profiler", "zinf has no FLOPs profiler; summary.json has tokens per second"),

@@ -108,13 +108,13 @@ DevicePeak device_peak(bool cuda, int device_index, const std::string& precision
   const torch::Device dev = cuda ? torch::Device(torch::kCUDA, device_index) : torch::Device(torch::kCPU);
   const auto dtype = precision == "bf16" ? torch::kBFloat16 : precision == "fp16" && cuda ? torch::kFloat16
                                                                                           : torch::kFloat32;
-  const std::int64_t n = cuda ? 8192 : 512;
+  const std::int64_t n = cuda ? 8192 : 256;
   const auto opts = torch::TensorOptions().device(dev).dtype(dtype);
   const torch::Tensor a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
   const auto sync = [&] { (void)a.sum().item<float>(); };  // waits for the device (no CUDA header needed)
   torch::Tensor c = torch::matmul(a, b);  // warm-up
   sync();
-  const int reps = cuda ? 10 : 3;
+  const int reps = cuda ? 10 : 8;
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < reps; ++i) c = torch::matmul(a, b);
   (void)c.sum().item<float>();

@@ -4,7 +4,8 @@
 // skipped), the resolved config (ds_config.json or config.json) and
 // summary.json, and writes a page whose inline script draws SVG charts — loss
 // and validation loss, throughput, TFLOP/s and MFU, memory per tier, bytes
-// moved per step, the step timeline as stacked bars — plus the configuration
+// moved per step, the step timeline (compute + GPU idle as stacked bars,
+// the overlapping waits as lines) — plus the configuration
 // and the summary (the planner's estimate beside the measured peaks where the
 // run logged them). No network, no external libraries. The page writes what
 // it drew into <pre id="zinf-plot-check"> ({"charts": {chart: {series:
@@ -108,8 +109,8 @@ function lineChart(id,title,fields){
   series.forEach(function(s,i){
     el('polyline',{points:s.pts.map(function(p){return X(p[0])+','+Y(p[1]);}).join(' '),fill:'none',stroke:colors[i%10],'stroke-width':1.5},svg);
     s.pts.forEach(function(p){el('circle',{cx:X(p[0]),cy:Y(p[1]),r:2,fill:colors[i%10]},svg);});});}
-function stackedBars(id,title,prefix){
-  var keys=[];lines.forEach(function(l){var o=get(l,prefix);if(o&&typeof o==='object')Object.keys(o).forEach(function(k){if(typeof o[k]==='number'&&keys.indexOf(k)<0)keys.push(k);});});
+function stackedBars(id,title,prefix,parts){
+  var keys=parts.filter(function(k){return lines.some(function(l){var o=get(l,prefix);return o&&typeof o[k]==='number';});});
   if(!keys.length)return;
   var series=keys.map(function(k){return {name:prefix+'.'+k,pts:points(prefix+'.'+k)};});
   check.charts[id]={};series.forEach(function(s){check.charts[id][s.name]=s.pts;});
@@ -126,10 +127,11 @@ lineChart('tflops','Model TFLOP/s',['tflops']);
 lineChart('mfu','MFU (model FLOP utilisation, fraction of peak)',['mfu']);
 lineChart('memory','Memory per tier (bytes)',['peak_gpu_bytes','rss_bytes','peak_rss_bytes']);
 lineChart('io','Bytes moved per step (host to device, device to host, NVMe)',['h2d_bytes','d2h_bytes','nvme_read_bytes_step','nvme_write_bytes_step']);
-lineChart('nvme_bandwidth','NVMe GB/s',['nvme_gbps.read','nvme_gbps.write']);
+lineChart('nvme_bandwidth','NVMe GB/s (read + write, this step)',['nvme_gbps']);
 lineChart('loss_scale','Loss scale',['loss_scale']);
 lineChart('grad_norm','Gradient norm',['grad_norm']);
-stackedBars('timeline','Step timeline (seconds, stacked)','timeline');
+stackedBars('timeline','Step timeline: GPU compute + GPU idle = step time (seconds, stacked)','timeline',['compute_s','gpu_idle_s']);
+lineChart('timeline_parts','Where the step waited (seconds; these overlap compute)',['timeline.h2d_s','timeline.d2h_s','timeline.grad_accumulate_s','timeline.optimizer_s','timeline.nvme_wait_s','timeline.fetch_wait_s','timeline.comm_s']);
 }catch(e){errors.push(String(e&&e.stack||e));}
 finish();
 })();

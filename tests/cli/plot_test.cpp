@@ -53,7 +53,8 @@ const char* const kCharts[][2] = {
     {"loss", "loss"},           {"loss", "val_loss"},     {"throughput", "tokens_per_s"}, {"tflops", "tflops"},
     {"mfu", "mfu"},             {"memory", "peak_gpu_bytes"}, {"memory", "rss_bytes"},  {"memory", "peak_rss_bytes"},
     {"io", "h2d_bytes"},        {"io", "d2h_bytes"},      {"io", "nvme_read_bytes_step"}, {"io", "nvme_write_bytes_step"},
-    {"nvme_bandwidth", "nvme_gbps.read"}, {"nvme_bandwidth", "nvme_gbps.write"}, {"loss_scale", "loss_scale"},
+    {"nvme_bandwidth", "nvme_gbps"}, {"loss_scale", "loss_scale"}, {"timeline_parts", "timeline.h2d_s"},
+    {"timeline_parts", "timeline.optimizer_s"}, {"timeline_parts", "timeline.nvme_wait_s"},
     {"grad_norm", "grad_norm"}};
 
 const json* field(const json& line, const std::string& path) {
@@ -128,9 +129,10 @@ TEST_CASE("zinf plot: the page renders in headless chromium without errors and d
     json l = {{"step", s}, {"loss", 6.0 - s}, {"lr", 1e-4}, {"tokens_per_s", 1000.0 * s}, {"tflops", 0.5 * s},
               {"mfu", 0.01 * s}, {"peak_gpu_bytes", 1 << 20}, {"rss_bytes", 3 << 20}, {"peak_rss_bytes", 4 << 20},
               {"h2d_bytes", 100 * s}, {"d2h_bytes", 50 * s}, {"nvme_read_bytes_step", 7 * s},
-              {"nvme_write_bytes_step", 9 * s}, {"nvme_gbps", {{"read", 1.5}, {"write", 0.75}}}, {"loss_scale", 65536},
+              {"nvme_write_bytes_step", 9 * s}, {"nvme_gbps", 1.5 + s}, {"loss_scale", 65536},
               {"grad_norm", 1.0 / s},
-              {"timeline", {{"compute_s", 0.25 * s}, {"gpu_idle_s", 0.125}, {"h2d_s", 0.0625}, {"optimizer_s", 0.5}}}};
+              {"timeline", {{"step_s", 0.25 * s + 0.125}, {"compute_s", 0.25 * s}, {"gpu_idle_s", 0.125}, {"h2d_s", 0.0625},
+                            {"optimizer_s", 0.5}, {"nvme_wait_s", 0.03125 * s}}}};
     if (s == 4) l["val_loss"] = 2.5;
     text += l.dump() + "\n";
   }
@@ -146,8 +148,9 @@ TEST_CASE("zinf plot: the page renders in headless chromium without errors and d
   const json check = rendered_check(chromium, html, dir.file("profile"));
   const auto lines = complete_lines(eng + "/metrics.jsonl");
   REQUIRE(lines.size() == 4);
-  CHECK(check_against(check, lines) == 16);
-  for (const char* k : {"compute_s", "gpu_idle_s", "h2d_s", "optimizer_s"}) {
+  CHECK(check_against(check, lines) == 18);
+  CHECK(check["charts"]["timeline"].size() == 2);  // compute + idle stack to the step; the rest overlap
+  for (const char* k : {"compute_s", "gpu_idle_s"}) {
     json want = json::array();
     for (const json& l : lines) want.push_back({l["step"], l["timeline"][k]});
     CHECK(check["charts"]["timeline"][std::string("timeline.") + k] == want);

@@ -82,7 +82,6 @@ KeySpec inert(KeySpec k, std::string why, std::vector<Json> harmless = {}) {
 KeySpec feature(std::string path, std::string why) { return inert(opaque(std::move(path)), std::move(why)); }
 
 // Reasons shared by several keys.
-const char* const kNotWrittenYet = "not written yet; metrics.jsonl has these values";
 const char* const kNoFeature = "zinf does not implement this DeepSpeed feature";
 const char* const kBlockGather =
     "zinf gathers one transformer block's parameters at a time (prefetching the next) and releases them after use";
@@ -343,11 +342,18 @@ std::vector<KeySpec> build_schema() {
       inert(boolean("activation_checkpointing.profile", false, "DeepSpeed: time the checkpointed forward"),
             kActivationApi),
       // -------------------------------------------------------------- monitors
-      inert(boolean("tensorboard.enabled", nullptr, "DeepSpeed: write TensorBoard events"), kNotWrittenYet, {false}),
-      opaque("tensorboard.output_path"), opaque("tensorboard.job_name"),
-      inert(boolean("csv_monitor.enabled", nullptr, "DeepSpeed: write CSV files of the metrics"), kNotWrittenYet,
-            {false}),
-      opaque("csv_monitor.output_path"), opaque("csv_monitor.job_name"),
+      boolean("tensorboard.enabled", false,
+              "DeepSpeed: write TensorBoard events under output_path/job_name (zinf writes them natively)"),
+      string("tensorboard.output_path", "",
+             "TensorBoard base directory; \"\" = <output_dir>/tensorboard (DeepSpeed: ~/tensorboard)", true),
+      string("tensorboard.job_name", "DeepSpeedJobName", "TensorBoard subdirectory of output_path"),
+      boolean("csv_monitor.enabled", false, "DeepSpeed: write one CSV file per metric under output_path/job_name"),
+      string("csv_monitor.output_path", "",
+             "CSV base directory; \"\" = <output_dir>/csv_monitor (DeepSpeed: ~/csv_monitor)", true),
+      string("csv_monitor.job_name", "DeepSpeedJobName", "CSV subdirectory of output_path"),
+      string("zinf.train.tensorboard_dir", "",
+             "write TensorBoard events straight into this directory (set by --tensorboard-dir; overrides the "
+             "tensorboard section)"),
       inert(boolean("wandb.enabled", nullptr, "DeepSpeed: report to Weights & Biases"),
             "zinf does not report to Weights & Biases; metrics.jsonl has these values", {false}),
       opaque("wandb.group"), opaque("wandb.team"), opaque("wandb.project"),
@@ -356,7 +362,7 @@ std::vector<KeySpec> build_schema() {
       opaque("comet.samples_log_interval"), opaque("comet.project"), opaque("comet.workspace"),
       opaque("comet.api_key"), opaque("comet.experiment_name"), opaque("comet.experiment_key"),
       opaque("comet.online"), opaque("comet.mode"),
-      feature("monitor_config", "zinf writes no monitors; metrics.jsonl has these values"),
+      feature("monitor_config", "zinf reads the top-level tensorboard and csv_monitor sections, not monitor_config"),
       // ---------------------------------------- DeepSpeed sections zinf does not implement
       // Warned about when set (a section when it says "enabled": true).
       feature("flops_profiler", "zinf has no FLOPs profiler; summary.json has tokens per second"),

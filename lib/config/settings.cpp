@@ -141,6 +141,14 @@ Settings settings_from(const Json& resolved) {
   s.gpus = r.s("zinf.train.gpus");
   s.comm_timeout_s = r.i("zinf.train.comm_timeout");
   s.output_dir = r.s("zinf.train.output_dir");
+  const auto monitor_dir = [&](const std::string& section, const char* fallback) -> std::string {
+    if (!r.b(section + ".enabled")) return "";
+    const std::string base = r.s(section + ".output_path");
+    return (base.empty() ? s.output_dir + "/" + fallback : base) + "/" + r.s(section + ".job_name");
+  };
+  s.tensorboard_dir = r.s("zinf.train.tensorboard_dir");
+  if (s.tensorboard_dir.empty()) s.tensorboard_dir = monitor_dir("tensorboard", "tensorboard");
+  s.csv_monitor_dir = monitor_dir("csv_monitor", "csv_monitor");
   s.resume = r.b("zinf.train.resume");
   s.optimize = r.b("zinf.optimize");
   return s;

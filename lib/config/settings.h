@@ -87,6 +87,10 @@ struct Settings {
   std::string gpus;                // "0,1" or "none"
   std::int64_t comm_timeout_s = 600;  // seconds: rendezvous and each collective across ranks
   std::string output_dir;
+  // Monitors, "" = off: TensorBoard events (zinf.train.tensorboard_dir, else
+  // tensorboard.output_path/job_name when enabled, output_path "" meaning
+  // <output_dir>/tensorboard) and DeepSpeed CSV files (csv_monitor, likewise).
+  std::string tensorboard_dir, csv_monitor_dir;
   bool resume = false;
   bool save = true;                // checkpoints and model.safetensors
   bool optimize = false;

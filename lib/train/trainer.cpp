@@ -30,6 +30,7 @@
 #include "train/engine_report.h"
 #include "train/data_parallel.h"
 #include "train/distributed.h"
+#include "monitor/peak_flops.h"
 #include "train/metrics.h"
 #include "train/zero_gpt.h"
 
@@ -533,6 +534,15 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
   const Settings& s = settings;
   const std::int64_t tokens_per_step = s.micro_batch * s.grad_accum * world() * s.model.seq_len;  // all ranks
   const double flops_per_token = model::flops_per_token(s.model);
+  // MFU: the model's TFLOP/s over every rank's peak (the leader's device stands for all).
+  const DevicePeak peak = leader() ? device_peak(device.is_cuda(), device.is_cuda() ? device.index() : 0,
+                                                 config::precision_name(s.precision))
+                                   : DevicePeak{};
+  if (leader()) {
+    char pk[32];
+    std::snprintf(pk, sizeof pk, "%.4g", peak.tflops);
+    log::info(std::string("MFU peak: ") + pk + " TFLOP/s per device (" + peak.source + ")");
+  }
   const std::int64_t first_step = state.step;
   reset_peak_gpu(device);
   log::info("training " + s.model.name + " (" + format_count(double(numel())) + " parameters, " +
@@ -607,9 +617,16 @@ TrainResult Trainer::Impl::loop(const std::atomic<bool>* stop) {
       line["skipped"] = !r.applied;
     }
     if (leader()) {
-      metrics->append(line);
+      const double mfu = monitor::mfu(tflops, peak.tflops * world());
+      line["mfu"] = mfu;
+      line["peak_tflops"] = peak.tflops;
+      line["peak_source"] = peak.source;
+      metrics->append(line, state.step * s.global_batch);
       const double eta = double(s.steps - state.step) * seconds_since(run_start) / double(state.step - first_step);
-      report_progress({state.step, s.steps, r.loss, r.lr, tokens_per_s, eta, val, device.is_cuda() ? tflops : 0},
+      const auto bytes = [&line](const char* k) { return line.value(k, 0.0); };
+      report_progress({state.step, s.steps, r.loss, r.lr, tokens_per_s, eta, val, device.is_cuda() ? tflops : 0, mfu,
+                       bytes("h2d_bytes"), bytes("d2h_bytes"), bytes("nvme_read_bytes_step"),
+                       bytes("nvme_write_bytes_step")},
                       s.log_every);
     }
 
@@ -731,7 +748,9 @@ TrainResult Trainer::run(const std::atomic<bool>* stop, const std::function<void
     const bool resumed = t.resume();
     if (started) started(t.start_facts);
     if (t.leader())
-      t.metrics = std::make_unique<MetricsLog>(t.settings.output_dir + "/metrics.jsonl", resumed ? t.state.step : -1);
+      t.metrics = std::make_unique<MetricsLog>(t.settings.output_dir + "/metrics.jsonl", resumed ? t.state.step : -1,
+                                               monitor::MonitorOptions{t.settings.tensorboard_dir,
+                                                                       t.settings.csv_monitor_dir});
     return t.loop(stop);
   } catch (const c10::OutOfMemoryError& e) {
     const std::string m = torch_message(e);

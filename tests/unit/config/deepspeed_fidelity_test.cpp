@@ -190,7 +190,7 @@ TEST_CASE("keys zinf accepts without acting on warn once each, naming the key, i
   const std::string file = kData + "/ds_megatron_style.json";
   const Resolved r = with_file(file);
   const std::string by = " (set by file " + file + ") has no effect in zinf: ";
-  CHECK(count_warnings(r, "tensorboard.enabled = true" + by + "not written yet; metrics.jsonl has these values") == 1);
+  CHECK(count_warnings(r, "tensorboard") == 0);  // honoured: zinf writes TensorBoard events
   CHECK(count_warnings(r, "activation_checkpointing.cpu_checkpointing = true" + by) == 1);
   CHECK(count_warnings(r, "activation_checkpointing.partition_activations = true" + by) == 1);
   CHECK(count_warnings(r, "prescale_gradients = true" + by) == 1);
@@ -206,9 +206,9 @@ TEST_CASE("keys zinf accepts without acting on warn once each, naming the key, i
   CHECK(count_warnings(r, "wandb") == 0);
   CHECK(count_warnings(r, "activation_checkpointing.profile") == 0);
   CHECK(count_warnings(r, "contiguous_memory_optimization") == 0);
-  // nothing else: two unknown top-level keys, the eleven above and number_checkpoints
+  // nothing else: two unknown top-level keys, the ten above and number_checkpoints
   CHECK(count_warnings(r, "activation_checkpointing.number_checkpoints = 4" + by) == 1);
-  CHECK(r.warnings.size() == 14);
+  CHECK(r.warnings.size() == 13);
 }
 
 TEST_CASE("stage3 keys set to other values than zinf's warn; the defaults and auto do not") {
@@ -245,7 +245,10 @@ TEST_CASE("a resolved DeepSpeed file fed back resolves to itself without warning
 }
 
 TEST_CASE("--explain's reason: inert keys and the sections they are in say why, honoured ones say nothing") {
-  CHECK(inert_reason("tensorboard.enabled") == "not written yet; metrics.jsonl has these values");
+  CHECK(inert_reason("tensorboard.enabled").empty());  // written natively (lib/monitor)
+  CHECK(inert_reason("csv_monitor.enabled").empty());
+  CHECK(has(inert_reason("wandb.enabled"), "does not report to Weights & Biases"));
+  CHECK(has(inert_reason("comet.enabled"), "does not report to Comet"));
   CHECK(has(inert_reason("flops_profiler.enabled"), "FLOPs profiler"));
   CHECK(inert_reason("aio.block_size").empty());
   CHECK(inert_reason("scheduler.params.cycle_min_lr").empty());

@@ -551,7 +551,6 @@ class HfTokenizer final : public Tokenizer {
         added_by_id_[t.id] = added_.size();
         added_.push_back(t);
       }
-    std::sort(added_order_.begin(), added_order_.end());
     for (std::size_t k = 0; k < added_.size(); ++k) added_order_.push_back(k);
     std::stable_sort(added_order_.begin(), added_order_.end(),
                      [&](std::size_t x, std::size_t y) { return added_[x].content.size() > added_[y].content.size(); });

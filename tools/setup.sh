@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libtorch-dev libcli11-dev nlohmann-json3-dev
-          libyaml-cpp-dev libspdlog-dev liburing-dev doctest-dev libgloo-dev python3)
+          libyaml-cpp-dev libspdlog-dev liburing-dev doctest-dev libgloo-dev python3
+          libpcre2-dev libutf8proc-dev libsentencepiece-dev)
 packages+=(chromium)  # the headless browser of tests/cli/plot_test.cpp (zinf plot)
 missing=()
 for p in "${packages[@]}"; do

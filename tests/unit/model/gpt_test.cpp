@@ -23,7 +23,7 @@ torch::Tensor random_tokens(std::int64_t b, std::int64_t t, std::int64_t vocab, 
 
 TEST_CASE("the layout covers every parameter once, block after block") {
   for (const auto& spec : {small_spec(), *find_model("tiny"), *find_model("gpt2-small")}) {
-    const auto layout = gpt_layout(spec);
+    const auto layout = model_layout(spec);
     REQUIRE(layout.size() == std::size_t(spec.layers + 2));
     CHECK(layout.front().name == "embedding");
     CHECK(layout.back().name == "head");
@@ -39,11 +39,11 @@ TEST_CASE("the layout covers every parameter once, block after block") {
     CHECK(cursor == spec.parameter_count());
     CHECK(layout[1].numel == spec.block_parameter_count());
   }
-  CHECK(gpt_layout(*find_model("gpt2-small")).back().offset + 1536 == find_model("gpt2-small")->parameter_count());
+  CHECK(model_layout(*find_model("gpt2-small")).back().offset + 1536 == find_model("gpt2-small")->parameter_count());
 }
 
 TEST_CASE("a hidden size not divisible by the heads is refused") {
-  CHECK_THROWS_WITH(gpt_layout(ModelSpec{"custom", 64, 16, 30, 2, 4}),
+  CHECK_THROWS_WITH(model_layout(ModelSpec{"custom", 64, 16, 30, 2, 4}),
                     doctest::Contains("--hidden-size 30 is not divisible by --heads 4"));
 }
 

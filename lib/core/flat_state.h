@@ -1,6 +1,6 @@
 // zinf::core — pieces of the flat fp32 training state, passed by range.
 // Implements: FlatRange (a run of elements of the model's flat parameter
-// vector, the order of model::gpt_layout) and the two callbacks through which
+// vector, the order of model::model_layout) and the two callbacks through which
 // the training state moves between its owner and a file without ever being
 // materialised whole: a StateSink receives pieces (checkpoint save, model
 // export), a StateSource fills them (resume). Whoever owns the state (the

@@ -4,10 +4,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include "core/error.h"
 #include "core/torch_compat.h"
+#include "model/architecture.h"
 #include "model/checkpointed_block.h"
 
 namespace zinf::model {
@@ -43,7 +42,7 @@ torch::Tensor transformer_block(const torch::Tensor& x, const std::vector<torch:
 
 // ------------------------------------------------------------ construction
 
-Gpt::Gpt(const GptOptions& options) : options_(options), layout_(gpt_layout(options.spec)) {
+Gpt::Gpt(const GptOptions& options) : options_(options), layout_(model_layout(options.spec)) {
   numel_ = layout_.back().offset + layout_.back().numel;
   if (options.padded_numel != 0 && options.padded_numel < numel_)
     throw Error("padded_numel " + std::to_string(options.padded_numel) + " is less than the model's " +
@@ -69,34 +68,11 @@ Gpt::Gpt(const GptOptions& options) : options_(options), layout_(gpt_layout(opti
 }
 
 void Gpt::initial_block(const ModelSpec& spec, std::uint64_t seed, std::size_t index, float* dst) {
-  const auto layout = gpt_layout(spec);
-  if (index >= layout.size())
-    throw Error("block " + std::to_string(index) + " of a model with " + std::to_string(layout.size()) + " blocks");
-  const BlockLayout& block = layout[index];
-  torch::Tensor flat = torch::from_blob(dst, {block.numel}, torch::kFloat32);
-  flat.zero_();
-  // splitmix64 of (seed, block): independent streams per block.
-  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (std::uint64_t(index) + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  at::Generator gen = at::detail::createCPUGenerator(z ^ (z >> 31));
-  const double std_residual = 0.02 / std::sqrt(2.0 * double(spec.layers));
-  torch::NoGradGuard no_grad;
-  for (const auto& p : block.params) {
-    torch::Tensor v = flat.narrow(0, p.offset - block.offset, p.numel);
-    const bool is_weight = p.name.size() > 7 && p.name.compare(p.name.size() - 7, 7, ".weight") == 0;
-    const bool layer_norm = p.name.find("ln_") != std::string::npos;
-    if (layer_norm) {
-      if (is_weight) v.fill_(1.0);
-    } else if (is_weight) {
-      const bool residual = p.name.find("c_proj.weight") != std::string::npos;
-      v.normal_(0.0, residual ? std_residual : 0.02, gen);
-    }
-  }
+  model::initial_block(spec, seed, index, dst);
 }
 
 torch::Tensor Gpt::initial_weights(const ModelSpec& spec, std::uint64_t seed) {
-  const auto layout = gpt_layout(spec);
+  const auto layout = model_layout(spec);
   torch::Tensor flat = torch::empty({layout.back().offset + layout.back().numel}, torch::kFloat32);
   for (std::size_t b = 0; b < layout.size(); ++b)
     initial_block(spec, seed, b, flat.data_ptr<float>() + layout[b].offset);
@@ -120,25 +96,24 @@ torch::Tensor Gpt::embed(const torch::Tensor& idx) {
   if (T > options_.spec.seq_len)
     throw UsageError("a sequence of " + std::to_string(T) + " tokens exceeds the model's seq-len " +
                      std::to_string(options_.spec.seq_len));
-  return at::embedding(p[0], idx) + p[1].narrow(0, 0, T);
+  return architecture_of(options_.spec).embed(idx, p, options_.spec);
 }
 
 torch::Tensor Gpt::head(const torch::Tensor& x) {
-  const auto& p = views_.back();
-  const torch::Tensor h = at::layer_norm(x, {options_.spec.hidden_size}, p[0], p[1], 1e-5);
-  return at::linear(h, views_.front()[0]);  // tied to wte
+  return architecture_of(options_.spec).head(x, views_.back(), views_.front(), options_.spec);
 }
 
 torch::Tensor Gpt::forward(const torch::Tensor& idx) {
   torch::Tensor x = embed(idx);
-  const std::int64_t heads = options_.spec.heads;
+  const Architecture& arch = architecture_of(options_.spec);
+  const ModelSpec& spec = options_.spec;
   for (std::size_t b = 1; b + 1 < views_.size(); ++b) {
     if (options_.activation_checkpointing && torch::GradMode::is_enabled()) {
-      x = checkpointed([heads](const torch::Tensor& in, const std::vector<torch::Tensor>& p) {
-        return transformer_block(in, p, heads);
+      x = checkpointed([&arch, spec](const torch::Tensor& in, const std::vector<torch::Tensor>& p) {
+        return arch.block(in, p, spec);
       }, x, views_[b]);
     } else {
-      x = transformer_block(x, views_[b], heads);
+      x = arch.block(x, views_[b], spec);
     }
   }
   return head(x);

@@ -57,7 +57,7 @@ class Gpt {
   // and linear weights, 0.02/sqrt(2*layers) for the two residual
   // projections, zero biases, unit LayerNorm weights. Same seed, same weights.
   static torch::Tensor initial_weights(const ModelSpec& spec, std::uint64_t seed);
-  // The same weights for block `block` of gpt_layout(spec) alone, into dst
+  // The same weights for block `block` of model_layout(spec) alone, into dst
   // ([block numel] fp32): each block draws from its own generator (seeded by
   // seed and the block index), so a block can be made alone, in any order, on
   // any rank, and the model never has to exist in host memory at once.

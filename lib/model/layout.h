@@ -1,5 +1,5 @@
 // zinf::model — where every parameter lives in the flat buffer.
-// Implements: gpt_layout(), the model as a list of blocks the engine can
+// Implements: model_layout(), the model as a list of blocks the engine can
 // gather one at a time — "embedding" (wte, wpe), "block.0" ... "block.N-1",
 // "head" (ln_f; the LM head is tied to wte, which lives in "embedding") — and
 // for each block its parameters' names (nanoGPT's state_dict names), shapes
@@ -32,9 +32,14 @@ struct BlockLayout {
   std::vector<ParamInfo> params;    // in flat-buffer order
 };
 
-// The layout of `spec`'s decoder; the last block's offset + numel equals
-// spec.parameter_count(). Throws UsageError for impossible shapes.
-std::vector<BlockLayout> gpt_layout(const ModelSpec& spec);
+// The layout of `spec`'s decoder for its architecture; the last block's
+// offset + numel equals spec.parameter_count(). Throws UsageError for
+// impossible shapes. GPT-2: embedding = wte, wpe; head = ln_f (tied to wte).
+// Llama family: embedding = model.embed_tokens; block i = model.layers.i.
+// {input_layernorm, q/k/v (+ biases when attention_bias), o_proj,
+// post_attention_layernorm, gate, up, down}; head = model.norm (+ lm_head
+// unless tied). Hugging Face orientation [out, in].
+std::vector<BlockLayout> model_layout(const ModelSpec& spec);
 
 // Checks a spec's dimensions (positive, hidden_size divisible by heads).
 void check_spec(const ModelSpec& spec);

@@ -784,7 +784,7 @@ void write_model_safetensors(const std::string& path, const ModelSpec& spec,
                              const std::function<void(const FlatRange&, float*)>& read_master, std::int64_t chunk) {
   std::vector<TensorSpec> tensors;
   std::int64_t cursor = 0;
-  for (const auto& block : model::gpt_layout(spec))
+  for (const auto& block : model::model_layout(spec))
     for (const auto& p : block.params) {
       // The data section is the flat vector itself: the layout has no gaps.
       if (p.offset != cursor)

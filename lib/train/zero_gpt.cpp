@@ -10,6 +10,7 @@
 #include "hw/probe.h"
 #include "io/swap_file.h"
 #include "log/log.h"
+#include "model/architecture.h"
 #include "model/gpt.h"
 #include "plan/estimate.h"
 
@@ -129,14 +130,14 @@ std::vector<torch::Tensor> views(const model::BlockLayout& block, const torch::T
 }  // namespace
 
 ZeroGpt::ZeroGpt(const ModelSpec& spec, const torch::Tensor& initial, zero::OffloadEngineOptions options)
-    : spec_(spec), layout_(model::gpt_layout(spec)) {
+    : spec_(spec), layout_(model::model_layout(spec)) {
   std::vector<zero::EngineBlock> blocks;
   for (const auto& b : layout_) blocks.push_back({b.name, b.numel});
   engine_ = std::make_unique<zero::OffloadEngine>(std::move(options), std::move(blocks), initial);
 }
 
 ZeroGpt::ZeroGpt(const ModelSpec& spec, std::uint64_t seed, zero::OffloadEngineOptions options)
-    : spec_(spec), layout_(model::gpt_layout(spec)) {
+    : spec_(spec), layout_(model::model_layout(spec)) {
   std::vector<zero::EngineBlock> blocks;
   for (const auto& b : layout_) blocks.push_back({b.name, b.numel});
   const ModelSpec s = spec;
@@ -151,25 +152,28 @@ torch::Tensor ZeroGpt::forward(const torch::Tensor& idx) {
   if (T > spec_.seq_len)
     throw UsageError("a sequence of " + std::to_string(T) + " tokens exceeds the model's seq-len " +
                      std::to_string(spec_.seq_len));
-  const auto& layout = layout_;
-  const std::size_t head = layout.size() - 1;
-  torch::Tensor x = engine_->run({0}, [&layout](const torch::Tensor& tokens, const std::vector<torch::Tensor>& f) {
-    const auto p = views(layout[0], f[0]);
-    return at::embedding(p[0], tokens) + p[1].narrow(0, 0, tokens.size(1));
+  // The engine may keep these functions for backward (recompute): they hold
+  // the layout and architecture by pointer (both outlive the graph) and the spec by value.
+  const std::vector<model::BlockLayout>* lay = &layout_;
+  const std::size_t head = layout_.size() - 1;
+  const ModelSpec spec = spec_;
+  const model::Architecture* arch = &model::architecture_of(spec_);
+  torch::Tensor x = engine_->run({0}, [lay, arch, spec, head](const torch::Tensor& tokens, const std::vector<torch::Tensor>& f) {
+    return arch->embed(tokens, views((*lay)[0], f[0]), spec);
   }, idx);
-  const std::int64_t heads = spec_.heads;
   for (std::size_t b = 1; b < head; ++b) {
-    x = engine_->run({b}, [&layout, b, heads](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
-      return model::transformer_block(in, views(layout[b], f[0]), heads);
+    x = engine_->run({b}, [lay, arch, spec, b](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
+      return arch->block(in, views((*lay)[b], f[0]), spec);
     }, x);
   }
-  const std::int64_t H = spec_.hidden_size;
-  // The head is tied to wte, which lives in the embedding block: the head
-  // call gathers both, and wte's gradient adds up from both calls.
-  return engine_->run({head, 0}, [&layout, head, H](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
-    const auto ln = views(layout[head], f[0]);
-    const auto emb = views(layout[0], f[1]);
-    return at::linear(at::layer_norm(in, {H}, ln[0], ln[1], 1e-5), emb[0]);
+  // A head tied to the token embedding (in block 0) gathers both blocks, and
+  // the embedding's gradient adds up from both calls.
+  if (arch->head_reads_embedding(spec))
+    return engine_->run({head, 0}, [lay, arch, spec, head](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
+      return arch->head(in, views((*lay)[head], f[0]), views((*lay)[0], f[1]), spec);
+    }, x);
+  return engine_->run({head}, [lay, arch, spec, head](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
+    return arch->head(in, views((*lay)[head], f[0]), {}, spec);
   }, x);
 }
 

@@ -23,7 +23,7 @@ torch::Tensor random_tokens(std::int64_t b, std::int64_t t, std::int64_t vocab, 
 
 TEST_CASE("the layout covers every parameter once, block after block") {
   for (const auto& spec : {small_spec(), *find_model("tiny"), *find_model("gpt2-small")}) {
-    const auto layout = gpt_layout(spec);
+    const auto layout = model_layout(spec);
     REQUIRE(layout.size() == std::size_t(spec.layers + 2));
     CHECK(layout.front().name == "embedding");
     CHECK(layout.back().name == "head");
@@ -39,11 +39,11 @@ TEST_CASE("the layout covers every parameter once, block after block") {
     CHECK(cursor == spec.parameter_count());
     CHECK(layout[1].numel == spec.block_parameter_count());
   }
-  CHECK(gpt_layout(*find_model("gpt2-small")).back().offset + 1536 == find_model("gpt2-small")->parameter_count());
+  CHECK(model_layout(*find_model("gpt2-small")).back().offset + 1536 == find_model("gpt2-small")->parameter_count());
 }
 
 TEST_CASE("a hidden size not divisible by the heads is refused") {
-  CHECK_THROWS_WITH(gpt_layout(ModelSpec{"custom", 64, 16, 30, 2, 4}),
+  CHECK_THROWS_WITH(model_layout(ModelSpec{"custom", 64, 16, 30, 2, 4}),
                     doctest::Contains("--hidden-size 30 is not divisible by --heads 4"));
 }
 
@@ -147,4 +147,29 @@ TEST_CASE("checkpointed() calls the engine's hooks around forward and recompute"
   CHECK(torch::allclose(w.grad(), w2.grad()));
   CHECK(torch::allclose(x.grad(), x2.grad()));
   CHECK(torch::allclose(seen[0], w2.grad()));
+}
+
+TEST_CASE("a Llama-family decoder gives the same loss and gradients with and without activation checkpointing") {
+  zinf::ModelSpec spec{"custom", 64, 16, 32, 2, 4};
+  spec.model_type = "qwen2";
+  spec.kv_heads = 2;
+  spec.intermediate_size = 40;
+  spec.attention_bias = true;
+  spec.tied_embeddings = false;
+  const torch::Tensor w = zinf::model::Gpt::initial_weights(spec, 3);
+  const torch::Tensor idx = torch::randint(64, {2, 16}, torch::kInt64);
+  const torch::Tensor tgt = torch::randint(64, {2, 16}, torch::kInt64);
+  std::vector<torch::Tensor> grads;
+  std::vector<double> losses;
+  for (bool ckpt : {false, true}) {
+    zinf::model::Gpt g({spec, torch::kFloat32, torch::kCPU, ckpt});
+    g.load_flat(w);
+    torch::Tensor l = g.loss(idx, tgt);
+    l.backward();
+    losses.push_back(l.item<double>());
+    grads.push_back(g.grads().clone());
+  }
+  CHECK(losses[0] == doctest::Approx(losses[1]).epsilon(1e-6));
+  CHECK(grads[0].abs().sum().item<double>() > 0);
+  CHECK(torch::allclose(grads[0], grads[1], 1e-5, 1e-6));
 }

@@ -392,7 +392,7 @@ TEST_CASE("export writes every parameter under its nanoGPT name") {
   ckpt.save(st, spec, everything(full));
   CHECK(export_checkpoint(dir.file("out"), dir.file("model.safetensors")) == dir.file("out/checkpoints/global_step3"));
   SafetensorsReader r(dir.file("model.safetensors"));
-  const auto layout = model::gpt_layout(spec);
+  const auto layout = model::model_layout(spec);
   std::size_t count = 0;
   for (const auto& block : layout)
     for (const auto& param : block.params) {

@@ -33,13 +33,13 @@ std::pair<torch::Tensor, torch::Tensor> batch(int step) {
 }
 
 // Stage none: the model holds its parameters, LibTorch's AdamW updates them.
-std::vector<double> stage_none_losses() {
-  model::Gpt gpt({tiny(), torch::kFloat32, torch::kCPU, false});
-  torch::Tensor master = model::Gpt::initial_weights(tiny(), 1).requires_grad_(true);
+std::vector<double> stage_none_losses(const ModelSpec& spec = tiny(), int steps = kSteps) {
+  model::Gpt gpt({spec, torch::kFloat32, torch::kCPU, false});
+  torch::Tensor master = model::Gpt::initial_weights(spec, 1).requires_grad_(true);
   gpt.load_flat(master.detach());
   torch::optim::AdamW opt({master}, torch::optim::AdamWOptions(kLr).weight_decay(kWeightDecay));
   std::vector<double> losses;
-  for (int s = 0; s < kSteps; ++s) {
+  for (int s = 0; s < steps; ++s) {
     gpt.zero_grads();
     auto [x, y] = batch(s);
     torch::Tensor l = gpt.loss(x, y);
@@ -172,4 +172,26 @@ TEST_CASE("stages 1 and 2 on one rank keep parameters on the device and may offl
   const train::OffloadPlan plan = train::resolve_offload(s, torch::kCPU, torch::kFloat32);
   CHECK(plan.engine.param_home == Tier::kDevice);
   CHECK(plan.engine.optimizer_home == Tier::kCpu);
+}
+
+TEST_CASE("zero3 and infinity-cpu give stage none's losses on tiny Llama (GQA, untied) and qwen2 (q/k/v biases) decoders") {
+  ModelSpec llama{"custom", 97, kSeq, 32, 2, 4};
+  llama.model_type = "llama";
+  llama.kv_heads = 2;
+  llama.intermediate_size = 48;
+  llama.tied_embeddings = false;
+  ModelSpec qwen = llama;
+  qwen.model_type = "qwen2";
+  qwen.tied_embeddings = true;
+  qwen.attention_bias = true;
+  test::TempDir dir("zinf-zero-llama");
+  for (const ModelSpec& spec : {llama, qwen}) {
+    CAPTURE(spec.model_type);
+    const std::vector<double> none = stage_none_losses(spec, 10);
+    CHECK(none.back() < none.front());  // it learns
+    for (Tier t : {Tier::kDevice, Tier::kCpu}) {
+      train::ZeroGpt gpt(spec, model::Gpt::initial_weights(spec, 1), engine_options(t, t, dir.path()));
+      check_close(engine_losses(gpt, 0, 10), none);
+    }
+  }
 }

@@ -1,0 +1,181 @@
+// zinf::model — the GPT-2 and Llama-family block computations and initialisation.
+#include "model/architecture.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+#include "core/torch_compat.h"
+#include "model/gpt.h"
+#include "model/layout.h"
+
+namespace zinf::model {
+namespace {
+
+bool ends_with(const std::string& s, const char* tail) {
+  const std::size_t n = std::strlen(tail);
+  return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
+}
+
+// Causal softmax attention, q [B, nh, T, hd], k/v [B, nh, T, hd].
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+#else
+  const std::int64_t T = q.size(2), hd = q.size(3);
+  torch::Tensor att = at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));
+  const torch::Tensor mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu(1);
+  att = att.masked_fill(mask, -std::numeric_limits<float>::infinity()).softmax(-1);
+  return at::matmul(att, v);
+#endif
+}
+
+// ------------------------------------------------------------------ GPT-2
+
+class Gpt2 final : public Architecture {
+ public:
+  torch::Tensor embed(const torch::Tensor& idx, const Params& p, const ModelSpec&) const override {
+    return at::embedding(p[0], idx) + p[1].narrow(0, 0, idx.size(1));
+  }
+  torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& spec) const override {
+    return transformer_block(x, p, spec.heads);
+  }
+  torch::Tensor head(const torch::Tensor& x, const Params& head, const Params& emb, const ModelSpec& spec) const override {
+    return at::linear(at::layer_norm(x, {spec.hidden_size}, head[0], head[1], 1e-5), emb[0]);  // tied to wte
+  }
+  bool head_reads_embedding(const ModelSpec&) const override { return true; }
+  void init_param(const std::string& name, torch::Tensor& v, const ModelSpec& spec, at::Generator& gen) const override {
+    const bool is_weight = ends_with(name, ".weight");
+    if (name.find("ln_") != std::string::npos) {
+      if (is_weight) v.fill_(1.0);
+    } else if (is_weight) {
+      const bool residual = name.find("c_proj.weight") != std::string::npos;
+      v.normal_(0.0, residual ? 0.02 / std::sqrt(2.0 * double(spec.layers)) : 0.02, gen);
+    }
+  }
+};
+
+// ------------------------------------------------------------------ Llama
+
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  const std::int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+class Llama final : public Architecture {
+ public:
+  torch::Tensor embed(const torch::Tensor& idx, const Params& p, const ModelSpec&) const override {
+    return at::embedding(p[0], idx);
+  }
+
+  torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& s) const override {
+    const std::int64_t B = x.size(0), T = x.size(1), hd = s.head_size(), nh = s.heads, nkv = s.kv_head_count();
+    std::size_t i = 0;
+    const torch::Tensor& ln1 = p[i++];
+    const torch::Tensor& wq = p[i++];
+    const torch::Tensor bq = s.attention_bias ? p[i++] : torch::Tensor();
+    const torch::Tensor& wk = p[i++];
+    const torch::Tensor bk = s.attention_bias ? p[i++] : torch::Tensor();
+    const torch::Tensor& wv = p[i++];
+    const torch::Tensor bv = s.attention_bias ? p[i++] : torch::Tensor();
+    const torch::Tensor& wo = p[i++];
+    const torch::Tensor& ln2 = p[i++];
+    const torch::Tensor& wgate = p[i++];
+    const torch::Tensor& wup = p[i++];
+    const torch::Tensor& wdown = p[i++];
+
+    const torch::Tensor h = rms_norm(x, ln1, s.norm_eps);
+    torch::Tensor q = at::linear(h, wq, bq).view({B, T, nh, hd}).transpose(1, 2);
+    torch::Tensor k = at::linear(h, wk, bk).view({B, T, nkv, hd}).transpose(1, 2);
+    torch::Tensor v = at::linear(h, wv, bv).view({B, T, nkv, hd}).transpose(1, 2);
+    // Rotary positions 0..T-1, cos/sin in fp32 as HF's LlamaRotaryEmbedding.
+    const torch::Tensor inv_freq = rope_inv_freq(s).to(x.device());
+    const torch::Tensor pos = torch::arange(T, torch::TensorOptions().dtype(torch::kFloat32).device(x.device()));
+    const torch::Tensor freqs = torch::outer(pos, inv_freq);
+    const torch::Tensor emb = torch::cat({freqs, freqs}, -1);
+    const torch::Tensor cos = emb.cos().to(x.scalar_type()), sin = emb.sin().to(x.scalar_type());
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+    if (nkv != nh) {  // HF repeat_kv: each key/value head serves nh / nkv consecutive query heads
+      k = k.repeat_interleave(nh / nkv, 1);
+      v = v.repeat_interleave(nh / nkv, 1);
+    }
+    const torch::Tensor y = causal_attention(q, k, v).transpose(1, 2).contiguous().view({B, T, nh * hd});
+    const torch::Tensor out = x + at::linear(y, wo);
+    const torch::Tensor m = rms_norm(out, ln2, s.norm_eps);
+    return out + at::linear(at::silu(at::linear(m, wgate)) * at::linear(m, wup), wdown);
+  }
+
+  torch::Tensor head(const torch::Tensor& x, const Params& head, const Params& emb, const ModelSpec& s) const override {
+    const torch::Tensor h = rms_norm(x, head[0], s.norm_eps);
+    return at::linear(h, s.tied_embeddings ? emb[0] : head[1]);
+  }
+  bool head_reads_embedding(const ModelSpec& s) const override { return s.tied_embeddings; }
+  void init_param(const std::string& name, torch::Tensor& v, const ModelSpec&, at::Generator& gen) const override {
+    if (name.find("norm") != std::string::npos || name.find("layernorm") != std::string::npos) {
+      v.fill_(1.0);
+    } else if (ends_with(name, ".weight")) {
+      v.normal_(0.0, 0.02, gen);
+    }  // biases stay zero
+  }
+};
+
+}  // namespace
+
+const Architecture& architecture_of(const ModelSpec& spec) {
+  static const Gpt2 gpt2;
+  static const Llama llama;
+  return spec.architecture() == zinf::Architecture::kGpt2 ? static_cast<const Architecture&>(gpt2) : llama;
+}
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  const torch::Tensor f = x.to(torch::kFloat32);
+  const torch::Tensor normed = f * torch::rsqrt(f.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+torch::Tensor rope_inv_freq(const ModelSpec& s) {
+  const std::int64_t d = s.head_size();
+  torch::Tensor inv =
+      1.0 / torch::pow(s.rope_theta, torch::arange(0, d, 2, torch::kInt64).to(torch::kFloat32) / double(d));
+  const RopeScaling& r = s.rope_scaling;
+  if (r.type == "linear") return inv / r.factor;
+  if (r.type == "llama3") {
+    const double old_len = double(r.original_max_position);
+    const double low_wavelen = old_len / r.low_freq_factor, high_wavelen = old_len / r.high_freq_factor;
+    const torch::Tensor wavelen = 2.0 * M_PI / inv;
+    torch::Tensor scaled = torch::where(wavelen > low_wavelen, inv / r.factor, inv);
+    const torch::Tensor smooth = (old_len / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+    const torch::Tensor smoothed = (1 - smooth) * scaled / r.factor + smooth * scaled;
+    const torch::Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    return torch::where(medium, smoothed, scaled);
+  }
+  if (r.type != "none" && r.type != "default")
+    throw UsageError("rope_scaling type '" + r.type + "' is not supported", "supported: none, linear, llama3");
+  return inv;
+}
+
+void initial_block(const ModelSpec& spec, std::uint64_t seed, std::size_t index, float* dst) {
+  const auto layout = model_layout(spec);
+  if (index >= layout.size())
+    throw Error("block " + std::to_string(index) + " of a model with " + std::to_string(layout.size()) + " blocks");
+  const BlockLayout& block = layout[index];
+  torch::Tensor flat = torch::from_blob(dst, {block.numel}, torch::kFloat32);
+  flat.zero_();
+  // splitmix64 of (seed, block): independent streams per block.
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (std::uint64_t(index) + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  at::Generator gen = at::detail::createCPUGenerator(z ^ (z >> 31));
+  const Architecture& arch = architecture_of(spec);
+  torch::NoGradGuard no_grad;
+  for (const auto& p : block.params) {
+    torch::Tensor v = flat.narrow(0, p.offset - block.offset, p.numel);
+    arch.init_param(p.name, v, spec, gen);
+  }
+}
+
+}  // namespace zinf::model

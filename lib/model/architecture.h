@@ -1,0 +1,52 @@
+// zinf::model — decoder architectures as data the engine runs block by block.
+// Implements: Architecture, the computation of each block kind of a decoder
+// (embedding, transformer block, head) over the parameter views of
+// model_layout(spec), and its from-scratch initialisation; architecture_of()
+// picks GPT-2 or the Llama family (llama, mistral, qwen2) once from
+// spec.architecture(). The dense Gpt and the ZeRO-3 binding (train/zero_gpt)
+// call through it and never branch on model_type.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/model_spec.h"
+
+namespace zinf::model {
+
+using Params = std::vector<torch::Tensor>;
+
+class Architecture {
+ public:
+  virtual ~Architecture() = default;
+  // idx [B, T] int64 -> x [B, T, H]; emb: the "embedding" block's views.
+  virtual torch::Tensor embed(const torch::Tensor& idx, const Params& emb, const ModelSpec& spec) const = 0;
+  // One transformer block (x [B, T, H], positions 0..T-1); p: a block's views.
+  virtual torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& spec) const = 0;
+  // x [B, T, H] -> logits [B, T, vocab]; head: the "head" block's views, emb:
+  // the embedding block's (read only when head_reads_embedding(spec)).
+  virtual torch::Tensor head(const torch::Tensor& x, const Params& head, const Params& emb,
+                             const ModelSpec& spec) const = 0;
+  // Whether the LM head is the token embedding (the head needs block 0 too).
+  virtual bool head_reads_embedding(const ModelSpec& spec) const = 0;
+  // From-scratch initial value of one parameter (v: its fp32 view, zeroed).
+  virtual void init_param(const std::string& name, torch::Tensor& v, const ModelSpec& spec, at::Generator& gen) const = 0;
+};
+
+// GPT-2 or Llama, by spec.architecture() (UsageError for an unknown model_type).
+const Architecture& architecture_of(const ModelSpec& spec);
+
+// Deterministic per-block initial weights of model_layout(spec)[block] into
+// dst ([block numel] fp32): each block draws from its own generator (seeded
+// by seed and the block index), so a block can be made alone, in any order.
+void initial_block(const ModelSpec& spec, std::uint64_t seed, std::size_t block, float* dst);
+
+// HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) in fp32, cast back, * weight.
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+// Rotary inverse frequencies [head_size/2] (fp32) with rope_scaling applied
+// as Hugging Face's _compute_default / linear / llama3 rope parameters.
+torch::Tensor rope_inv_freq(const ModelSpec& spec);
+
+}  // namespace zinf::model

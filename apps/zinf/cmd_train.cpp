@@ -5,7 +5,7 @@
 // ZeRO stage and offload; print the planner's estimate; refuse what the engine
 // does not do yet; as one of several ranks, join the group (the rendezvous
 // from MASTER_ADDR:MASTER_PORT) and check every rank resolved the same
-// configuration; save OUTPUT_DIR/config.json (rank 0); run the trainer with
+// configuration; save OUTPUT_DIR/ds_config.json (rank 0); run the trainer with
 // SIGINT/SIGTERM stopping after the current step; print the measured peaks
 // next to the estimate and the run summary as one JSON line on stdout (rank
 // 0). Ranks other than 0 log only warnings and errors. Exit code 130 when
@@ -52,7 +52,7 @@ Topology topology_of(const launch::RankEnv& env) {
 }
 
 // --optimize: the fastest stage/offload that fits this machine (lib/plan),
-// written into the resolved configuration so config.json shows what ran.
+// written into the resolved configuration so ds_config.json shows what ran.
 void apply_optimize(config::Resolved& r, config::Settings& s, const Topology& t) {
   const plan::Choice choice = plan::choose(plan::inputs_from(s, t.gpus_per_node, t.nodes, target_of(s)),
                                            plan::detect_hardware(s.swap_root()));
@@ -170,7 +170,7 @@ void run_train(const TrainCommand& c) {
   // starts, reports its own rank-agreed choice over this one.
   if (!settings.device_grad_accumulation)
     config::set_path(r.config, "zinf.offload.device_grad_accumulation", need.device_sums);
-  // config.json is written once, when the run has started: a run that fails
+  // ds_config.json is written once, when the run has started: a run that fails
   // at start leaves none behind, and it shows what really runs.
   const auto started = [&](const train::StartFacts& facts) {
     if (!leader) return;
@@ -185,7 +185,7 @@ void run_train(const TrainCommand& c) {
     }
     if (facts.device_grad_accumulation)
       config::set_path(r.config, "zinf.offload.device_grad_accumulation", *facts.device_grad_accumulation);
-    fs::write_file_atomic(settings.output_dir + "/config.json", r.config.dump(2) + "\n");
+    fs::write_file_atomic(settings.output_dir + "/ds_config.json", r.config.dump(2) + "\n");
   };
 
   train::Trainer trainer(settings, comm.get(), env.local_rank);
@@ -211,7 +211,7 @@ void run_train(const TrainCommand& c) {
     peaks += ", NVMe swap files " + format_bytes(double(measured("nvme_peak_bytes"))) + " (estimated " +
              format_bytes(double(need.nvme_bytes)) + ")";
   log::info(peaks);
-  log::info("outputs in " + settings.output_dir + ": config.json, metrics.jsonl, summary.json" +
+  log::info("outputs in " + settings.output_dir + ": ds_config.json, metrics.jsonl, summary.json" +
             (settings.save ? ", checkpoints/, model.safetensors" : " (--no-save: no checkpoints, no model file)"));
 }
 
@@ -220,7 +220,7 @@ void setup(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "train",
       "Train a GPT-style model. With no options: the tiny model on the bundled corpus.\n"
-      "Writes OUTPUT_DIR/config.json (the resolved configuration), metrics.jsonl (one line per step),\n"
+      "Writes OUTPUT_DIR/ds_config.json (the resolved configuration), metrics.jsonl (one line per step),\n"
       "checkpoints/ (global_stepN + latest), model.safetensors and summary.json.\n"
       "SIGINT/SIGTERM stop after the current step with a checkpoint; --resume continues from it.");
   state->options.add_to(*cmd, config::kSourceOptions | config::kZeroOptions | config::kModelOptions |

@@ -193,7 +193,7 @@ std::vector<OptionSpec> build_options() {
        {"auto", "cpu", "cuda"}, set_paths({"zinf.train.device"}, OptionType::kString)},
       {"gpus", OptionType::kString, "LIST", "GPUs to use: a count or ids like 0,1 (default: all visible)",
        model | train, {}, set_paths({"zinf.train.gpus"}, OptionType::kString)},
-      {"output-dir", OptionType::kString, "DIR", "where config.json, metrics.jsonl, checkpoints and the model go",
+      {"output-dir", OptionType::kString, "DIR", "where ds_config.json, metrics.jsonl, checkpoints and the model go",
        train, {}, set_paths({"zinf.train.output_dir"}, OptionType::kString)},
       {"tensorboard-dir", OptionType::kString, "DIR",
        "write TensorBoard event files into DIR (DeepSpeed's tensorboard monitor, written natively)", train, {},

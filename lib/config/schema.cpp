@@ -436,7 +436,7 @@ std::vector<KeySpec> build_schema() {
       integer("zinf.train.steps", 100, 1, kBig, "optimizer steps to run"),
       integer("zinf.train.seed", 1234, 0, kBig, "seed for initialisation and data order"),
       choice("zinf.train.device", "auto", {"auto", "cpu", "cuda"}, "auto = cuda when a GPU is present"),
-      string("zinf.train.output_dir", "zinf-out", "where config.json, metrics, checkpoints go"),
+      string("zinf.train.output_dir", "zinf-out", "where ds_config.json, metrics, checkpoints go"),
       integer("zinf.train.save_every", 0, 0, kBig, "checkpoint every N steps; 0 = only at the end"),
       integer("zinf.train.keep_checkpoints", 2, 1, kBig, "checkpoints kept"),
       boolean("zinf.train.save", true, "write checkpoints and model.safetensors (off: benchmarks, disks too small)"),
@@ -459,7 +459,7 @@ std::vector<KeySpec> build_schema() {
           "zinf.offload.device_grad_accumulation", "auto",
           "with gradient accumulation and the optimizer offloaded: sum the micro-batches' gradients in fp32 on "
           "the device (4 bytes per owned parameter) and copy them to the host once per step (auto: on CUDA when "
-          "the estimate with the sums fits the GPU with the planner's safety margin; config.json records the choice)",
+          "the estimate with the sums fits the GPU with the planner's safety margin; ds_config.json records the choice)",
           true)),
   };
   return s;

@@ -21,9 +21,14 @@
 #include "io/checksum.h"
 #include "log/log.h"
 #include "model/layout.h"
-#include "train/safetensors.h"
+#include "hf/safetensors.h"
 
 namespace zinf::train {
+
+using hf::SafetensorsReader;
+using hf::SafetensorsWriter;
+using hf::TensorSpec;
+
 namespace {
 
 using nlohmann::json;

@@ -168,7 +168,7 @@ struct Trainer::Impl {
   std::unique_ptr<CheckpointDir> checkpoints;
   std::unique_ptr<MetricsLog> metrics;
   TrainerState state;
-  StartFacts start_facts;      // what setup decided, for config.json
+  StartFacts start_facts;      // what setup decided, for ds_config.json
   // What the run is doing, for an out-of-memory error (plan::phase_name's words).
   const char* phase = "initialisation";
 
@@ -299,7 +299,7 @@ void Trainer::Impl::setup() {
 
 // ZeRO-3 / offload: the engine holds parameters, master weights and moments
 // at their homes. An NVMe fallback and the "auto" device sums go into the
-// StartFacts, so config.json shows what really runs.
+// StartFacts, so ds_config.json shows what really runs.
 void Trainer::Impl::setup_engine() {
   const Settings& s = settings;
   OffloadPlan plan = resolve_offload(s, device, dtype, world());
@@ -317,7 +317,7 @@ void Trainer::Impl::setup_engine() {
   if (plan.device_sums_auto && !plan.device_sums_why.empty() && leader())
     log::info(std::string("device gradient sums (zinf.offload.device_grad_accumulation auto): ") + (sums ? "on" : "off") +
               ", " + plan.device_sums_why);
-  // config.json shows what really runs: the NVMe fallback and the "auto" choice.
+  // ds_config.json shows what really runs: the NVMe fallback and the "auto" choice.
   if (plan.fell_back) start_facts.nvme_fallback = plan.reason;
   if (plan.device_sums_auto) start_facts.device_grad_accumulation = sums;
   zero = std::make_unique<ZeroGpt>(s.model, std::uint64_t(s.seed), plan.engine);
@@ -332,7 +332,7 @@ void Trainer::Impl::setup_engine() {
       throw Error("the ZeRO engine's " + std::to_string(world()) + " ranks own " + std::to_string(total) +
                       " elements of the model's " + std::to_string(s.model.parameter_count()) +
                       ": their partitions do not tile the model",
-                  "this is a bug in zinf; please report it with the run's config.json");
+                  "this is a bug in zinf; please report it with the run's ds_config.json");
   }
   log::info(std::string("ZeRO engine: parameters on ") + tier_label(plan.engine.param_home) +
             ", optimizer on " + tier_label(plan.engine.optimizer_home) +
@@ -762,7 +762,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop, const std::function<void
     if (host_allocation_failed(m)) throw OutOfMemory("CPU", t.phase, step_now(), first_line(m));
     throw Error("LibTorch failed in the " + std::string(t.phase) +
                     (step_now() > 0 ? " of step " + std::to_string(step_now()) : "") + ": " + m,
-                "this is most likely a bug in zinf; please report it with the run's config.json and this message");
+                "this is most likely a bug in zinf; please report it with the run's ds_config.json and this message");
   }
 }
 

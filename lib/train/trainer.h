@@ -13,7 +13,7 @@
 // states are partitioned by stage (train/data_parallel.h, or the engine for
 // stage 3 / offload), checkpoints are sharded by rank.
 // Outputs under settings.output_dir, from rank 0 only: metrics.jsonl,
-// model.safetensors and summary.json (config.json is the caller's, written
+// model.safetensors and summary.json (ds_config.json is the caller's, written
 // from the StartFacts once the run has started); every
 // rank writes its checkpoint shard under checkpoints/.
 // The header stays free of LibTorch; the parts live in trainer.cpp.
@@ -46,7 +46,7 @@ void check_supported(const config::Settings& settings);
 bool uses_offload_engine(const config::Settings& settings);
 
 // What the trainer decided at start that the configuration left open, for the
-// caller to record in config.json before the first step.
+// caller to record in ds_config.json before the first step.
 struct StartFacts {
   std::optional<std::string> nvme_fallback;             // why NVMe offload became CPU offload
   std::optional<bool> device_grad_accumulation;         // the engine's choice on "auto"

@@ -68,7 +68,7 @@ TEST_CASE("zinf train: a directory of llm.c shards, uint16 and uint32 (ids past 
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(steps_logged(dir.file("out")) == 3);
-  const json cfg = json::parse(read_text(dir.file("out") + "/config.json"));
+  const json cfg = json::parse(read_text(dir.file("out") + "/ds_config.json"));
   CHECK(cfg["zinf"]["data"]["format"] == "detect");
 
   // An id at or past the vocabulary is named before training starts.
@@ -116,7 +116,7 @@ TEST_CASE("zinf train: --val-dataset-file validates on its own data and all of -
   REQUIRE(r.exit_code == 0);
   const json summary = json::parse(read_text(dir.file("out") + "/summary.json"));
   CHECK(std::isfinite(summary["final_val_loss"].get<double>()));
-  const json cfg = json::parse(read_text(dir.file("out") + "/config.json"));
+  const json cfg = json::parse(read_text(dir.file("out") + "/ds_config.json"));
   CHECK(cfg["zinf"]["data"]["val_dataset_file"] == dir.file("val.bin"));
 
   // Too short for one validation sample: named, before training.

@@ -367,7 +367,7 @@ TEST_CASE("a rank whose peers never arrive fails within the timeout, naming MAST
     CHECK(contains(r.err, "127.0.0.1:" + std::to_string(port) + " (rank " + rank + " of 2)"));
     CHECK(seconds < 30);
     // Only rank 0 writes the run's files, and only once the group exists.
-    CHECK_FALSE(std::filesystem::exists(dir.file(std::string("alone") + rank + "/config.json")));
+    CHECK_FALSE(std::filesystem::exists(dir.file(std::string("alone") + rank + "/ds_config.json")));
   }
 }
 

@@ -2,7 +2,7 @@
 // infinity with CPU offload and infinity with NVMe offload give stage none's
 // losses; metrics.jsonl counts the bytes each tier moved; a killed-and-resumed
 // NVMe run reproduces the uninterrupted losses; an unusable NVMe path falls
-// back to CPU offload with a warning (and config.json says so) or, with
+// back to CPU offload with a warning (and ds_config.json says so) or, with
 // --strict-nvme, stops with exit code 3; bf16 runs track stage none.
 #include <doctest/doctest.h>
 
@@ -145,10 +145,10 @@ TEST_CASE("zinf train: with the delayed parameter update, validation does not ch
   // Validation waits for the optimizer in flight but leaves its update
   // pending, so every step computes with the weights it would have had.
   CHECK(losses(dir.file("busy")) == losses(dir.file("quiet")));
-  // Stage none never uses the engine: config.json still says what ran.
+  // Stage none never uses the engine: ds_config.json still says what ran.
   const auto none = run_zinf(args_for(dir.file("none"), 1, {"--zero-stage", "none", "--no-save"}));
   REQUIRE_MESSAGE(none.exit_code == 0, none.err);
-  CHECK(json::parse(read_text(dir.file("none") + "/config.json"))["zinf"]["offload"]["device_grad_accumulation"] ==
+  CHECK(json::parse(read_text(dir.file("none") + "/ds_config.json"))["zinf"]["offload"]["device_grad_accumulation"] ==
         false);
 }
 
@@ -174,7 +174,7 @@ TEST_CASE("zinf train: an unusable NVMe path falls back to CPU offload, or fails
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   CHECK(r.err.find("NVMe offload is unusable: cannot create " + dir.file("blocker/swap")) != std::string::npos);
   CHECK(r.err.find("falling back to CPU offload") != std::string::npos);
-  const json cfg = json::parse(read_text(dir.file("out/config.json")));
+  const json cfg = json::parse(read_text(dir.file("out/ds_config.json")));
   CHECK(cfg["zero_optimization"]["offload_param"]["device"] == "cpu");
   CHECK(cfg["zero_optimization"]["offload_optimizer"]["device"] == "cpu");
   CHECK(cfg["zinf"]["offload"]["nvme_fallback"].get<std::string>().find("cannot create") != std::string::npos);
@@ -224,12 +224,12 @@ TEST_CASE("zinf train: --device-grad-accumulation sums micro-batches on the devi
   REQUIRE_MESSAGE(device.exit_code == 0, device.err);
   // The same fp32 additions in the same order: the same losses, bit for bit.
   CHECK(losses(dir.file("device")) == losses(dir.file("host")));
-  const json cfg = json::parse(read_text(dir.file("device") + "/config.json"));
+  const json cfg = json::parse(read_text(dir.file("device") + "/ds_config.json"));
   CHECK(cfg["zinf"]["offload"]["device_grad_accumulation"] == true);
   CHECK(json::parse(read_text(dir.file("device") + "/summary.json"))["device_grad_accumulation"] == true);
   // The default, "auto", is off on the CPU (the sums would be a second host
-  // copy), and config.json and summary.json record what ran.
-  const json host_cfg = json::parse(read_text(dir.file("host") + "/config.json"));
+  // copy), and ds_config.json and summary.json record what ran.
+  const json host_cfg = json::parse(read_text(dir.file("host") + "/ds_config.json"));
   CHECK(host_cfg["zinf"]["offload"]["device_grad_accumulation"] == false);
   CHECK(json::parse(read_text(dir.file("host") + "/summary.json"))["device_grad_accumulation"] == false);
   // Three bf16 gradients per step cross per block on the host path; one fp32 sum here.

@@ -1,7 +1,7 @@
 // cli: run safety of `zinf train` (issue 14): one run per output directory
 // (a second refuses naming the holder's PID; a killed holder's lock is free
 // again), kill -9 during checkpoints resumes to the uninterrupted losses bit
-// for bit, a run that fails at start leaves no config.json, a read-only NVMe
+// for bit, a run that fails at start leaves no ds_config.json, a read-only NVMe
 // path is found at start (fallback, or exit 3 with --strict-nvme), a run whose
 // estimate exceeds the machine is refused before it allocates, and an
 // allocation that fails ends in one clear error naming the phase and the
@@ -108,7 +108,7 @@ TEST_CASE("zinf train: a second run on the same output directory refuses, naming
   // Long enough to outlive the second run's start; stopped with SIGTERM below.
   zinf::test::Background first;
   start(first, dir, "first", quick_args(out, 100000));
-  wait_for_path(out + "/config.json");  // the first run has started (and holds the lock)
+  wait_for_path(out + "/ds_config.json");  // the first run has started (and holds the lock)
 
   const auto second = run_zinf(quick_args(out, 5), kEnv);
   CHECK(second.exit_code == 2);
@@ -175,7 +175,7 @@ TEST_CASE("zinf train: kill -9 during checkpoints, twice, resumes to exactly the
   CHECK(read_text(out + "/model.safetensors") == read_text(dir.file("full") + "/model.safetensors"));
 }
 
-TEST_CASE("zinf train: a run that fails at start leaves no config.json behind") {
+TEST_CASE("zinf train: a run that fails at start leaves no ds_config.json behind") {
   TempDir dir;
   const std::string out = dir.file("out");
   auto args = quick_args(out, 2);
@@ -183,7 +183,7 @@ TEST_CASE("zinf train: a run that fails at start leaves no config.json behind") 
   const auto r = run_zinf(args, kEnv);
   CHECK(r.exit_code != 0);
   CHECK(r.err.find("missing.txt") != std::string::npos);
-  CHECK_FALSE(std::filesystem::exists(out + "/config.json"));
+  CHECK_FALSE(std::filesystem::exists(out + "/ds_config.json"));
   CHECK_FALSE(std::filesystem::exists(out + "/.zinf.lock"));
 }
 
@@ -208,7 +208,7 @@ TEST_CASE("zinf train: a read-only NVMe path is found at start: CPU fallback, or
   CHECK(fallback.err.find("NVMe offload is unusable: cannot create a file in '" + ro + "'") != std::string::npos);
   CHECK(fallback.err.find("EROFS") != std::string::npos);
   CHECK(fallback.err.find("falling back to CPU offload") != std::string::npos);
-  const json cfg = json::parse(read_text(dir.file("fallback") + "/config.json"));
+  const json cfg = json::parse(read_text(dir.file("fallback") + "/ds_config.json"));
   CHECK(cfg["zero_optimization"]["offload_param"]["device"] == "cpu");
   CHECK(cfg["zinf"]["offload"]["nvme_fallback"].get<std::string>().find("EROFS") != std::string::npos);
 
@@ -218,7 +218,7 @@ TEST_CASE("zinf train: a read-only NVMe path is found at start: CPU fallback, or
   CHECK(strict.exit_code == 3);
   CHECK(strict.err.find("EROFS") != std::string::npos);
   CHECK(strict.err.find("--nvme-offload-path") != std::string::npos);
-  CHECK_FALSE(std::filesystem::exists(dir.file("strict") + "/config.json"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("strict") + "/ds_config.json"));
 }
 
 TEST_CASE("zinf train: an estimate larger than the machine is refused before anything is allocated") {

@@ -173,7 +173,7 @@ TEST_CASE("zinf train: swap files a kill -9 left on a small NVMe path are reclai
         std::string::npos);
   CHECK(log.find(" freed") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(std::filesystem::path(leftover).parent_path()));
-  const auto cfg = nlohmann::json::parse(read_text(dir.file("second/config.json")));
+  const auto cfg = nlohmann::json::parse(read_text(dir.file("second/ds_config.json")));
   CHECK(cfg["zero_optimization"]["offload_optimizer"]["device"] == "nvme");
   const std::string metrics = read_text(dir.file("second/metrics.jsonl"));
   const auto last = nlohmann::json::parse(metrics.substr(metrics.rfind('\n', metrics.size() - 2) + 1));

@@ -24,7 +24,7 @@ TEST_CASE("zinf train prints the planner's estimate and the measured peaks besid
   CHECK(has(r.err, "(estimated "));
 }
 
-TEST_CASE("--optimize picks the fastest option that fits and config.json records it") {
+TEST_CASE("--optimize picks the fastest option that fits and ds_config.json records it") {
   TempDir dir("zinf-plan");
   const auto r = run_zinf({"train", "--device", "cpu", "--optimize", "--zero-stage", "zero3", "--steps", "2", "--seq-len", "32",
                            "--batch-size", "2", "--output-dir", dir.file("out")},
@@ -32,7 +32,7 @@ TEST_CASE("--optimize picks the fastest option that fits and config.json records
   REQUIRE(r.exit_code == 0);
   // the tiny model fits in memory without ZeRO: the planner chooses stage none over the asked zero3
   CHECK(has(r.err, "--optimize chose none"));
-  const auto cfg = nlohmann::json::parse(zinf::test::read_text(dir.file("out/config.json")));
+  const auto cfg = nlohmann::json::parse(zinf::test::read_text(dir.file("out/ds_config.json")));
   CHECK(cfg["zinf"]["optimize"] == true);
   CHECK(cfg["zero_optimization"]["stage"] == 0);
   CHECK(cfg["zero_optimization"]["offload_param"]["device"] == "none");

@@ -131,7 +131,7 @@ TEST_CASE("zinf train: the loss falls on the bundled corpus and every output is 
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
 
-  const json config = json::parse(read_text(out + "/config.json"));
+  const json config = json::parse(read_text(out + "/ds_config.json"));
   CHECK(config["zinf"]["model"]["seq_len"] == 64);
   CHECK(config["zinf"]["data"]["dataset_file"].get<std::string>().find("data/corpus.txt") != std::string::npos);
 

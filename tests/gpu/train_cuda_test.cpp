@@ -1,6 +1,6 @@
 // GPU: `zinf train` on CUDA decides device gradient sums ("auto") from the
 // planner's estimate and the GPU's memory. The tiny model's sums fit any GPU,
-// so auto turns them on; config.json, summary.json and the log say so, and
+// so auto turns them on; ds_config.json, summary.json and the log say so, and
 // the losses equal the host-summed run's bit for bit (the same fp32 additions
 // in the same order). And bf16 runs through the engine track stage none.
 #include <doctest/doctest.h>
@@ -41,7 +41,7 @@ TEST_CASE("zinf train on CUDA: device gradient sums on auto are on where they fi
   const auto autos = run_zinf(args_for(dir.file("auto"), {}));
   REQUIRE_MESSAGE(autos.exit_code == 0, autos.err);
   CHECK(autos.err.find("device gradient sums (zinf.offload.device_grad_accumulation auto): on") != std::string::npos);
-  const json cfg = json::parse(read_text(dir.file("auto") + "/config.json"));
+  const json cfg = json::parse(read_text(dir.file("auto") + "/ds_config.json"));
   CHECK(cfg["zinf"]["offload"]["device_grad_accumulation"] == true);
   CHECK(json::parse(read_text(dir.file("auto") + "/summary.json"))["device_grad_accumulation"] == true);
 

@@ -26,10 +26,11 @@
 #include "model/layout.h"
 #include "support/test_util.h"
 #include "train/checkpoint.h"
-#include "train/safetensors.h"
+#include "hf/safetensors.h"
 
 using namespace zinf;
 using namespace zinf::train;
+using namespace zinf::hf;
 
 using zinf::test::error_of;
 

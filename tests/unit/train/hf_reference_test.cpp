@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "model/gpt.h"
-#include "train/safetensors.h"
+#include "hf/safetensors.h"
 #include "unit/model/torch_doctest.h"
 
 namespace {
@@ -17,7 +17,7 @@ using zinf::ModelSpec;
 
 const std::string kModels = std::string(ZINF_SOURCE_DIR) + "/tests/data/hf/models/";
 
-torch::Tensor read_tensor(const zinf::train::SafetensorsReader& r, const std::string& name) {
+torch::Tensor read_tensor(const zinf::hf::SafetensorsReader& r, const std::string& name) {
   const auto& e = r.entry(name);
   torch::Dtype dt = e.dtype == "F32" ? torch::kFloat32 : e.dtype == "BF16" ? torch::kBFloat16
                     : e.dtype == "F16" ? torch::kFloat16 : torch::kInt64;
@@ -29,7 +29,7 @@ torch::Tensor read_tensor(const zinf::train::SafetensorsReader& r, const std::st
 
 // The fixture's weights in model_layout(spec) order, fp32.
 torch::Tensor load_flat(const ModelSpec& spec, const std::string& dir) {
-  zinf::train::SafetensorsReader r(dir + "/model.safetensors");
+  zinf::hf::SafetensorsReader r(dir + "/model.safetensors");
   std::vector<torch::Tensor> parts;
   for (const auto& block : zinf::model::model_layout(spec))
     for (const auto& p : block.params) {
@@ -60,7 +60,7 @@ void check_against_hf(const ModelSpec& spec, const std::string& name) {
   o.spec = spec;
   zinf::model::Gpt model(o);
   model.load_flat(load_flat(spec, dir));
-  zinf::train::SafetensorsReader expected(dir + "/expected.safetensors");
+  zinf::hf::SafetensorsReader expected(dir + "/expected.safetensors");
   const torch::Tensor ids = read_tensor(expected, "input_ids");
   const torch::Tensor want = read_tensor(expected, "logits");
   torch::NoGradGuard no_grad;

@@ -1,5 +1,5 @@
-// zinf::train — safetensors writer and reader.
-#include "train/safetensors.h"
+// zinf::hf — safetensors writer and reader.
+#include "hf/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 
-namespace zinf::train {
+namespace zinf::hf {
 namespace {
 
 using nlohmann::json;
@@ -286,4 +286,4 @@ void SafetensorsReader::read_range(const std::string& name, std::int64_t first, 
   }
 }
 
-}  // namespace zinf::train
+}  // namespace zinf::hf

@@ -1,4 +1,4 @@
-// zinf::train — the safetensors file format, by hand.
+// zinf::hf — the safetensors file format, by hand.
 // Implements: SafetensorsWriter, write_safetensors() and SafetensorsReader for
 // Hugging Face's format: an 8-byte little-endian header length, a JSON header
 // mapping each tensor name to {dtype, shape, data_offsets} (plus an optional
@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-namespace zinf::train {
+namespace zinf::hf {
 
 struct TensorView {
   std::string name;
@@ -105,4 +105,4 @@ class SafetensorsReader {
   std::map<std::string, std::string> metadata_;
 };
 
-}  // namespace zinf::train
+}  // namespace zinf::hf

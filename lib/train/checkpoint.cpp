@@ -127,14 +127,57 @@ std::optional<std::string> latest_in(const std::string& dir) {
 }
 
 json spec_json(const ModelSpec& s) {
-  return {{"name", s.name}, {"vocab_size", s.vocab_size}, {"seq_len", s.seq_len},
-          {"hidden_size", s.hidden_size}, {"layers", s.layers}, {"heads", s.heads}};
+  return {{"name", s.name},
+          {"vocab_size", s.vocab_size},
+          {"seq_len", s.seq_len},
+          {"hidden_size", s.hidden_size},
+          {"layers", s.layers},
+          {"heads", s.heads},
+          {"model_type", s.model_type},
+          {"kv_heads", s.kv_heads},
+          {"intermediate_size", s.intermediate_size},
+          {"head_dim", s.head_dim},
+          {"max_positions", s.max_positions},
+          {"norm_eps", s.norm_eps},
+          {"rope_theta", s.rope_theta},
+          {"rope_scaling",
+           {{"type", s.rope_scaling.type},
+            {"factor", s.rope_scaling.factor},
+            {"low_freq_factor", s.rope_scaling.low_freq_factor},
+            {"high_freq_factor", s.rope_scaling.high_freq_factor},
+            {"original_max_position", s.rope_scaling.original_max_position}}},
+          {"tied_embeddings", s.tied_embeddings},
+          {"attention_bias", s.attention_bias},
+          {"bos_token_id", s.bos_token_id},
+          {"eos_token_id", s.eos_token_id}};
 }
 
+// Checkpoints written before zinf knew several architectures hold only the
+// six GPT-2 dimensions: the defaults below are that decoder.
 ModelSpec spec_from(const json& j) {
-  return ModelSpec{j.at("name").get<std::string>(), j.at("vocab_size").get<std::int64_t>(),
-                   j.at("seq_len").get<std::int64_t>(), j.at("hidden_size").get<std::int64_t>(),
-                   j.at("layers").get<std::int64_t>(), j.at("heads").get<std::int64_t>()};
+  ModelSpec s{j.at("name").get<std::string>(), j.at("vocab_size").get<std::int64_t>(),
+              j.at("seq_len").get<std::int64_t>(), j.at("hidden_size").get<std::int64_t>(),
+              j.at("layers").get<std::int64_t>(), j.at("heads").get<std::int64_t>()};
+  s.model_type = j.value("model_type", s.model_type);
+  s.kv_heads = j.value("kv_heads", s.kv_heads);
+  s.intermediate_size = j.value("intermediate_size", s.intermediate_size);
+  s.head_dim = j.value("head_dim", s.head_dim);
+  s.max_positions = j.value("max_positions", s.max_positions);
+  s.norm_eps = j.value("norm_eps", s.norm_eps);
+  s.rope_theta = j.value("rope_theta", s.rope_theta);
+  if (j.contains("rope_scaling")) {
+    const json& r = j.at("rope_scaling");
+    s.rope_scaling.type = r.value("type", s.rope_scaling.type);
+    s.rope_scaling.factor = r.value("factor", s.rope_scaling.factor);
+    s.rope_scaling.low_freq_factor = r.value("low_freq_factor", s.rope_scaling.low_freq_factor);
+    s.rope_scaling.high_freq_factor = r.value("high_freq_factor", s.rope_scaling.high_freq_factor);
+    s.rope_scaling.original_max_position = r.value("original_max_position", s.rope_scaling.original_max_position);
+  }
+  s.tied_embeddings = j.value("tied_embeddings", s.tied_embeddings);
+  s.attention_bias = j.value("attention_bias", s.attention_bias);
+  s.bos_token_id = j.value("bos_token_id", s.bos_token_id);
+  s.eos_token_id = j.value("eos_token_id", s.eos_token_id);
+  return s;
 }
 
 json state_json(const TrainerState& st) {

@@ -709,3 +709,38 @@ TEST_CASE("a version-2 checkpoint (no checksums) still resumes and exports") {
   CHECK(reads_back(reader, full, 11, 29));
   CHECK(export_checkpoint(dir.path(), dir.file("model.safetensors")) == ck);
 }
+
+TEST_CASE("a checkpoint keeps the model's architecture: a Llama-family spec reads back field for field") {
+  test::TempDir dir;
+  ModelSpec spec{"custom", 32, 8, 16, 2, 4};
+  spec.model_type = "qwen2";
+  spec.kv_heads = 2;
+  spec.intermediate_size = 24;
+  spec.max_positions = 64;
+  spec.norm_eps = 1e-6;
+  spec.rope_theta = 500000.0;
+  spec.rope_scaling = {"llama3", 8.0, 1.0, 4.0, 16};
+  spec.tied_embeddings = false;
+  spec.attention_bias = true;
+  spec.eos_token_id = 3;
+  const std::int64_t n = spec.parameter_count();
+  const FullState full(n);
+  CheckpointDir ckpt(dir.file("checkpoints"), 2);
+  TrainerState st;
+  st.step = 1;
+  ckpt.save(st, spec, everything(full));
+  const ModelSpec back = CheckpointReader(*ckpt.latest()).info().spec;
+  CHECK(back.model_type == "qwen2");
+  CHECK(back.kv_heads == 2);
+  CHECK(back.intermediate_size == 24);
+  CHECK(back.max_positions == 64);
+  CHECK(back.norm_eps == 1e-6);
+  CHECK(back.rope_theta == 500000.0);
+  CHECK(back.rope_scaling.type == "llama3");
+  CHECK(back.rope_scaling.factor == 8.0);
+  CHECK(back.rope_scaling.original_max_position == 16);
+  CHECK_FALSE(back.tied_embeddings);
+  CHECK(back.attention_bias);
+  CHECK(back.eos_token_id == 3);
+  CHECK(back.parameter_count() == n);
+}

@@ -24,6 +24,22 @@ namespace {
 using json = nlohmann::json;
 using Spans = std::vector<std::pair<std::size_t, std::size_t>>;
 
+// Replaces every match of `re` in `s` by `content` (the Replace normalizer and
+// decoder); `matches` is scratch space kept across calls.
+void replace_matches(const Regex& re, const std::string& content, std::string& s, Spans& matches) {
+  re.find_all(s, matches);
+  if (matches.empty()) return;
+  std::string out;
+  std::size_t last = 0;
+  for (const auto& [b, e] : matches) {
+    out.append(s, last, b - last);
+    out += content;
+    last = e;
+  }
+  out.append(s, last, std::string::npos);
+  s.swap(out);
+}
+
 const char* const kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
@@ -88,17 +104,7 @@ Normalizer make_normalizer(const json& j, const std::string& path) {
     std::string content = j.at("content").get<std::string>();
     return [re, content](std::string& s) {
       Spans m;
-      re->find_all(s, m);
-      if (m.empty()) return;
-      std::string out;
-      std::size_t last = 0;
-      for (auto& [b, e] : m) {
-        out.append(s, last, b - last);
-        out += content;
-        last = e;
-      }
-      out.append(s, last, std::string::npos);
-      s.swap(out);
+      replace_matches(*re, content, s, m);
     };
   }
   if (type == "Sequence") {
@@ -326,18 +332,7 @@ Decoder make_decoder(const json& j, const std::string& path) {
     std::string content = j.at("content").get<std::string>();
     return [re, content](std::vector<std::string>& toks) {
       Spans m;
-      for (auto& s : toks) {
-        re->find_all(s, m);
-        std::string out;
-        std::size_t last = 0;
-        for (auto& [b, e] : m) {
-          out.append(s, last, b - last);
-          out += content;
-          last = e;
-        }
-        out.append(s, last, std::string::npos);
-        s.swap(out);
-      }
+      for (auto& s : toks) replace_matches(*re, content, s, m);
     };
   }
   if (type == "Strip") {

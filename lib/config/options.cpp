@@ -140,6 +140,10 @@ std::vector<OptionSpec> build_options() {
        set_paths({"zinf.model.intermediate_size"}, OptionType::kInt)},
       {"rope-theta", OptionType::kNumber, "X", "rotary embedding base (Llama family)", model, {},
        set_paths({"zinf.model.rope_theta"}, OptionType::kNumber)},
+      {"from-pretrained", OptionType::kString, "DIR",
+       "start from a Hugging Face model directory (config.json + model.safetensors or shards); its config sets "
+       "the model",
+       model | train, {}, set_paths({"zinf.model.from_pretrained"}, OptionType::kString)},
       {"seq-len", OptionType::kInt, "N", "tokens per sample (overrides --model)", model, {},
        set_paths({"zinf.model.seq_len"}, OptionType::kInt)},
       {"vocab-size", OptionType::kInt, "N", "vocabulary size (overrides --model; byte data needs >= 256)", model, {},

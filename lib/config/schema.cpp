@@ -416,6 +416,9 @@ std::vector<KeySpec> build_schema() {
               true),
       integer("zinf.model.bos_token_id", -1, -1, double(kMaxVocabSize), "beginning-of-sequence token; -1 = none"),
       integer("zinf.model.eos_token_id", -1, -1, double(kMaxVocabSize), "end-of-sequence token; -1 = none"),
+      string("zinf.model.from_pretrained", "",
+             "Hugging Face model directory (config.json + safetensors) the run starts from; its config.json "
+             "sets the model keys"),
       boolean("zinf.model.activation_checkpointing", false, "recompute each block in backward"),
       string("zinf.data.dataset_file", "auto",
              "text file (byte tokens), llm.c .bin token file (uint16 or uint32), or a comma-separated list, "

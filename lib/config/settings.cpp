@@ -55,6 +55,7 @@ Settings settings_from(const Json& resolved) {
         n.tied_embeddings == m.tied_embeddings && n.attention_bias == m.attention_bias)
       s.model.name = n.name;
   }
+  s.from_pretrained = r.s("zinf.model.from_pretrained");
   s.activation_checkpointing = r.b("zinf.model.activation_checkpointing");
   s.micro_batch = r.i("train_micro_batch_size_per_gpu");
   s.grad_accum = r.i("gradient_accumulation_steps");

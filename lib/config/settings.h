@@ -28,6 +28,7 @@ struct OffloadSettings {
 struct Settings {
   // model
   ModelSpec model;
+  std::string from_pretrained;  // zinf.model.from_pretrained: HF model directory, "" = from random weights
   bool activation_checkpointing = false;
   // batch
   std::int64_t micro_batch = 1;    // samples per rank per forward

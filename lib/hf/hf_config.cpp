@@ -164,7 +164,7 @@ ModelSpec parse_hf_config(const std::string& text, const std::string& file) {
 ModelSpec read_hf_config(const std::string& dir) {
   const std::string file = dir + "/config.json";
   std::ifstream in(file);
-  if (!in) throw UsageError("cannot read " + file, "a Hugging Face model directory holds its config.json");
+  if (!in) throw UsageError("cannot read " + file, "--from-pretrained names a Hugging Face model directory with a config.json");
   std::stringstream text;
   text << in.rdbuf();
   return parse_hf_config(text.str(), file);

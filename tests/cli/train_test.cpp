@@ -571,3 +571,23 @@ TEST_CASE("zinf export: an existing OUT_DIR, a bad --dtype and a bad --max-shard
   }
   CHECK_FALSE(std::filesystem::exists(dir.file("m")));
 }
+
+TEST_CASE("zinf train --resume past a finished run replaces its model/ with the new final model") {
+  TempDir dir;
+  const std::string out = dir.file("run");
+  const auto first = train(quick_args(out, 2));
+  REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+  const std::string two = read_text(out + "/model/model.safetensors");
+  auto more = quick_args(out, 3);
+  more.push_back("--resume");
+  const auto second = train(more);
+  REQUIRE_MESSAGE(second.exit_code == 0, second.err);
+  const auto e = run_zinf({"export", out + "/checkpoints/global_step3", dir.file("three")});
+  REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+  CHECK(read_text(out + "/model/model.safetensors") == read_text(dir.file("three/model.safetensors")));
+  CHECK(read_text(out + "/model/model.safetensors") != two);
+  for (const auto& entry : std::filesystem::directory_iterator(out)) {
+    CAPTURE(entry.path().string());
+    CHECK(entry.path().filename().string().rfind("model.", 0) != 0);  // no model.tmp.<pid> / model.old.<pid> left
+  }
+}

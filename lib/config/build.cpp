@@ -20,6 +20,7 @@
 #include "core/fs.h"
 #include "core/model_spec.h"
 #include "core/text.h"
+#include "hf/hf_config.h"
 
 extern char** environ;
 
@@ -296,10 +297,52 @@ void apply_options(Json& cfg, Origins& origins, const std::vector<OptionValue>& 
 
 // ----------------------------------------------------------- resolution
 
-void resolve_model(Json& cfg, Origins& origins) {
+// HF's rope_scaling object for `r` (null for none), as zinf.model.rope_scaling holds it.
+Json rope_scaling_json(const RopeScaling& r) {
+  if (r.type == "none") return Json();
+  Json j = {{"rope_type", r.type}, {"factor", r.factor}};
+  if (r.type == "llama3") {
+    j["low_freq_factor"] = r.low_freq_factor;
+    j["high_freq_factor"] = r.high_freq_factor;
+    j["original_max_position_embeddings"] = r.original_max_position;
+  }
+  return j;
+}
+
+// The model the "auto" keys come from: the --from-pretrained directory's
+// config.json, else the catalogue entry zinf.model.name names.
+ModelSpec source_model(Json& cfg, Origins& origins) {
+  const std::string dir = get_str(cfg, "zinf.model.from_pretrained");
   const std::string name = get_str(cfg, "zinf.model.name");
-  const auto spec = find_model(name);
-  if (!spec) throw key_error("zinf.model.name", name, "unknown model", origins, "known models: " + model_names());
+  if (dir.empty()) {
+    const auto spec = find_model(name);
+    if (!spec) throw key_error("zinf.model.name", name, "unknown model", origins, "known models: " + model_names());
+    return *spec;
+  }
+  if (origins.of("zinf.model.name") != "default")
+    throw UsageError("zinf.model.name '" + name + "' (set by " + origins.of("zinf.model.name") +
+                         ") and zinf.model.from_pretrained '" + dir + "' both name the model",
+                     "drop --model: the pretrained directory's config.json sets the model");
+  ModelSpec spec = hf::read_hf_config(dir);
+  // A pretrained model's position count is often far beyond what a run
+  // trains on (Llama 3.1: 131072): "auto" takes at most 2048 tokens.
+  spec.seq_len = std::min<std::int64_t>(spec.max_positions, 2048);
+  // Keys the catalogue never sets and the file does: null / -1 defaults take the file's value.
+  if (origins.of("zinf.model.rope_scaling") == "default") {
+    set_path(cfg, "zinf.model.rope_scaling", rope_scaling_json(spec.rope_scaling));
+    origins.set("zinf.model.rope_scaling", "auto");
+  }
+  for (const auto& [path, id] : {std::pair<const char*, std::int64_t>{"zinf.model.bos_token_id", spec.bos_token_id},
+                                 {"zinf.model.eos_token_id", spec.eos_token_id}})
+    if (origins.of(path) == "default") {
+      set_path(cfg, path, id);
+      origins.set(path, "auto");
+    }
+  return spec;
+}
+
+void resolve_model(Json& cfg, Origins& origins) {
+  const std::optional<ModelSpec> spec = source_model(cfg, origins);
   resolve_auto(cfg, origins, "zinf.model.vocab_size", spec->vocab_size);
   resolve_auto(cfg, origins, "zinf.model.seq_len", spec->seq_len);
   resolve_auto(cfg, origins, "zinf.model.hidden_size", spec->hidden_size);
@@ -320,6 +363,14 @@ void resolve_model(Json& cfg, Origins& origins) {
   resolve_auto(cfg, origins, "zinf.model.rope_theta", spec->rope_theta);
   resolve_auto(cfg, origins, "zinf.model.tied_embeddings", spec->tied_embeddings);
   resolve_auto(cfg, origins, "zinf.model.attention_bias", spec->attention_bias);
+  resolve_auto(cfg, origins, "zinf.model.sliding_window", spec->sliding_window);
+  if (const std::int64_t window = get_int(cfg, "zinf.model.sliding_window");
+      window > 0 && get_int(cfg, "zinf.model.seq_len") > window)
+    throw key_error("zinf.model.seq_len", get_int(cfg, "zinf.model.seq_len"),
+                    "is longer than the model's sliding_window " + std::to_string(window) +
+                        "; zinf attends over the whole sequence, which equals sliding-window attention only for "
+                        "sequences of at most " + std::to_string(window) + " tokens",
+                    origins, "use --seq-len " + std::to_string(window) + " or less");
   if (!head_dim_given && hidden % heads != 0)
     throw key_error("zinf.model.heads", heads,
                     "hidden size " + std::to_string(hidden) + " is not divisible by " + std::to_string(heads) + " heads",

@@ -62,6 +62,8 @@ ModelSpec model_spec_of(const Json& cfg) {
   spec.attention_bias = at("zinf.model.attention_bias").get<bool>();
   spec.bos_token_id = i("zinf.model.bos_token_id");
   spec.eos_token_id = i("zinf.model.eos_token_id");
+  if (const Json* w = find_path(cfg, "zinf.model.sliding_window"); w && w->is_number_integer())
+    spec.sliding_window = w->get<std::int64_t>();
   return spec;
 }
 

@@ -416,6 +416,10 @@ std::vector<KeySpec> build_schema() {
               true),
       integer("zinf.model.bos_token_id", -1, -1, double(kMaxVocabSize), "beginning-of-sequence token; -1 = none"),
       integer("zinf.model.eos_token_id", -1, -1, double(kMaxVocabSize), "end-of-sequence token; -1 = none"),
+      integer("zinf.model.sliding_window", "auto", 0, double(kMaxSeqLen),
+              "Mistral's attention window (0 = none); zinf attends fully, so seq_len may not exceed it; auto = the "
+              "model's",
+              true),
       string("zinf.model.from_pretrained", "",
              "Hugging Face model directory (config.json + safetensors) the run starts from; its config.json "
              "sets the model keys"),

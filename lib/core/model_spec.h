@@ -68,6 +68,10 @@ struct ModelSpec {
   bool attention_bias = false;         // q/k/v biases (qwen2); gpt2 always has biases
   std::int64_t bos_token_id = -1;      // -1: none (from HF config.json; used by data and generate)
   std::int64_t eos_token_id = -1;
+  // Mistral's sliding attention window (0: none). zinf attends fully, which
+  // equals it for sequences of at most this many tokens: config refuses a
+  // longer seq_len, and the HF export writes it back.
+  std::int64_t sliding_window = 0;
 
   Architecture architecture() const;  // from model_type; UsageError listing gpt2, llama, mistral, qwen2
   std::int64_t kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }

@@ -115,13 +115,9 @@ ModelSpec llama_spec(const Fields& f, const std::string& type) {
                 "(mixture of experts) is not supported", "a dense model");
   if (type == "qwen2" && f.boolean_or("use_sliding_window", false))
     throw f.bad("use_sliding_window", "true is not supported", "false");
-  if (type == "mistral" && f.has("sliding_window")) {
-    const std::int64_t w = f.integer("sliding_window");
-    if (w < s.max_positions)
-      throw f.bad("sliding_window", std::to_string(w) + " is below max_position_embeddings " +
-                                        std::to_string(s.max_positions) + " and is not supported",
-                  "null, or at least the sequence length (full attention)");
-  }
+  // A window no shorter than every sequence is full attention: the caller
+  // holds the run's seq_len against it.
+  if (type == "mistral" && f.has("sliding_window")) s.sliding_window = f.integer("sliding_window");
   if (f.has("rope_parameters")) {
     const json& r = f.j["rope_parameters"];
     if (!r.is_object()) throw f.bad("rope_parameters", "is not an object", "{rope_theta, rope_type, ...}");

@@ -6,6 +6,7 @@
 #include "comm/communicator.h"
 #include "core/error.h"
 #include "model/gpt.h"
+#include "train/weight_source.h"
 
 namespace zinf::train {
 
@@ -95,6 +96,26 @@ void DataParallel::init(const torch::Tensor& initial) {
   master_.zero_();
   master_.narrow(0, 0, o.count).copy_(initial.narrow(0, o.begin, o.count));
   model_.load_flat(initial);  // every rank has the whole initial vector: no gather needed
+}
+
+void DataParallel::init(const WeightSource& weights) {
+  torch::NoGradGuard no_grad;
+  const auto& layout = model_.layout();
+  std::int64_t largest = 1;
+  for (const auto& b : layout) largest = std::max(largest, b.numel);
+  const torch::Tensor buf = torch::empty({largest}, torch::kFloat32);
+  const FlatRange o = stage_ == 0 ? FlatRange{0, plan_.numel} : plan_.owned(group_.rank());
+  if (stage_ != 0) master_.zero_();
+  for (std::size_t b = 0; b < layout.size(); ++b) {
+    const std::int64_t begin = layout[b].offset, numel = layout[b].numel;
+    weights.read(b, 0, numel, buf.data_ptr<float>());
+    const torch::Tensor block = buf.narrow(0, 0, numel);
+    model_.params().narrow(0, begin, numel).copy_(block);
+    // The part of the block this rank's master copy holds.
+    const std::int64_t lo = std::max(begin, o.begin), hi = std::min(begin + numel, o.begin + o.count);
+    if (lo < hi && !(stage_ == 0 && fp32_model_))
+      master_.narrow(0, lo - o.begin, hi - lo).copy_(block.narrow(0, lo - begin, hi - lo));
+  }
 }
 
 std::int64_t DataParallel::accumulator_numel() const {

@@ -41,6 +41,8 @@ class Gpt;
 
 namespace zinf::train {
 
+class WeightSource;
+
 struct ShardPlan {
   // `numel` elements split over `world_size` ranks; shards are rounded up to
   // `align` elements so each starts on a vector-friendly boundary.
@@ -91,6 +93,9 @@ class DataParallel {
   // The first weights ([numel] fp32 CPU, the same on every rank) into the
   // master copy and the model.
   void init(const torch::Tensor& initial);
+  // The same from `weights`, a block at a time through one block's host
+  // buffer (the model is on the device whole; the host never holds it).
+  void init(const WeightSource& weights);
 
   // After each micro-batch's backward (the model's gradient holds it).
   void accumulate();

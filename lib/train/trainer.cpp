@@ -32,6 +32,7 @@
 #include "train/distributed.h"
 #include "monitor/peak_flops.h"
 #include "train/metrics.h"
+#include "train/weight_source.h"
 #include "train/zero_gpt.h"
 
 namespace zinf::train {
@@ -175,6 +176,14 @@ struct Trainer::Impl {
   Impl(const Settings& s, comm::Communicator* c, int local) : settings(s), comm(c), local_rank(local) {}
   void setup();
   void setup_engine();
+  // Where the first weights come from: --from-pretrained, else the seed.
+  std::unique_ptr<WeightSource> first_weights() const {
+    std::unique_ptr<WeightSource> w = settings.from_pretrained.empty()
+                                          ? random_weights(settings.model, std::uint64_t(settings.seed))
+                                          : pretrained_weights(settings.model, settings.from_pretrained);
+    if (group->rank() == 0) log::info("weights: " + w->describe());
+    return w;
+  }
   int world() const { return group->size(); }
   bool leader() const { return group->rank() == 0; }  // writes metrics, summary and the model
   std::int64_t numel() const { return zero ? settings.model.parameter_count() : model->numel(); }
@@ -259,7 +268,7 @@ void Trainer::Impl::setup() {
         model::GptOptions{s.model, dtype, device, s.activation_checkpointing, plan.padded_numel()});
     dp = std::make_unique<DataParallel>(*model, *group, s.zero_stage, s.reduce_bucket_size,
                                         AdamWOptions{s.beta1, s.beta2, s.eps, s.weight_decay, s.adamw});
-    dp->init(model::Gpt::initial_weights(s.model, std::uint64_t(s.seed)));
+    dp->init(*first_weights());
   }
 
   schedule.type = s.scheduler;
@@ -320,7 +329,7 @@ void Trainer::Impl::setup_engine() {
   // ds_config.json shows what really runs: the NVMe fallback and the "auto" choice.
   if (plan.fell_back) start_facts.nvme_fallback = plan.reason;
   if (plan.device_sums_auto) start_facts.device_grad_accumulation = sums;
-  zero = std::make_unique<ZeroGpt>(s.model, std::uint64_t(s.seed), plan.engine);
+  zero = std::make_unique<ZeroGpt>(s.model, *first_weights(), plan.engine);
   report = std::make_unique<EngineReport>(zero->engine());
   if (world() > 1) {
     // The ranks' owned ranges must tile the model (checkpoint shards rely on it).

@@ -13,6 +13,7 @@
 #include "model/architecture.h"
 #include "model/gpt.h"
 #include "plan/estimate.h"
+#include "train/weight_source.h"
 
 namespace zinf::train {
 
@@ -136,15 +137,13 @@ ZeroGpt::ZeroGpt(const ModelSpec& spec, const torch::Tensor& initial, zero::Offl
   engine_ = std::make_unique<zero::OffloadEngine>(std::move(options), std::move(blocks), initial);
 }
 
-ZeroGpt::ZeroGpt(const ModelSpec& spec, std::uint64_t seed, zero::OffloadEngineOptions options)
+ZeroGpt::ZeroGpt(const ModelSpec& spec, const WeightSource& weights, zero::OffloadEngineOptions options)
     : spec_(spec), layout_(model::model_layout(spec)) {
   std::vector<zero::EngineBlock> blocks;
   for (const auto& b : layout_) blocks.push_back({b.name, b.numel});
-  const ModelSpec s = spec;
-  engine_ = std::make_unique<zero::OffloadEngine>(std::move(options), std::move(blocks),
-                                                  [&s, seed](std::size_t b, float* dst) {
-                                                    model::Gpt::initial_block(s, seed, b, dst);
-                                                  });
+  engine_ = std::make_unique<zero::OffloadEngine>(
+      std::move(options), std::move(blocks),
+      [&weights](std::size_t b, std::int64_t first, std::int64_t count, float* dst) { weights.read(b, first, count, dst); });
 }
 
 torch::Tensor ZeroGpt::forward(const torch::Tensor& idx) {

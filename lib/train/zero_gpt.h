@@ -24,6 +24,8 @@
 
 namespace zinf::train {
 
+class WeightSource;
+
 // What offload really runs with, after the NVMe checks.
 struct OffloadPlan {
   zero::OffloadEngineOptions engine;
@@ -43,9 +45,10 @@ class ZeroGpt {
  public:
   // initial: [spec.parameter_count()] fp32 CPU (model::Gpt::initial_weights).
   ZeroGpt(const ModelSpec& spec, const torch::Tensor& initial, zero::OffloadEngineOptions options);
-  // The GPT-2 initialisation of `seed`, made block by block (model::Gpt::
-  // initial_block): the model's fp32 weights never sit in host memory whole.
-  ZeroGpt(const ModelSpec& spec, std::uint64_t seed, zero::OffloadEngineOptions options);
+  // The first weights read block by block from `weights` (the seeded
+  // initialisation or an HF directory), each rank only the range it keeps:
+  // the model's fp32 weights never sit in host memory whole.
+  ZeroGpt(const ModelSpec& spec, const WeightSource& weights, zero::OffloadEngineOptions options);
 
   // Mean next-token cross entropy in fp32; backward() on it sends every
   // block's gradient to the engine. idx, targets: [B, T] int64 on the device.

@@ -181,15 +181,20 @@ void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
   std::vector<float> block_init(static_cast<std::size_t>(largest_block));
   for (std::size_t b = 0; b < blocks.size(); ++b) {
     const BlockPart& p = parts[b];
-    init(b, block_init.data());
-    const torch::Tensor w = host_tensor(block_init.data(), p.numel, torch::kFloat32);
-    torch::Tensor home = w;
+    // Partitioned parameters: this rank reads its shard only; else the whole
+    // block (every rank holds it). block_init[0] is block element `base`.
+    const std::int64_t base = sharded_params ? p.own_begin : 0;
+    const std::int64_t read = sharded_params ? p.own_count : p.numel;
+    if (read > 0) init(b, base, read, block_init.data());
+    torch::Tensor home;
     if (sharded_params) {
       home = torch::zeros({p.shard}, torch::kFloat32);
-      if (p.own_count > 0) home.narrow(0, 0, p.own_count).copy_(w.narrow(0, p.own_begin, p.own_count));
+      if (p.own_count > 0) home.narrow(0, 0, p.own_count).copy_(host_tensor(block_init.data(), p.own_count, torch::kFloat32));
     } else if (world > 1 && opt.param_home == Tier::kDevice) {
       home = torch::zeros({world * p.shard}, torch::kFloat32);
-      home.narrow(0, 0, p.numel).copy_(w);
+      home.narrow(0, 0, p.numel).copy_(host_tensor(block_init.data(), p.numel, torch::kFloat32));
+    } else {
+      home = host_tensor(block_init.data(), p.numel, torch::kFloat32);
     }
     if (opt.param_home == Tier::kDevice) {
       device_params.push_back(home.to(opt.device, opt.dtype).clone());
@@ -208,9 +213,9 @@ void OffloadEngine::Impl::build(const OffloadEngine::Initializer& init) {
         }
       }
     }
-    const float* owned = block_init.data() + p.own_begin;  // owned element i is block element own_begin + i
+    const float* owned = block_init.data() + (p.own_begin - base);  // owned element i is block element own_begin + i
     if (opt.optimizer_home == Tier::kDevice) {
-      dev_master.push_back(w.narrow(0, p.own_begin, p.own_count).to(opt.device).clone());
+      dev_master.push_back(host_tensor(const_cast<float*>(owned), p.own_count, torch::kFloat32).to(opt.device).clone());
       dev_m.push_back(torch::zeros_like(dev_master.back()));
       dev_v.push_back(torch::zeros_like(dev_master.back()));
       continue;
@@ -370,7 +375,8 @@ struct BlockFunction : torch::autograd::Function<BlockFunction> {
 
 OffloadEngine::OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlock> blocks,
                              const torch::Tensor& initial)
-    : OffloadEngine(std::move(options), blocks, [&blocks, &initial](std::size_t b, float* dst) {
+    : OffloadEngine(std::move(options), blocks, [&blocks, &initial](std::size_t b, std::int64_t first,
+                                                                     std::int64_t count, float* dst) {
         std::int64_t offset = 0, total = 0;
         for (std::size_t i = 0; i < blocks.size(); ++i) {
           if (i < b) offset += blocks[i].numel;
@@ -380,7 +386,10 @@ OffloadEngine::OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlo
             !initial.device().is_cpu() || !initial.is_contiguous())
           throw Error("the engine's initial weights must be a contiguous CPU fp32 tensor of " +
                       std::to_string(total) + " elements");
-        std::memcpy(dst, initial.data_ptr<float>() + offset, sizeof(float) * blocks[b].numel);
+        if (first < 0 || count < 0 || first + count > blocks[b].numel)
+          throw Error("elements [" + std::to_string(first) + ", " + std::to_string(first + count) +
+                      ") are outside block " + std::to_string(b));
+        std::memcpy(dst, initial.data_ptr<float>() + offset + first, sizeof(float) * std::size_t(count));
       }) {}
 
 OffloadEngine::OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlock> blocks, const Initializer& init)

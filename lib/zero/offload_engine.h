@@ -142,10 +142,12 @@ struct EngineState {
 
 class OffloadEngine {
  public:
-  // init(b, dst) writes block b's initial fp32 weights ([blocks[b].numel])
-  // into dst; it is called once per block, in order, so no more than one
-  // block's weights are ever in host memory at once.
-  using Initializer = std::function<void(std::size_t block, float* dst)>;
+  // init(b, first, count, dst) writes elements [first, first + count) of
+  // block b's initial fp32 weights into dst; it is called once per block, in
+  // order, for the range this rank keeps (its shard when parameters are
+  // partitioned, else the whole block), so no more than one block's weights
+  // are ever in host memory at once and a rank reads only what it owns.
+  using Initializer = std::function<void(std::size_t block, std::int64_t first, std::int64_t count, float* dst)>;
   OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlock> blocks, const Initializer& init);
   // initial: [sum of block numels] fp32 on the CPU, the blocks back to back.
   OffloadEngine(OffloadEngineOptions options, std::vector<EngineBlock> blocks, const torch::Tensor& initial);

@@ -35,6 +35,7 @@ using nlohmann::json;
 using zinf::test::read_text;
 using zinf::test::run_zinf;
 using zinf::test::TempDir;
+using zinf::test::write_llmc_u16;
 using zinf::test::write_text;
 
 namespace {
@@ -117,13 +118,6 @@ std::pair<json, std::size_t> safetensors_header(const std::string& path) {
 }
 
 // An llm.c token file: 256 int32 header (magic 20240520, version 1, count), uint16 tokens.
-void write_bin(const std::string& path, const std::vector<std::uint16_t>& ids) {
-  std::int32_t header[256] = {20240520, 1, static_cast<std::int32_t>(ids.size())};
-  std::string bytes(sizeof header + 2 * ids.size(), '\0');
-  std::memcpy(bytes.data(), header, sizeof header);
-  std::memcpy(bytes.data() + sizeof header, ids.data(), 2 * ids.size());
-  write_text(path, bytes);
-}
 
 }  // namespace
 
@@ -307,7 +301,7 @@ TEST_CASE("zinf train: bad data, paths and stages get clear errors") {
 
   std::vector<std::uint16_t> ids(4000);
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::uint16_t>((i * 37) % 300 + (i % 7 == 0 ? 700 : 0));
-  write_bin(dir.file("tokens.bin"), ids);
+  write_llmc_u16(dir.file("tokens.bin"), ids);
   auto small_vocab = run({"--dataset-file", dir.file("tokens.bin"), "--vocab-size", "512"});
   CHECK(small_vocab.exit_code == 2);
   CHECK(small_vocab.err.find("contains token id 999") != std::string::npos);

@@ -172,6 +172,14 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
+void write_llmc_u16(const std::string& path, const std::vector<std::uint16_t>& ids) {
+  std::int32_t header[256] = {20240520, 1, static_cast<std::int32_t>(ids.size())};
+  std::string bytes(sizeof header + 2 * ids.size(), '\0');
+  std::memcpy(bytes.data(), header, sizeof header);
+  std::memcpy(bytes.data() + sizeof header, ids.data(), 2 * ids.size());
+  write_text(path, bytes);
+}
+
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;

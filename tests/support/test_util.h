@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -75,6 +76,8 @@ void start_zinf(Background& bg, const std::string& out_path, const std::string& 
                 const std::vector<std::string>& args);
 
 void write_text(const std::string& path, const std::string& text);
+// An llm.c uint16 token file (magic 20240520, version 1) holding `ids`.
+void write_llmc_u16(const std::string& path, const std::vector<std::uint16_t>& ids);
 
 // "what | hint: hint" of the zinf::Error `fn` throws; "(no error)" when it
 // throws none (so a CHECK on the message fails visibly).

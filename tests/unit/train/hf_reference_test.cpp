@@ -2,13 +2,17 @@
 // model::architecture_of) against transformers 5.17's logits and loss on the
 // committed tiny HF models (tests/data/hf/models, made by
 // tools/fixtures/make_hf_fixtures.py in fp32 with eager attention). Weights
-// are mapped by name with a minimal test-local loader (the real importer is lib/hf).
+// are read by the importer (train::pretrained_weights), from every fixture
+// directory (single file, sharded, fp16, bf16) and through the ZeRO engine.
 #include <fstream>
 #include <regex>
 #include <sstream>
 
 #include "model/gpt.h"
+#include "hf/hf_config.h"
 #include "hf/safetensors.h"
+#include "train/weight_source.h"
+#include "train/zero_gpt.h"
 #include "unit/model/torch_doctest.h"
 
 namespace {
@@ -27,21 +31,15 @@ torch::Tensor read_tensor(const zinf::hf::SafetensorsReader& r, const std::strin
   return t;
 }
 
-// The fixture's weights in model_layout(spec) order, fp32.
+// The fixture's weights in model_layout(spec) order, fp32, through the
+// importer (train::pretrained_weights -> hf::PretrainedWeights).
 torch::Tensor load_flat(const ModelSpec& spec, const std::string& dir) {
-  zinf::hf::SafetensorsReader r(dir + "/model.safetensors");
-  std::vector<torch::Tensor> parts;
-  for (const auto& block : zinf::model::model_layout(spec))
-    for (const auto& p : block.params) {
-      torch::Tensor t = read_tensor(r, p.name).to(torch::kFloat32);
-      const bool conv1d = spec.model_type == "gpt2" && p.shape.size() == 2 &&
-                          (p.name.find("c_attn") != std::string::npos || p.name.find("c_proj") != std::string::npos ||
-                           p.name.find("c_fc") != std::string::npos);
-      if (conv1d) t = t.t();  // HF Conv1D stores [in, out]
-      REQUIRE(t.sizes().vec() == p.shape);
-      parts.push_back(t.contiguous().view({-1}));
-    }
-  return torch::cat(parts);
+  const auto weights = zinf::train::pretrained_weights(spec, dir);
+  const auto layout = zinf::model::model_layout(spec);
+  torch::Tensor flat = torch::empty({spec.parameter_count()}, torch::kFloat32);
+  for (std::size_t b = 0; b < layout.size(); ++b)
+    weights->read(b, 0, layout[b].numel, flat.data_ptr<float>() + layout[b].offset);
+  return flat;
 }
 
 double expected_loss(const std::string& dir) {
@@ -54,26 +52,35 @@ double expected_loss(const std::string& dir) {
   return std::stod(m[1]);
 }
 
+// max |got - want| / max |want| of the logits, and the causal-LM loss (HF's:
+// labels = input_ids, shifted inside the model) checked against the fixture.
+void check_logits(const torch::Tensor& got, const std::string& dir, std::int64_t vocab) {
+  zinf::hf::SafetensorsReader expected(dir + "/expected.safetensors");
+  const torch::Tensor ids = read_tensor(expected, "input_ids");
+  const torch::Tensor want = read_tensor(expected, "logits");
+  REQUIRE(got.sizes() == want.sizes());
+  const double rel = ((got - want).abs().max() / want.abs().max()).item<double>();
+  INFO(dir << ": max |logits - HF| / max |HF| = " << rel);
+  CHECK(rel < 1e-4);
+  const std::int64_t T = ids.size(1);
+  const torch::Tensor loss = at::cross_entropy_loss(got.narrow(1, 0, T - 1).reshape({-1, vocab}),
+                                                    ids.narrow(1, 1, T - 1).reshape({-1}));
+  CHECK(loss.item<double>() == doctest::Approx(expected_loss(dir)).epsilon(1e-5));
+}
+
+torch::Tensor fixture_ids(const std::string& dir) {
+  zinf::hf::SafetensorsReader expected(dir + "/expected.safetensors");
+  return read_tensor(expected, "input_ids");
+}
+
 void check_against_hf(const ModelSpec& spec, const std::string& name) {
   const std::string dir = kModels + name;
   zinf::model::GptOptions o;
   o.spec = spec;
   zinf::model::Gpt model(o);
   model.load_flat(load_flat(spec, dir));
-  zinf::hf::SafetensorsReader expected(dir + "/expected.safetensors");
-  const torch::Tensor ids = read_tensor(expected, "input_ids");
-  const torch::Tensor want = read_tensor(expected, "logits");
   torch::NoGradGuard no_grad;
-  const torch::Tensor got = model.forward(ids);
-  REQUIRE(got.sizes() == want.sizes());
-  const double rel = ((got - want).abs().max() / want.abs().max()).item<double>();
-  INFO(name << ": max |logits - HF| / max |HF| = " << rel);
-  CHECK(rel < 1e-4);
-  // HF's causal-LM loss: labels = input_ids, shifted inside the model.
-  const std::int64_t T = ids.size(1), V = spec.vocab_size;
-  const torch::Tensor loss = at::cross_entropy_loss(got.narrow(1, 0, T - 1).reshape({-1, V}),
-                                                    ids.narrow(1, 1, T - 1).reshape({-1}));
-  CHECK(loss.item<double>() == doctest::Approx(expected_loss(dir)).epsilon(1e-5));
+  check_logits(model.forward(fixture_ids(dir)), dir, spec.vocab_size);
 }
 
 ModelSpec llama_like(std::string type) {
@@ -130,4 +137,35 @@ TEST_CASE("the mistral decoder (one kv head, untied) equals transformers' Mistra
   s.rope_theta = 1e6;
   s.tied_embeddings = false;
   check_against_hf(s, "mistral");
+}
+
+TEST_CASE("every fixture directory (single, sharded, fp16, bf16) imports from its own config.json to HF's logits") {
+  // The spec comes from the directory, as --from-pretrained makes it; the
+  // fp16 fixture's expected logits are transformers' on the fp16 weights
+  // cast to fp32, so the import must convert exactly.
+  for (const char* name : {"gpt2", "gpt2-sharded", "gpt2-fp16", "llama", "llama-sharded", "llama-linear-bf16", "qwen2",
+                           "qwen2-sharded", "mistral"}) {
+    CAPTURE(name);
+    const ModelSpec spec = zinf::hf::read_hf_config(kModels + name);
+    check_against_hf(spec, name);
+  }
+}
+
+TEST_CASE("the ZeRO engine (zero3 and infinity-cpu) reads pretrained weights to HF's logits") {
+  for (const char* name : {"llama-sharded", "qwen2", "gpt2-sharded"}) {
+    for (zinf::Tier params : {zinf::Tier::kDevice, zinf::Tier::kCpu}) {
+      CAPTURE(name);
+      CAPTURE(int(params));
+      const std::string dir = kModels + name;
+      const ModelSpec spec = zinf::hf::read_hf_config(dir);
+      zinf::zero::OffloadEngineOptions o;
+      o.param_home = params;
+      o.optimizer_home = zinf::Tier::kCpu;
+      o.partition_params = true;
+      const auto weights = zinf::train::pretrained_weights(spec, dir);
+      zinf::train::ZeroGpt gpt(spec, *weights, o);
+      torch::NoGradGuard no_grad;
+      check_logits(gpt.forward(fixture_ids(dir)), dir, spec.vocab_size);
+    }
+  }
 }

@@ -1,0 +1,77 @@
+// zinf::train — the seeded initialisation and HF directories as WeightSources.
+#include "train/weight_source.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "hf/pretrained.h"
+#include "model/architecture.h"
+#include "model/layout.h"
+
+namespace zinf::train {
+namespace {
+
+class RandomWeights final : public WeightSource {
+ public:
+  RandomWeights(const ModelSpec& spec, std::uint64_t seed) : spec_(spec), seed_(seed), layout_(model::model_layout(spec)) {}
+
+  void read(std::size_t block, std::int64_t first, std::int64_t count, float* dst) const override {
+    // A block's values come from its own generator in one draw: a range of it
+    // is cut from the whole block, so every rank sees the same values.
+    if (first == 0 && count == layout_.at(block).numel) return model::initial_block(spec_, seed_, block, dst);
+    std::vector<float> whole(std::size_t(layout_.at(block).numel));
+    model::initial_block(spec_, seed_, block, whole.data());
+    std::memcpy(dst, whole.data() + first, sizeof(float) * std::size_t(count));
+  }
+  std::string describe() const override { return "random (seed " + std::to_string(seed_) + ")"; }
+
+ private:
+  ModelSpec spec_;
+  std::uint64_t seed_;
+  std::vector<model::BlockLayout> layout_;
+};
+
+class Pretrained final : public WeightSource {
+ public:
+  Pretrained(const ModelSpec& spec, const std::string& dir) : layout_(model::model_layout(spec)) {
+    std::vector<hf::ExpectedTensor> params;
+    for (const auto& b : layout_) {
+      first_param_.push_back(params.size());
+      for (const auto& p : b.params) params.push_back({p.name, p.shape});
+    }
+    weights_ = std::make_unique<hf::PretrainedWeights>(dir, spec.model_type, spec.tied_embeddings, params);
+  }
+
+  void read(std::size_t block, std::int64_t first, std::int64_t count, float* dst) const override {
+    const model::BlockLayout& b = layout_.at(block);
+    const std::int64_t end = first + count;
+    for (std::size_t i = 0; i < b.params.size(); ++i) {
+      const model::ParamInfo& p = b.params[i];
+      const std::int64_t begin = p.offset - b.offset;  // within the block
+      const std::int64_t lo = std::max(first, begin), hi = std::min(end, begin + p.numel);
+      if (lo < hi) weights_->read(first_param_[block] + i, lo - begin, hi - lo, dst + (lo - first));
+    }
+  }
+  std::string describe() const override {
+    return "pretrained " + weights_->dir() + " (" + std::to_string(weights_->file_count()) + " file" +
+           (weights_->file_count() == 1 ? "" : "s") + ")";
+  }
+
+ private:
+  std::vector<model::BlockLayout> layout_;
+  std::vector<std::size_t> first_param_;  // [blocks] index of each block's first parameter
+  std::unique_ptr<hf::PretrainedWeights> weights_;
+};
+
+}  // namespace
+
+std::unique_ptr<WeightSource> random_weights(const ModelSpec& spec, std::uint64_t seed) {
+  return std::make_unique<RandomWeights>(spec, seed);
+}
+
+std::unique_ptr<WeightSource> pretrained_weights(const ModelSpec& spec, const std::string& dir) {
+  return std::make_unique<Pretrained>(spec, dir);
+}
+
+}  // namespace zinf::train

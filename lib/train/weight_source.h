@@ -1,0 +1,32 @@
+// zinf::train — where a run's first weights come from.
+// Implements: WeightSource, the fp32 values of any element range of any block
+// of model_layout(spec): the seeded from-scratch initialisation
+// (model::initial_block), or a Hugging Face model directory
+// (hf::PretrainedWeights, checked against the layout when opened). The
+// engines fill their homes block by block, each rank asking only for the
+// range it keeps, so the whole model is never in host memory.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/model_spec.h"
+
+namespace zinf::train {
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  // Elements [first, first + count) of block `block` into dst (fp32).
+  virtual void read(std::size_t block, std::int64_t first, std::int64_t count, float* dst) const = 0;
+  // For the log: "random (seed 1234)" or "pretrained DIR (3 files)".
+  virtual std::string describe() const = 0;
+};
+
+std::unique_ptr<WeightSource> random_weights(const ModelSpec& spec, std::uint64_t seed);
+// Opens `dir`'s weights for spec's layout; UsageError naming any tensor that
+// is missing, unexpected or of the wrong shape.
+std::unique_ptr<WeightSource> pretrained_weights(const ModelSpec& spec, const std::string& dir);
+
+}  // namespace zinf::train

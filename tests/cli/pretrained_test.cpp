@@ -1,0 +1,167 @@
+// CLI: `zinf train --from-pretrained DIR` on the committed tiny HF models
+// (tests/data/hf/models): the model keys come from DIR/config.json, the
+// first step's loss is transformers' loss on the same tokens (computed here
+// from the fixture's recorded logits), every stage and offload option starts
+// from the same weights, and a broken directory stops the run by name.
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "support/test_util.h"
+
+using zinf::test::read_text;
+using zinf::test::run_zinf;
+using zinf::test::TempDir;
+using zinf::test::write_llmc_u16;
+using zinf::test::write_text;
+using Json = nlohmann::json;
+
+namespace {
+
+const std::string kModels = std::string(ZINF_SOURCE_DIR) + "/tests/data/hf/models/";
+
+bool has(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+
+// Row 0 of the fixture's input ids.
+std::vector<std::uint16_t> fixture_row(const std::string& dir) {
+  const Json j = Json::parse(read_text(dir + "/expected.json"));
+  return j["input_ids"][0].get<std::vector<std::uint16_t>>();
+}
+
+
+// transformers' next-token loss on row 0 (its first T-1 positions), from the
+// fp32 logits [2, T, V] the fixture recorded in expected.safetensors.
+double hf_row0_loss(const std::string& dir, std::int64_t vocab) {
+  const std::string file = read_text(dir + "/expected.safetensors");
+  std::uint64_t header_len = 0;
+  std::memcpy(&header_len, file.data(), 8);
+  const Json header = Json::parse(file.substr(8, header_len));
+  const auto& e = header["logits"];
+  REQUIRE(e["dtype"] == "F32");
+  const std::int64_t T = e["shape"][1].get<std::int64_t>();
+  const float* logits = reinterpret_cast<const float*>(file.data() + 8 + header_len + e["data_offsets"][0].get<std::size_t>());
+  const auto ids = fixture_row(dir);
+  double total = 0;
+  for (std::int64_t t = 0; t + 1 < T; ++t) {
+    const float* row = logits + t * vocab;
+    double peak = row[0];
+    for (std::int64_t v = 1; v < vocab; ++v) peak = std::max(peak, double(row[v]));
+    double sum = 0;
+    for (std::int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - peak);
+    total += peak + std::log(sum) - row[ids[std::size_t(t + 1)]];
+  }
+  return total / double(T - 1);
+}
+
+std::vector<double> losses(const std::string& out) {
+  std::istringstream in(read_text(out + "/metrics.jsonl"));
+  std::vector<double> v;
+  for (std::string line; std::getline(in, line);) {
+    const Json j = Json::parse(line);
+    if (j.contains("step") && j.contains("loss")) v.push_back(j["loss"].get<double>());
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("zinf config --from-pretrained takes the model from the directory's config.json") {
+  TempDir dir;
+  write_llmc_u16(dir.file("row0.bin"), fixture_row(kModels + "llama"));
+  const auto r = run_zinf({"config", "--from-pretrained", kModels + "llama", "--dataset-file", dir.file("row0.bin")});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const Json m = Json::parse(r.out)["zinf"]["model"];
+  CHECK(m["model_type"] == "llama");
+  CHECK(m["vocab_size"] == 96);
+  CHECK(m["hidden_size"] == 32);
+  CHECK(m["kv_heads"] == 2);
+  CHECK(m["intermediate_size"] == 48);
+  CHECK(m["head_dim"] == 8);
+  CHECK(m["rope_theta"] == 500000.0);
+  CHECK(m["rope_scaling"]["rope_type"] == "llama3");
+  CHECK(m["rope_scaling"]["original_max_position_embeddings"] == 16);
+  CHECK(m["tied_embeddings"] == false);
+  CHECK(m["seq_len"] == 64);  // the model's positions, at most 2048
+
+  const auto both = run_zinf({"config", "--from-pretrained", kModels + "llama", "--model", "gpt2-small"});
+  CHECK(both.exit_code == 2);
+  CHECK(has(both.err, "zinf.model.name 'gpt2-small' (set by flag --model) and zinf.model.from_pretrained"));
+
+  const auto missing = run_zinf({"config", "--from-pretrained", "/nonexistent/model"});
+  CHECK(missing.exit_code == 2);
+  CHECK(has(missing.err, "cannot read /nonexistent/model/config.json"));
+}
+
+TEST_CASE("a Mistral sliding window bounds seq_len: zinf attends fully, which equals it only inside the window") {
+  TempDir dir;
+  std::string config = read_text(kModels + "mistral/config.json");
+  config.replace(config.find("\"sliding_window\": null"), 22, "\"sliding_window\": 16");
+  write_text(dir.file("config.json"), config);
+  write_llmc_u16(dir.file("row0.bin"), fixture_row(kModels + "mistral"));
+  const auto r = run_zinf({"config", "--from-pretrained", dir.path(), "--dataset-file", dir.file("row0.bin")});
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, "zinf.model.seq_len = 64: is longer than the model's sliding_window 16"));
+  const auto ok = run_zinf({"config", "--from-pretrained", dir.path(), "--seq-len", "16", "--dataset-file", dir.file("row0.bin")});
+  INFO(ok.err);
+  CHECK(ok.exit_code == 0);
+  CHECK(Json::parse(ok.out)["zinf"]["model"]["sliding_window"] == 16);
+}
+
+TEST_CASE("zinf train --from-pretrained: the first loss is transformers', on every stage and offload option") {
+  TempDir dir;
+  for (const char* name : {"llama-sharded", "gpt2-fp16", "qwen2"}) {
+    CAPTURE(name);
+    const std::string model = kModels + name;
+    write_llmc_u16(dir.file("row0.bin"), fixture_row(model));
+    const double want = hf_row0_loss(model, 96);
+    for (const std::vector<std::string>& stage : std::vector<std::vector<std::string>>{
+             {"--zero-stage", "none"}, {"--zero-stage", "zero2"}, {"--zero-stage", "zero3"}, {"--preset", "infinity-cpu"}}) {
+      CAPTURE(stage[1]);
+      const std::string out = dir.file(std::string("run-") + name + "-" + stage[1]);
+      // One window of the 16 tokens: inputs 0..14, targets 1..15, as HF's shifted labels.
+      std::vector<std::string> args{"train", "--device", "cpu", "--from-pretrained", model, "--dataset-file",
+                                    dir.file("row0.bin"), "--val-dataset-file", dir.file("row0.bin"), "--seq-len",
+                                    "15", "--batch-size", "1", "--steps", "2", "--output-dir", out, "--no-save"};
+      args.insert(args.end(), stage.begin(), stage.end());
+      const auto r = run_zinf(args);
+      INFO(r.err);
+      REQUIRE(r.exit_code == 0);
+      CHECK(has(r.err, "weights: pretrained " + model));
+      const auto l = losses(out);
+      REQUIRE(l.size() == 2);
+      CHECK(l[0] == doctest::Approx(want).epsilon(1e-5));
+      CHECK(l[1] < l[0]);  // it trains from there
+    }
+  }
+}
+
+TEST_CASE("zinf train --from-pretrained refuses a directory with a missing shard or a misshapen tensor") {
+  TempDir dir;
+  namespace fs = std::filesystem;
+  fs::copy(kModels + "llama-sharded", dir.file("m"));
+  write_llmc_u16(dir.file("row0.bin"), fixture_row(kModels + "llama"));
+  const std::vector<std::string> args{"train", "--device", "cpu", "--from-pretrained", dir.file("m"),
+                                      "--dataset-file", dir.file("row0.bin"), "--val-dataset-file",
+                                      dir.file("row0.bin"), "--seq-len", "15", "--batch-size", "1", "--steps", "1",
+                                      "--output-dir", dir.file("out")};
+  fs::remove(dir.file("m/model-00003-of-00005.safetensors"));
+  const auto r = run_zinf(args);
+  CHECK(r.exit_code == 2);
+  CHECK(has(r.err, dir.file("m/model-00003-of-00005.safetensors") + " is missing"));
+  CHECK(!fs::exists(dir.file("out/checkpoints/latest")));
+
+  // The run changes a dimension the weights have: the first tensor that differs is named.
+  fs::copy(kModels + "llama-sharded/model-00003-of-00005.safetensors", dir.file("m/model-00003-of-00005.safetensors"));
+  auto wider = args;
+  wider.insert(wider.end(), {"--intermediate-size", "64"});
+  const auto w = run_zinf(wider);
+  CHECK(w.exit_code == 2);
+  CHECK(has(w.err, "has shape [48, 32], the model expects [64, 32]"));
+}

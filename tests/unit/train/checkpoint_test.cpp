@@ -30,7 +30,9 @@
 #include "support/test_util.h"
 #include "train/checkpoint.h"
 #include "hf/dtype.h"
+#include "hf/hf_config.h"
 #include "hf/names.h"
+#include "hf/pretrained.h"
 #include "hf/safetensors.h"
 
 using namespace zinf;
@@ -487,6 +489,62 @@ TEST_CASE("export writes every parameter under its HF name, GPT-2 Conv1D weights
 
   CHECK(has(error_of([&] { ExportOptions o; o.dtype = "int8"; export_checkpoint(dir.file("out"), dir.file("x"), o); }),
             "dtype 'int8' is not supported for an exported model | hint: use one of: bf16, fp16, fp32"));
+}
+
+TEST_CASE("export then import is bit-exact: config.json gives the spec back, PretrainedWeights the master weights") {
+  ModelSpec llama{"custom", 32, 8, 16, 2, 4};
+  llama.model_type = "llama";
+  llama.kv_heads = 2;
+  llama.intermediate_size = 24;
+  llama.max_positions = 8;
+  llama.tied_embeddings = false;
+  llama.rope_scaling = {"llama3", 8.0, 1.0, 4.0, 4};
+  llama.bos_token_id = 1;
+  llama.eos_token_id = 2;
+  ModelSpec qwen = llama;
+  qwen.model_type = "qwen2";
+  qwen.attention_bias = true;
+  qwen.tied_embeddings = true;
+  qwen.rope_scaling = {};
+  ModelSpec gpt2{"custom", 16, 4, 8, 2, 2};
+  gpt2.max_positions = 4;
+  for (const ModelSpec& spec : {gpt2, llama, qwen}) {
+    CAPTURE(spec.model_type);
+    test::TempDir dir;
+    const std::int64_t n = spec.parameter_count();
+    FullState full(n);
+    for (std::int64_t i = 0; i < n; ++i) full.p[std::size_t(i)] = std::sin(0.37f * float(i)) / 3.0f;
+    CheckpointDir ckpt(dir.file("checkpoints"), 2);
+    TrainerState st;
+    st.step = 1;
+    ckpt.save(st, spec, everything(full));
+    ExportOptions o;
+    o.max_shard_bytes = 500;  // sharded: the importer follows the index
+    export_checkpoint(dir.path(), dir.file("m"), o);
+
+    ModelSpec back = hf::read_hf_config(dir.file("m"));
+    back.name = spec.name;
+    back.seq_len = spec.seq_len;  // the config holds the position count, the run narrows it
+    CHECK(back.parameter_count() == n);
+    CHECK(back.kv_head_count() == spec.kv_head_count());
+    CHECK(back.tied_embeddings == spec.tied_embeddings);
+    CHECK(back.attention_bias == spec.attention_bias);
+    CHECK(back.rope_scaling.type == spec.rope_scaling.type);
+    CHECK(back.bos_token_id == spec.bos_token_id);
+    std::vector<hf::ExpectedTensor> expected;
+    std::vector<model::ParamInfo> params;
+    for (const auto& block : model::model_layout(back))
+      for (const auto& p : block.params) {
+        expected.push_back({p.name, p.shape});
+        params.push_back(p);
+      }
+    const hf::PretrainedWeights weights(dir.file("m"), back.model_type, back.tied_embeddings, expected);
+    CHECK(weights.file_count() > 1);
+    std::vector<float> flat(std::size_t(n), -1.0f);
+    for (std::size_t i = 0; i < params.size(); ++i)
+      weights.read(i, 0, params[i].numel, flat.data() + params[i].offset);
+    CHECK(std::memcmp(flat.data(), full.p.data(), flat.size() * 4) == 0);
+  }
 }
 
 TEST_CASE("export of a Llama-family checkpoint: HF names, untied head written, fp16 rounded") {

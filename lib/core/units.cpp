@@ -89,4 +89,10 @@ std::optional<std::int64_t> parse_bytes(const std::string& text) {
   return static_cast<std::int64_t>(bytes);
 }
 
+std::string format_fixed(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+
 }  // namespace zinf

@@ -25,6 +25,8 @@ std::string format_gbps(double bytes_per_second);
 
 // "124.4M", "1.56B": parameter counts.
 std::string format_count(double n);
+// `value` with `decimals` digits after the point ("5.1312").
+std::string format_fixed(double value, int decimals);
 
 // Parses "1048576", "1e6", "1.5e9", "4096B", "512KiB", "64MB", "2GiB", "1G".
 // K/M/G/T without "i" and with or without "B" are decimal; with "i" binary.

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <tuple>
+#include <utility>
 
 #include "core/error.h"
 #include "core/torch_compat.h"
@@ -20,28 +22,53 @@ bool ends_with(const std::string& s, const char* tail) {
   return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
 }
 
-// Causal softmax attention, q [B, nh, T, hd], k/v [B, nh, T, hd].
+// Causal softmax attention of q [B, nh, T, hd] over k/v [B, nh, S, hd],
+// S >= T: query i sits at position S - T + i and sees keys 0..S - T + i.
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  const std::int64_t T = q.size(2), S = k.size(2), hd = q.size(3);
 #if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
-#else
-  const std::int64_t T = q.size(2), hd = q.size(3);
+  if (S == T) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+  if (T == 1) return at::scaled_dot_product_attention(q, k, v);  // the newest token sees them all
+#endif
   torch::Tensor att = at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));
-  const torch::Tensor mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu(1);
+  const torch::Tensor mask =
+      torch::ones({T, S}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu(S - T + 1);
   att = att.masked_fill(mask, -std::numeric_limits<float>::infinity()).softmax(-1);
   return at::matmul(att, v);
-#endif
+}
+
+// k, v [B, nkv, T, hd] appended to the cache; returns everything it holds.
+std::pair<torch::Tensor, torch::Tensor> remember(KvCache* cache, torch::Tensor k, torch::Tensor v) {
+  if (!cache) return {std::move(k), std::move(v)};
+  if (cache->k.defined()) {
+    cache->k = torch::cat({cache->k, k}, 2);
+    cache->v = torch::cat({cache->v, v}, 2);
+  } else {
+    cache->k = k;
+    cache->v = v;
+  }
+  return {cache->k, cache->v};
 }
 
 // ------------------------------------------------------------------ GPT-2
 
 class Gpt2 final : public Architecture {
  public:
-  torch::Tensor embed(const torch::Tensor& idx, const Params& p, const ModelSpec&) const override {
-    return at::embedding(p[0], idx) + p[1].narrow(0, 0, idx.size(1));
+  torch::Tensor embed(const torch::Tensor& idx, const Params& p, const ModelSpec&, std::int64_t first) const override {
+    return at::embedding(p[0], idx) + p[1].narrow(0, first, idx.size(1));
   }
-  torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& spec) const override {
-    return transformer_block(x, p, spec.heads);
+  // HF GPT2Block: pre-LayerNorm, fused QKV, tanh-GELU MLP of 4x width.
+  torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& spec, KvCache* cache) const override {
+    const std::int64_t B = x.size(0), T = x.size(1), H = x.size(2), nh = spec.heads, hd = H / nh;
+    torch::Tensor h = at::layer_norm(x, {H}, p[kLn1Weight], p[kLn1Bias], 1e-5);
+    const auto qkv = at::linear(h, p[kQkvWeight], p[kQkvBias]).split(H, 2);
+    const torch::Tensor q = qkv[0].view({B, T, nh, hd}).transpose(1, 2);
+    const auto [k, v] = remember(cache, qkv[1].view({B, T, nh, hd}).transpose(1, 2), qkv[2].view({B, T, nh, hd}).transpose(1, 2));
+    const torch::Tensor y = causal_attention(q, k, v).transpose(1, 2).contiguous().view({B, T, H});
+    const torch::Tensor out = x + at::linear(y, p[kAttnProjWeight], p[kAttnProjBias]);
+    h = at::layer_norm(out, {H}, p[kLn2Weight], p[kLn2Bias], 1e-5);
+    h = at::gelu(at::linear(h, p[kFcWeight], p[kFcBias]), "tanh");
+    return out + at::linear(h, p[kMlpProjWeight], p[kMlpProjBias]);
   }
   torch::Tensor head(const torch::Tensor& x, const Params& head, const Params& emb, const ModelSpec& spec) const override {
     return at::linear(at::layer_norm(x, {spec.hidden_size}, head[0], head[1], 1e-5), emb[0]);  // tied to wte
@@ -67,11 +94,11 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 
 class Llama final : public Architecture {
  public:
-  torch::Tensor embed(const torch::Tensor& idx, const Params& p, const ModelSpec&) const override {
+  torch::Tensor embed(const torch::Tensor& idx, const Params& p, const ModelSpec&, std::int64_t) const override {
     return at::embedding(p[0], idx);
   }
 
-  torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& s) const override {
+  torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& s, KvCache* cache) const override {
     const std::int64_t B = x.size(0), T = x.size(1), hd = s.head_size(), nh = s.heads, nkv = s.kv_head_count();
     std::size_t i = 0;
     const torch::Tensor& ln1 = p[i++];
@@ -93,12 +120,15 @@ class Llama final : public Architecture {
     torch::Tensor v = at::linear(h, wv, bv).view({B, T, nkv, hd}).transpose(1, 2);
     // Rotary positions 0..T-1, cos/sin in fp32 as HF's LlamaRotaryEmbedding.
     const torch::Tensor inv_freq = rope_inv_freq(s).to(x.device());
-    const torch::Tensor pos = torch::arange(T, torch::TensorOptions().dtype(torch::kFloat32).device(x.device()));
+    const std::int64_t first = cache ? cache->length() : 0;
+    const torch::Tensor pos =
+        torch::arange(first, first + T, torch::TensorOptions().dtype(torch::kFloat32).device(x.device()));
     const torch::Tensor freqs = torch::outer(pos, inv_freq);
     const torch::Tensor emb = torch::cat({freqs, freqs}, -1);
     const torch::Tensor cos = emb.cos().to(x.scalar_type()), sin = emb.sin().to(x.scalar_type());
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
+    std::tie(k, v) = remember(cache, k, v);
     if (nkv != nh) {  // HF repeat_kv: each key/value head serves nh / nkv consecutive query heads
       k = k.repeat_interleave(nh / nkv, 1);
       v = v.repeat_interleave(nh / nkv, 1);

@@ -18,13 +18,26 @@ namespace zinf::model {
 
 using Params = std::vector<torch::Tensor>;
 
+// One transformer block's keys and values of the positions seen so far, for
+// generation: [B, kv_heads, positions, head_size] each, undefined before the
+// first call. A block given a cache attends over it plus the new tokens
+// (positions length() ..) and appends their keys and values.
+struct KvCache {
+  torch::Tensor k, v;
+  std::int64_t length() const { return k.defined() ? k.size(2) : 0; }
+};
+
 class Architecture {
  public:
   virtual ~Architecture() = default;
-  // idx [B, T] int64 -> x [B, T, H]; emb: the "embedding" block's views.
-  virtual torch::Tensor embed(const torch::Tensor& idx, const Params& emb, const ModelSpec& spec) const = 0;
-  // One transformer block (x [B, T, H], positions 0..T-1); p: a block's views.
-  virtual torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& spec) const = 0;
+  // idx [B, T] int64 at positions first_position.. -> x [B, T, H]; emb: the
+  // "embedding" block's views.
+  virtual torch::Tensor embed(const torch::Tensor& idx, const Params& emb, const ModelSpec& spec,
+                              std::int64_t first_position = 0) const = 0;
+  // One transformer block (x [B, T, H]); p: a block's views. Without a cache
+  // the positions are 0..T-1; with one, cache->length().. (see KvCache).
+  virtual torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& spec,
+                              KvCache* cache = nullptr) const = 0;
   // x [B, T, H] -> logits [B, T, vocab]; head: the "head" block's views, emb:
   // the embedding block's (read only when head_reads_embedding(spec)).
   virtual torch::Tensor head(const torch::Tensor& x, const Params& head, const Params& emb,

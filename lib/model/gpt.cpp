@@ -12,34 +12,6 @@
 namespace zinf::model {
 namespace F = torch::nn::functional;
 
-// ------------------------------------------------------------ block compute
-
-torch::Tensor transformer_block(const torch::Tensor& x, const std::vector<torch::Tensor>& p, std::int64_t heads) {
-  const std::int64_t B = x.size(0), T = x.size(1), H = x.size(2), hd = H / heads;
-  // attention
-  torch::Tensor h = at::layer_norm(x, {H}, p[kLn1Weight], p[kLn1Bias], 1e-5);
-  const torch::Tensor qkv = at::linear(h, p[kQkvWeight], p[kQkvBias]);
-  auto parts = qkv.split(H, 2);
-  const torch::Tensor q = parts[0].view({B, T, heads, hd}).transpose(1, 2);
-  const torch::Tensor k = parts[1].view({B, T, heads, hd}).transpose(1, 2);
-  const torch::Tensor v = parts[2].view({B, T, heads, hd}).transpose(1, 2);
-  torch::Tensor y;
-#if TORCH_VERSION_MAJOR >= 2
-  y = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
-#else
-  torch::Tensor att = at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));
-  const torch::Tensor mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).triu(1);
-  att = att.masked_fill(mask, -std::numeric_limits<float>::infinity()).softmax(-1);
-  y = at::matmul(att, v);
-#endif
-  y = y.transpose(1, 2).contiguous().view({B, T, H});
-  torch::Tensor out = x + at::linear(y, p[kAttnProjWeight], p[kAttnProjBias]);
-  // MLP
-  h = at::layer_norm(out, {H}, p[kLn2Weight], p[kLn2Bias], 1e-5);
-  h = at::gelu(at::linear(h, p[kFcWeight], p[kFcBias]), "tanh");
-  return out + at::linear(h, p[kMlpProjWeight], p[kMlpProjBias]);
-}
-
 // ------------------------------------------------------------ construction
 
 Gpt::Gpt(const GptOptions& options) : options_(options), layout_(model_layout(options.spec)) {

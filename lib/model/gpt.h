@@ -31,10 +31,6 @@ struct GptOptions {
   std::int64_t padded_numel = 0;
 };
 
-// The computation of one transformer block (x: [B, T, H]); params in
-// BlockParam order. Free so that the ZeRO engine can run it on gathered views.
-torch::Tensor transformer_block(const torch::Tensor& x, const std::vector<torch::Tensor>& params, std::int64_t heads);
-
 class Gpt {
  public:
   explicit Gpt(const GptOptions& options);

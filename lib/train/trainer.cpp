@@ -29,6 +29,7 @@
 #include "train/checkpoint.h"
 #include "train/engine_report.h"
 #include "train/data_parallel.h"
+#include "train/device.h"
 #include "train/distributed.h"
 #include "monitor/peak_flops.h"
 #include "train/metrics.h"
@@ -64,26 +65,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kWarmupSteps = 2;  // steps left out of the mean tokens/s
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// On several ranks each rank's GPU follows its LOCAL_RANK (--gpus was
-// applied by the launcher through CUDA_VISIBLE_DEVICES); alone, --gpus picks it.
-torch::Device pick_device(const Settings& s, bool several_ranks, int local_rank) {
-  if (s.device != "cuda") return torch::kCPU;
-  if (!torch::cuda::is_available())
-    throw Error("--device cuda was asked for, but " +
-                    std::string(
-#ifdef ZINF_WITH_CUDA
-                        "no CUDA device is visible"
-#else
-                        "this zinf was built with a CPU-only LibTorch"
-#endif
-                        ),
-                "use --device cpu, or run on a GPU host with a CUDA build of zinf", ExitCode::kUnusable);
-  int index = 0;
-  if (several_ranks) index = cuda_device_for_rank(local_rank);
-  else if (!s.gpus.empty() && s.gpus != "none" && s.gpus != "auto") index = std::stoi(s.gpus.substr(0, s.gpus.find(',')));
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-}
 
 std::int64_t peak_gpu_bytes(const torch::Device& d) {
 #ifdef ZINF_WITH_CUDA
@@ -221,16 +202,7 @@ void Trainer::Impl::setup() {
   check_supported(s);
   device = pick_device(s, comm && comm->world_size() > 1, local_rank);
   group = std::make_unique<RankGroup>(comm, device);
-  // LibTorch's CPU kernels lack fp16 for much of the model; bf16 works (slowly)
-  // and runs the same master-weight code path as CUDA, which is how CI tests it.
-  if (s.precision == Precision::kFp16 && !device.is_cuda())
-    throw UsageError("--precision fp16 trains on CUDA only; on CPU zinf trains in fp32 (or bf16)",
-                     "use --precision fp32 (or auto) with --device cpu");
-  if (s.precision == Precision::kBf16 && !device.is_cuda())
-    log::warn("--precision bf16 on CPU: bf16 parameters and activations with fp32 master weights; "
-              "expect it to be slower than fp32 on most CPUs");
-  dtype = s.precision == Precision::kBf16 ? torch::kBFloat16 : s.precision == Precision::kFp16 ? torch::kFloat16
-                                                                                                : torch::kFloat32;
+  dtype = model_dtype(s, device);
   // Output directory first: a bad path should fail before minutes of loading.
   fs::make_dirs(s.output_dir);
   checkpoints = std::make_unique<CheckpointDir>(s.output_dir + "/checkpoints", s.keep_checkpoints,

@@ -5,9 +5,11 @@
 #include <cstring>
 #include <vector>
 
+#include "core/fs.h"
 #include "hf/pretrained.h"
 #include "model/architecture.h"
 #include "model/layout.h"
+#include "train/checkpoint.h"
 
 namespace zinf::train {
 namespace {
@@ -64,7 +66,34 @@ class Pretrained final : public WeightSource {
   std::unique_ptr<hf::PretrainedWeights> weights_;
 };
 
+class CheckpointWeights final : public WeightSource {
+ public:
+  explicit CheckpointWeights(const std::string& path)
+      : dir_(resolve_checkpoint(path)), reader_(dir_), layout_(model::model_layout(reader_.info().spec)) {}
+
+  void read(std::size_t block, std::int64_t first, std::int64_t count, float* dst) const override {
+    reader_.read(FlatRange{layout_.at(block).offset + first, count}, dst, nullptr, nullptr);
+  }
+  std::string describe() const override {
+    return "checkpoint " + dir_ + " (step " + std::to_string(reader_.info().state.step) + ")";
+  }
+  const ModelSpec& spec() const { return reader_.info().spec; }
+
+ private:
+  std::string dir_;
+  CheckpointReader reader_;
+  std::vector<model::BlockLayout> layout_;
+};
+
 }  // namespace
+
+std::unique_ptr<WeightSource> checkpoint_weights(const std::string& path, ModelSpec* spec) {
+  auto w = std::make_unique<CheckpointWeights>(path);
+  if (spec) *spec = w->spec();
+  return w;
+}
+
+bool is_hf_model_dir(const std::string& path) { return fs::exists(path + "/config.json"); }
 
 std::unique_ptr<WeightSource> random_weights(const ModelSpec& spec, std::uint64_t seed) {
   return std::make_unique<RandomWeights>(spec, seed);

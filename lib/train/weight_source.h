@@ -28,5 +28,12 @@ std::unique_ptr<WeightSource> random_weights(const ModelSpec& spec, std::uint64_
 // Opens `dir`'s weights for spec's layout; UsageError naming any tensor that
 // is missing, unexpected or of the wrong shape.
 std::unique_ptr<WeightSource> pretrained_weights(const ModelSpec& spec, const std::string& dir);
+// The master weights of a zinf checkpoint (any form resolve_checkpoint
+// takes; every shard checked as CheckpointReader does) for its own model,
+// which is returned in *spec.
+std::unique_ptr<WeightSource> checkpoint_weights(const std::string& path, ModelSpec* spec);
+// True when `path` is a Hugging Face model directory (holds config.json);
+// otherwise `zinf eval` and `zinf generate` read it as a checkpoint.
+bool is_hf_model_dir(const std::string& path);
 
 }  // namespace zinf::train

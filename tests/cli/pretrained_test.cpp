@@ -165,3 +165,89 @@ TEST_CASE("zinf train --from-pretrained refuses a directory with a missing shard
   CHECK(w.exit_code == 2);
   CHECK(has(w.err, "has shape [48, 32], the model expects [64, 32]"));
 }
+
+TEST_CASE("zinf generate (KV cache, greedy) continues each fixture's prompt exactly as transformers' generate") {
+  for (const char* name : {"gpt2", "gpt2-sharded", "llama", "llama-linear-bf16", "qwen2", "mistral"}) {
+    CAPTURE(name);
+    const std::string model = kModels + name;
+    const Json expected = Json::parse(read_text(model + "/expected.json"));
+    const auto prompt = expected["greedy_prompt"].get<std::vector<int>>();
+    auto want = expected["greedy_tokens"].get<std::vector<int>>();
+    want.erase(want.begin(), want.begin() + std::ptrdiff_t(prompt.size()));
+    std::string ids;
+    for (int t : prompt) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+    const auto r = run_zinf({"generate", model, "--device", "cpu", "--prompt-tokens", ids, "--max-new-tokens",
+                             std::to_string(want.size())});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const Json out = Json::parse(r.out);
+    CHECK(out["prompt_tokens"].get<std::vector<int>>() == prompt);
+    CHECK(out["generated_tokens"].get<std::vector<int>>() == want);
+  }
+}
+
+TEST_CASE("zinf generate samples reproducibly from its seed; top-p keeps the most likely token at least") {
+  const std::string model = kModels + "llama";
+  auto gen = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"generate", model, "--device", "cpu", "--prompt-tokens", "15,51,6,53",
+                                  "--max-new-tokens", "12"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run_zinf(args);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return Json::parse(r.out)["generated_tokens"].get<std::vector<int>>();
+  };
+  const auto greedy = gen({});
+  const auto a = gen({"--temperature", "1.5", "--sample-seed", "7"});
+  CHECK(a == gen({"--temperature", "1.5", "--sample-seed", "7"}));
+  CHECK(a != greedy);  // 12 draws at temperature 1.5 from a random model's flat distribution
+  CHECK(gen({"--temperature", "1.5", "--top-p", "0.000001", "--sample-seed", "3"}) == greedy);
+
+  const auto bad = run_zinf({"generate", model, "--device", "cpu", "--prompt-tokens", "15,96"});
+  CHECK(bad.exit_code == 2);
+  CHECK(has(bad.err, "prompt token 96 is outside the model's vocabulary [0, 96)"));
+  const auto none = run_zinf({"generate", model, "--device", "cpu"});
+  CHECK(none.exit_code == 2);
+  CHECK(has(none.err, "no prompt given"));
+  const auto text = run_zinf({"generate", model, "--device", "cpu", "--prompt", "hello"});
+  CHECK(text.exit_code == 2);
+  CHECK(has(text.err, "--prompt needs a tokenizer, and " + model + " has no tokenizer.json or tokenizer.model"));
+}
+
+TEST_CASE("zinf eval: transformers' loss on an HF directory, the same through the engine and from a checkpoint") {
+  TempDir dir;
+  const std::string model = kModels + "llama";
+  write_llmc_u16(dir.file("row0.bin"), fixture_row(model));
+  const double want = hf_row0_loss(model, 96);
+  auto eval = [&](const std::string& what, std::vector<std::string> extra) {
+    std::vector<std::string> args{"eval", what, "--device", "cpu", "--dataset-file", dir.file("row0.bin"), "--seq-len",
+                                  "15", "--batch-size", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = run_zinf(args);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return Json::parse(r.out);
+  };
+  const Json dense = eval(model, {});
+  CHECK(dense["loss"].get<double>() == doctest::Approx(want).epsilon(1e-5));
+  CHECK(dense["perplexity"].get<double>() == doctest::Approx(std::exp(want)).epsilon(1e-5));
+  CHECK(dense["tokens"] == 15);
+  CHECK(dense["windows"] == 1);
+  CHECK(eval(model, {"--preset", "infinity-cpu"})["loss"].get<double>() == doctest::Approx(want).epsilon(1e-5));
+
+  // A run at lr 0 saves the weights it started from: its checkpoint scores the same.
+  const auto t = run_zinf({"train", "--device", "cpu", "--from-pretrained", model, "--dataset-file", dir.file("row0.bin"),
+                           "--val-dataset-file", dir.file("row0.bin"), "--seq-len", "15", "--batch-size", "1",
+                           "--steps", "1", "--lr", "0", "--output-dir", dir.file("run")});
+  INFO(t.err);
+  REQUIRE(t.exit_code == 0);
+  CHECK(eval(dir.file("run"), {})["loss"].get<double>() == doctest::Approx(want).epsilon(1e-5));
+
+  const auto longer = run_zinf({"eval", model, "--device", "cpu", "--dataset-file", dir.file("row0.bin"), "--seq-len", "16"});
+  CHECK(longer.exit_code == 2);
+  CHECK(has(longer.err, "has 16 tokens; one window needs seq_len + 1 = 17"));
+  write_llmc_u16(dir.file("big.bin"), std::vector<std::uint16_t>(20, 200));
+  const auto vocab = run_zinf({"eval", model, "--device", "cpu", "--dataset-file", dir.file("big.bin"), "--seq-len", "15"});
+  CHECK(vocab.exit_code == 2);
+  CHECK(has(vocab.err, "200"));
+}

@@ -1,0 +1,113 @@
+// zinf::train — InferenceModel (dense or through the ZeRO engine) and evaluate().
+#include "train/inference.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "data/sampler.h"
+#include "data/token_file.h"
+#include "model/gpt.h"
+#include "train/device.h"
+#include "train/trainer.h"
+#include "train/weight_source.h"
+#include "train/zero_gpt.h"
+
+namespace zinf::train {
+
+struct InferenceModel::Impl {
+  ModelSpec spec;
+  torch::Device device = torch::kCPU;
+  std::unique_ptr<model::Gpt> dense;
+  std::unique_ptr<ZeroGpt> engine;
+
+  torch::Tensor forward(const torch::Tensor& idx) { return engine ? engine->forward(idx) : dense->forward(idx); }
+};
+
+InferenceModel::InferenceModel(const config::Settings& s, const WeightSource& weights) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.spec = s.model;
+  m.device = pick_device(s, false, 0);
+  const torch::Dtype dtype = model_dtype(s, m.device);
+  if (uses_offload_engine(s)) {
+    m.engine = std::make_unique<ZeroGpt>(s.model, weights, resolve_offload(s, m.device, dtype).engine);
+    return;
+  }
+  m.dense = std::make_unique<model::Gpt>(model::GptOptions{s.model, dtype, m.device, false, 0});
+  // A block at a time through one block's host buffer.
+  torch::NoGradGuard no_grad;
+  const auto& layout = m.dense->layout();
+  std::int64_t largest = 1;
+  for (const auto& b : layout) largest = std::max(largest, b.numel);
+  const torch::Tensor buf = torch::empty({largest}, torch::kFloat32);
+  for (std::size_t b = 0; b < layout.size(); ++b) {
+    weights.read(b, 0, layout[b].numel, buf.data_ptr<float>());
+    m.dense->params().narrow(0, layout[b].offset, layout[b].numel).copy_(buf.narrow(0, 0, layout[b].numel));
+  }
+}
+
+InferenceModel::~InferenceModel() = default;
+
+const ModelSpec& InferenceModel::spec() const { return impl_->spec; }
+torch::Device InferenceModel::device() const { return impl_->device; }
+bool InferenceModel::through_engine() const { return impl_->engine != nullptr; }
+
+double InferenceModel::loss_sum(const torch::Tensor& idx, const torch::Tensor& targets) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits = impl_->forward(idx.to(impl_->device));
+  const torch::Tensor l = at::cross_entropy_loss(logits.reshape({-1, impl_->spec.vocab_size}).to(torch::kFloat32),
+                                                 targets.to(impl_->device).reshape({-1}), {}, at::Reduction::Sum);
+  return l.item<double>();
+}
+
+std::vector<std::int64_t> InferenceModel::generate(const std::vector<std::int64_t>& prompt,
+                                                   const model::SamplingOptions& options) {
+  if (!impl_->dense)
+    throw UsageError("zinf generate runs the model whole on one device, not through the ZeRO engine",
+                     "drop the stage 3 / offload options (--zero-stage none), with --device cpu for a model larger "
+                     "than the GPU");
+  model::Gpt& g = *impl_->dense;
+  return model::generate(impl_->spec, [&g](std::size_t b) -> const model::Params& { return g.block_params(b); },
+                         prompt, options, impl_->device);
+}
+
+EvalResult evaluate(InferenceModel& model, const data::Tokens& tokens, std::int64_t seq_len, std::int64_t batch,
+                    std::int64_t max_windows) {
+  const auto start = std::chrono::steady_clock::now();
+  if (seq_len < 1 || batch < 1) throw UsageError("--seq-len and --batch-size must be at least 1");
+  if (seq_len > model.spec().position_count())
+    throw UsageError("--seq-len " + std::to_string(seq_len) + " is beyond the model's " +
+                         std::to_string(model.spec().position_count()) + " positions",
+                     "use --seq-len " + std::to_string(model.spec().position_count()) + " or less");
+  data::check_vocab(tokens, model.spec().vocab_size);
+  std::int64_t windows = (tokens.size() - 1) / seq_len;
+  if (windows < 1)
+    throw UsageError("'" + tokens.path() + "' has " + std::to_string(tokens.size()) + " tokens; one window needs seq_len + 1 = " +
+                         std::to_string(seq_len + 1),
+                     "lower --seq-len or use a larger file");
+  if (max_windows > 0) windows = std::min(windows, max_windows);
+  EvalResult r;
+  double total = 0;
+  std::vector<std::int64_t> buf(std::size_t(seq_len + 1));
+  for (std::int64_t w = 0; w < windows; w += batch) {
+    const std::int64_t rows = std::min(batch, windows - w);
+    torch::Tensor in = torch::empty({rows, seq_len}, torch::kInt64), tg = torch::empty({rows, seq_len}, torch::kInt64);
+    for (std::int64_t i = 0; i < rows; ++i) {
+      tokens.read((w + i) * seq_len, seq_len + 1, buf.data());
+      std::copy(buf.begin(), buf.end() - 1, in[i].data_ptr<std::int64_t>());
+      std::copy(buf.begin() + 1, buf.end(), tg[i].data_ptr<std::int64_t>());
+    }
+    total += model.loss_sum(in, tg);
+  }
+  r.windows = windows;
+  r.tokens = windows * seq_len;
+  r.loss = total / double(r.tokens);
+  r.perplexity = std::exp(r.loss);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+}  // namespace zinf::train

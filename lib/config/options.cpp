@@ -203,7 +203,7 @@ std::vector<OptionSpec> build_options() {
       {"keep-checkpoints", OptionType::kInt, "N", "checkpoints kept (default 2)", train, {},
        set_paths({"zinf.train.keep_checkpoints"}, OptionType::kInt)},
       {"save", OptionType::kBoolPair, "",
-       "write checkpoints and model.safetensors (default on); --no-save trains and reports only", train, {},
+       "write checkpoints and the final model directory (model/) (default on); --no-save trains and reports only", train, {},
        set_paths({"zinf.train.save"}, OptionType::kBoolPair)},
       {"eval-every", OptionType::kInt, "N", "validation loss every N steps (0 = only at the end)", train, {},
        set_paths({"zinf.data.eval_every"}, OptionType::kInt)},

@@ -92,7 +92,7 @@ struct Settings {
   // <output_dir>/tensorboard) and DeepSpeed CSV files (csv_monitor, likewise).
   std::string tensorboard_dir, csv_monitor_dir;
   bool resume = false;
-  bool save = true;                // checkpoints and model.safetensors
+  bool save = true;                // checkpoints and the final model (model/)
   bool optimize = false;
 
   // The one directory the run's swap files go under: the parameters' nvme_path

@@ -83,7 +83,7 @@ json llama_config(const ModelSpec& s) {
     j["mlp_bias"] = false;
     j["pretraining_tp"] = 1;
   }
-  if (s.model_type == "mistral") j["sliding_window"] = nullptr;
+  if (s.model_type == "mistral") j["sliding_window"] = s.sliding_window > 0 ? json(s.sliding_window) : json(nullptr);
   if (s.model_type == "qwen2") {
     j["use_sliding_window"] = false;
     j["sliding_window"] = nullptr;

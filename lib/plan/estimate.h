@@ -59,7 +59,7 @@ constexpr std::int64_t kHostRuntimeBytesCuda = 512LL << 20;
 constexpr std::int64_t kBlockGradCopies = 3;
 
 // Elements per stage 0-2 checkpoint piece (DataParallel::save_state's chunk)
-// and per model.safetensors export piece (write_model_safetensors).
+// and per final-model export piece (train::write_hf_model).
 constexpr std::int64_t kCheckpointChunkElements = std::int64_t(1) << 22;
 
 // ------------------------------------------------------------------- inputs
@@ -88,7 +88,7 @@ struct Inputs {
   std::int64_t aio_block_size = 1 << 20;            // bytes; NVMe pieces are multiples of it
   std::optional<bool> gradients_nvme;               // gradient accumulators on NVMe; unset: auto (with an
                                                     // NVMe optimizer at stage >= 2, as `zinf config` resolves)
-  bool save = true;                                 // checkpoints and model.safetensors are written
+  bool save = true;                                 // checkpoints and the final model directory are written
   bool checksums = true;                            // swap files keep a CRC32C per page in host memory
   // Micro-batches summed in fp32 on the device (host optimizer, grad_accum > 1);
   // unset: auto, on for CUDA when the option's need with the sums fits

@@ -151,7 +151,8 @@ json spec_json(const ModelSpec& s) {
           {"tied_embeddings", s.tied_embeddings},
           {"attention_bias", s.attention_bias},
           {"bos_token_id", s.bos_token_id},
-          {"eos_token_id", s.eos_token_id}};
+          {"eos_token_id", s.eos_token_id},
+          {"sliding_window", s.sliding_window}};
 }
 
 // Checkpoints written before zinf knew several architectures hold only the
@@ -179,6 +180,7 @@ ModelSpec spec_from(const json& j) {
   s.attention_bias = j.value("attention_bias", s.attention_bias);
   s.bos_token_id = j.value("bos_token_id", s.bos_token_id);
   s.eos_token_id = j.value("eos_token_id", s.eos_token_id);
+  s.sliding_window = j.value("sliding_window", s.sliding_window);
   return s;
 }
 

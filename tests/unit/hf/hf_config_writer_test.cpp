@@ -110,13 +110,18 @@ TEST_CASE("hf config writer: llama writes GQA, head_dim, llama3 rope_scaling and
   CHECK(linear["torch_dtype"] == "float16");
 }
 
-TEST_CASE("hf config writer: mistral has no sliding window, qwen2 has use_sliding_window false and q/k/v biases") {
+TEST_CASE("hf config writer: mistral writes its sliding window (null when none), qwen2 has use_sliding_window false and q/k/v biases") {
   const json m = json::parse(hf::hf_config_json(hf::read_hf_config(kModels + "mistral"), "F32"));
   CHECK(m["architectures"] == json::array({"MistralForCausalLM"}));
   CHECK(m.contains("sliding_window"));
   CHECK(m["sliding_window"].is_null());
   CHECK(m["rope_scaling"].is_null());
   CHECK(m["num_key_value_heads"] == 1);
+  // A Mistral imported with its window (Mistral-7B-v0.1: 4096) writes it back.
+  ModelSpec windowed = hf::read_hf_config(kModels + "mistral");
+  windowed.sliding_window = 4096;
+  CHECK(json::parse(hf::hf_config_json(windowed, "F32"))["sliding_window"] == 4096);
+  CHECK(hf::parse_hf_config(hf::hf_config_json(windowed, "F32"), "w/config.json").sliding_window == 4096);
   const json q = json::parse(hf::hf_config_json(hf::read_hf_config(kModels + "qwen2"), "F32"));
   CHECK(q["architectures"] == json::array({"Qwen2ForCausalLM"}));
   CHECK(q["use_sliding_window"] == false);

@@ -80,6 +80,7 @@ run_ft() {  # name, steps, extra options...
   note "- $name: rc $rc, $steps steps in $((SECONDS - t0)) s, first $first, last $last; $(grep -m1 'recipe\|--optimize chose' "$OUT/ft-$name.log" | cut -c1-160)"
 }
 run_ft optimize "$STEPS" --optimize --keep-checkpoints 1
+rm -rf "$OUT/ft-optimize/checkpoints"  # 16 bytes per parameter; the model/ directory stays for the export check
 run_ft infinity-cpu "$STEPS" --preset infinity-cpu --no-save
 rm -rf "$NVME"
 run_ft infinity-nvme "$NVME_STEPS" --zero-stage infinity --nvme-offload-path "$NVME" --no-save

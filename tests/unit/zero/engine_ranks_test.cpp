@@ -328,7 +328,7 @@ TEST_CASE("a two-rank run resumed from its ranges continues exactly") {
   if (!comm::gloo_available()) return;
   test::TempDir dir("zinf-engine-ranks");
   constexpr int kSteps = 6;
-  for (const std::string name : {"nvme", "replicated-cpu"}) {
+  for (const std::string name : {"nvme", "replicated-cpu", "cpu-nd"}) {
     CAPTURE(name);
     const std::string out = dir.file(name);
     std::system(("mkdir -p " + out).c_str());

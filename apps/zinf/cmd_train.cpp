@@ -130,6 +130,7 @@ void run_train(const TrainCommand& c) {
   config::Resolved r = config::build_config(c.options.sources(), facts);
   for (const auto& w : r.warnings) log::warn_once(w, w);  // each once per process
   config::Settings settings = config::settings_from(r.config);
+  if (leader) log::info(config::describe_recipe(r.config, r.origins));
   const Topology topology = topology_of(env);
   if (settings.optimize) apply_optimize(r, settings, topology);
   train::check_supported(settings);

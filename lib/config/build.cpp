@@ -9,12 +9,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "config/loader.h"
 #include "config/model_keys.h"
 #include "config/options.h"
 #include "config/schema.h"
+#include "config/settings.h"
 #include "core/checked.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -460,8 +463,32 @@ std::int64_t prefetch_auto(const Json& cfg) {
   return hidden * hidden * 9 / 10;
 }
 
-void resolve_rest(Json& cfg, Origins& origins, const MachineFacts& machine) {
-  resolve_auto(cfg, origins, "optimizer.params.lr", 3e-4);
+// zinf's recipe when no scheduler is named: warmup over 2% of the run, at
+// least 5 steps on runs of 50 steps or more (a tenth of a shorter run), and
+// always at least one step after it; none for a one-step run.
+std::int64_t recipe_warmup_steps(std::int64_t steps) {
+  const std::int64_t two_percent = (steps + 49) / 50;
+  return std::max<std::int64_t>(0, std::min(steps - 1, std::max(two_percent, std::min<std::int64_t>(5, steps / 10))));
+}
+
+// scheduler.type "auto" (nothing named a scheduler) is zinf's recipe,
+// WarmupCosineLR; resolved before the scheduler's parameters are checked
+// against its type. True when the recipe applies.
+bool resolve_scheduler_type(Json& cfg, Origins& origins) {
+  if (!is_auto(*find_path(cfg, "scheduler.type"))) return false;
+  set_path(cfg, "scheduler.type", "WarmupCosineLR");
+  origins.set("scheduler.type", "auto");
+  return true;
+}
+
+void resolve_rest(Json& cfg, Origins& origins, const MachineFacts& machine, bool recipe_schedule) {
+  // Fine-tuning starts from trained weights: 3e-4 would wreck them in a few steps.
+  if (get_str(cfg, "zinf.model.from_pretrained").empty()) {
+    resolve_auto(cfg, origins, "optimizer.params.lr", 3e-4);
+  } else if (is_auto(*find_path(cfg, "optimizer.params.lr"))) {
+    set_path(cfg, "optimizer.params.lr", 2e-5);
+    origins.set("optimizer.params.lr", "auto: fine-tuning (zinf.model.from_pretrained is set)");
+  }
   resolve_auto(cfg, origins, "optimizer.params.weight_decay", 0.01);
   resolve_auto(cfg, origins, "optimizer.params.eps", 1e-8);
   resolve_auto(cfg, origins, "optimizer.params.betas", Json::array({0.9, 0.999}));
@@ -469,8 +496,12 @@ void resolve_rest(Json& cfg, Origins& origins, const MachineFacts& machine) {
   const double lr = get_num(cfg, "optimizer.params.lr");
   resolve_auto(cfg, origins, "scheduler.params.warmup_max_lr", lr);
   resolve_auto(cfg, origins, "scheduler.params.warmup_min_lr", 0.0);
-  resolve_auto(cfg, origins, "scheduler.params.warmup_num_steps", 0);
-  resolve_auto(cfg, origins, "scheduler.params.total_num_steps", get_int(cfg, "zinf.train.steps"));
+  const std::int64_t steps = get_int(cfg, "zinf.train.steps");
+  // A scheduler the user named keeps DeepSpeed's meaning (no warmup unless
+  // given, cos_min_ratio 1e-4); the recipe warms up and ends at 10% of the peak.
+  resolve_auto(cfg, origins, "scheduler.params.warmup_num_steps", recipe_schedule ? recipe_warmup_steps(steps) : 0);
+  resolve_auto(cfg, origins, "scheduler.params.cos_min_ratio", recipe_schedule ? 0.1 : 0.0001);
+  resolve_auto(cfg, origins, "scheduler.params.total_num_steps", steps);
 
   const std::int64_t hidden = get_int(cfg, "zinf.model.hidden_size");
   const ModelSpec spec = model_spec_of(cfg);
@@ -717,6 +748,57 @@ std::string describe_zero(const Json& cfg) {
   return name;
 }
 
+namespace {
+
+// 3e-4, 0.01, 1.0: short, and scientific below 1e-3 without a padded exponent.
+std::string short_number(double v) {
+  char buf[32];
+  if (v != 0 && std::fabs(v) < 1e-3) {
+    std::snprintf(buf, sizeof buf, "%.2e", v);  // 3.00e-04
+    std::string mantissa(buf, std::strchr(buf, 'e'));
+    while (mantissa.back() == '0') mantissa.pop_back();
+    if (mantissa.back() == '.') mantissa.pop_back();
+    return mantissa + "e-" + std::to_string(std::abs(std::atoi(std::strchr(buf, 'e') + 1)));
+  }
+  if (v == std::floor(v) && std::fabs(v) < 1e6) std::snprintf(buf, sizeof buf, "%.1f", v);
+  else std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string describe_recipe(const Json& cfg, const Origins& origins) {
+  const Settings s = settings_from(cfg);
+  const auto is_auto_origin = [&](const std::string& path) { return text::starts_with(origins.of(path), "auto"); };
+  const bool warmup_family = s.scheduler == "WarmupLR" || s.scheduler == "WarmupDecayLR";
+  // The schedule's peak: the optimizer lr, or warmup_max_lr for DeepSpeed's WarmupLR / WarmupDecayLR.
+  const double peak = warmup_family ? s.warmup_max_lr : s.lr;
+  const bool peak_auto = is_auto_origin("optimizer.params.lr") &&
+                         (!warmup_family || is_auto_origin("scheduler.params.warmup_max_lr"));
+  std::string out = std::string("recipe: ") + (s.adamw ? "AdamW" : "Adam") + " lr " + short_number(peak);
+  if (peak_auto) out += s.from_pretrained.empty() ? " (auto)" : " (auto, fine-tuning)";
+  const std::string warmup =
+      s.warmup_steps > 0 ? "warmup " + std::to_string(s.warmup_steps) + (s.warmup_steps == 1 ? " step" : " steps") + " then "
+                         : "";
+  const std::string at_end = " at step " + std::to_string(s.total_steps);
+  if (s.scheduler == "WarmupCosineLR") out += ", " + warmup + "cosine to " + short_number(s.lr * s.cos_min_ratio) + at_end;
+  else if (s.scheduler == "WarmupDecayLR") out += ", " + warmup + "linear decay to 0" + at_end;
+  else if (s.scheduler == "WarmupLR") out += ", " + warmup + "constant";
+  else if (s.scheduler == "OneCycle")
+    out += ", OneCycle between " + short_number(s.cycle_min_lr) + " and " + short_number(s.cycle_max_lr);
+  else out += ", " + s.scheduler + " from " + short_number(s.lr_range_min_lr);
+  if (s.weight_decay == 0) {
+    out += ", no weight decay";
+  } else {
+    out += std::string(", ") + (s.adamw ? "weight decay " : "L2 weight decay ") + short_number(s.weight_decay);
+    out += s.weight_decay_all ? " on every parameter"
+                              : std::string(" on block matrices") + (s.model.tied_embeddings ? "" : " and lm_head") +
+                                    " (not norms, biases, embeddings)";
+  }
+  out += s.gradient_clipping > 0 ? ", clip " + short_number(s.gradient_clipping) : ", no clipping";
+  return out;
+}
+
 Resolved build_config(const Sources& sources, const MachineFacts& machine) {
   Resolved r;
   Json& cfg = r.config;
@@ -766,6 +848,7 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
   // Types and ranges of what the user wrote, "auto" still allowed.
   check_unknown_keys(cfg, "", r.origins);
   check_values(cfg, "", r.origins, true);
+  const bool recipe_schedule = resolve_scheduler_type(cfg, r.origins);
   check_scheduler(cfg, r.origins);
   // Old and new names of one setting: the value keeps the origin of the key it was written under.
   if (get_bool(cfg, "zero_optimization.cpu_offload") && get_str(cfg, "zero_optimization.offload_optimizer.device") == "none") {
@@ -823,7 +906,7 @@ Resolved build_config(const Sources& sources, const MachineFacts& machine) {
   resolve_model(cfg, r.origins);
   resolve_batch(cfg, r.origins, machine.world_size);
   resolve_precision(cfg, r.origins, machine, device);
-  resolve_rest(cfg, r.origins, machine);
+  resolve_rest(cfg, r.origins, machine, recipe_schedule);
   if (bucket_zero) r.origins.set("zero_optimization.reduce_bucket_size", bucket_origin + ", 0 read as auto");
 
   check_values(cfg, "", r.origins, false);

@@ -63,4 +63,10 @@ void check_against_schema(const Json& cfg, const Origins& origins, bool allow_au
 // "zero3", "infinity (nvme)", ... for messages.
 std::string describe_zero(const Json& cfg);
 
+// The training recipe of a resolved configuration in one line, for the
+// first lines of the log: "recipe: AdamW lr 3e-4 (auto), warmup 5 steps then
+// cosine to 3e-5 at step 100, weight decay 0.01 on block matrices (not norms,
+// biases, embeddings), clip 1.0".
+std::string describe_recipe(const Json& cfg, const Origins& origins);
+
 }  // namespace zinf::config

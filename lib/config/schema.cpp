@@ -122,24 +122,34 @@ std::vector<KeySpec> build_schema() {
             "zinf always uses its own CPU Adam", {false}),
       // ------------------------------------------------------------ optimizer
       choice("optimizer.type", "AdamW", {"Adam", "AdamW"}, "optimizer; Adam with weight_decay is L2, AdamW decoupled"),
-      number("optimizer.params.lr", "auto", 0, 1e300, "peak learning rate", true),
+      number("optimizer.params.lr", "auto", 0, 1e300,
+             "peak learning rate; auto = 3e-4, or 2e-5 when fine-tuning (zinf.model.from_pretrained is set)", true),
       number_list("optimizer.params.betas", Json::array({0.9, 0.999}), "Adam betas (beta1, beta2)", true),
       number("optimizer.params.eps", 1e-8, 0, 1e300, "Adam epsilon", true),
-      number("optimizer.params.weight_decay", "auto", 0, 1e300, "weight decay", true),
+      number("optimizer.params.weight_decay", "auto", 0, 1e300,
+             "weight decay (auto = 0.01), on the parameters zinf.optimizer.weight_decay_on names", true),
       boolean("optimizer.params.adam_w_mode", true, "decoupled weight decay (AdamW)"),
       inert(boolean("optimizer.params.torch_adam", false, "DeepSpeed switch: torch's Adam instead of its fused one"),
             "zinf always runs its own Adam (fused on the GPU, vectorised on the CPU)", {true}),
       // ------------------------------------------------------------ scheduler
-      choice("scheduler.type", "WarmupLR", scheduler_types(),
+      choice("scheduler.type", "auto", scheduler_types(),
              "LR schedule (DeepSpeed's): WarmupLR = constant after warmup, WarmupDecayLR = linear decay, "
-             "WarmupCosineLR = cosine decay, OneCycle = 1cycle then decay, LRRangeTest = growing LR"),
+             "WarmupCosineLR = cosine decay, OneCycle = 1cycle then decay, LRRangeTest = growing LR; auto (no "
+             "scheduler given) = zinf's recipe: WarmupCosineLR with an auto warmup, down to 10% of the peak",
+             true),
       number("scheduler.params.warmup_min_lr", 0.0, 0, 1e300, "LR at step 0 of the warmup", true),
       number("scheduler.params.warmup_max_lr", "auto", 0, 1e300, "LR at the end of warmup", true),
-      integer("scheduler.params.warmup_num_steps", 0, 0, kBig, "warmup length in optimizer steps", true),
+      integer("scheduler.params.warmup_num_steps", "auto", 0, kBig,
+              "warmup length in optimizer steps; auto = 0 under a scheduler you name, and under zinf's recipe "
+              "min(steps - 1, max(ceil(2% of steps), min(5, steps / 10)))",
+              true),
       integer("scheduler.params.total_num_steps", "auto", 1, kBig, "steps over which the LR decays", true),
       choice("scheduler.params.warmup_type", "linear", {"linear", "log"}, "warmup curve"),
       number("scheduler.params.warmup_min_ratio", 0.0, 0, 1, "WarmupCosineLR: start LR / peak LR"),
-      number("scheduler.params.cos_min_ratio", 0.0001, 0, 1, "WarmupCosineLR: final LR / peak LR"),
+      number("scheduler.params.cos_min_ratio", "auto", 0, 1,
+             "WarmupCosineLR: final LR / peak LR; auto = 0.1 under zinf's recipe, DeepSpeed's 0.0001 when "
+             "WarmupCosineLR is named",
+             true),
       // OneCycle and LRRangeTest: absent unless given; their defaults (DeepSpeed's)
       // are filled in when scheduler.type names them.
       number("scheduler.params.cycle_min_lr", nullptr, 0, 1e300, "OneCycle: LR at the start and end of the cycle"),
@@ -450,6 +460,10 @@ std::vector<KeySpec> build_schema() {
       integer("zinf.train.comm_timeout", 600, 1, 86400,
               "seconds a rank waits for the other ranks (rendezvous, each collective) before it fails"),
       boolean("zinf.optimize", false, "pick stage and offload from the estimate"),
+      choice("zinf.optimizer.weight_decay_on", "matrices", {"matrices", "all"},
+             "which parameters weight decay shrinks: matrices = the 2-D weights of the transformer blocks and an "
+             "untied lm_head (not norms, biases or embeddings: the usual LLM recipe); all = every parameter "
+             "(DeepSpeed's and torch.optim's behaviour)"),
       choice("zinf.offload.gradients", "auto", {"none", "nvme"},
              "gradient accumulators on NVMe (auto: nvme when the optimizer is on NVMe)", true),
       integer("zinf.offload.optimizer_max_in_cpu", 0, 0, kMaxElements,

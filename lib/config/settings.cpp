@@ -66,6 +66,7 @@ Settings settings_from(const Json& resolved) {
   s.beta2 = r.at("optimizer.params.betas")[1].get<double>();
   s.eps = r.d("optimizer.params.eps");
   s.weight_decay = r.d("optimizer.params.weight_decay");
+  s.weight_decay_all = r.s("zinf.optimizer.weight_decay_on") == "all";
   s.gradient_clipping = r.d("gradient_clipping");
   s.scheduler = r.s("scheduler.type");
   s.warmup_min_lr = r.d_or("scheduler.params.warmup_min_lr", 0);

@@ -37,6 +37,7 @@ struct Settings {
   // optimizer and schedule
   bool adamw = true;               // decoupled weight decay
   double lr = 3e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool weight_decay_all = false;   // zinf.optimizer.weight_decay_on "all"; else matrices only
   double gradient_clipping = 1.0;  // 0 = off
   std::string scheduler;           // WarmupLR | WarmupDecayLR | WarmupCosineLR | OneCycle | LRRangeTest
   double warmup_min_lr = 0, warmup_max_lr = 0, warmup_min_ratio = 0, cos_min_ratio = 0;

@@ -31,6 +31,32 @@ using StateSink = std::function<void(const FlatRange& range, const float* master
 // owner holds, in increasing order.
 using StateSource = std::function<void(const FlatRange& range, float* master, float* m, float* v)>;
 
+// The parts of `ranges` (sorted, disjoint) that lie inside `window`, shifted
+// so that window.begin is element 0: a model-wide list of ranges seen from
+// one rank's shard or one optimizer sub-group.
+inline std::vector<FlatRange> clip_ranges(const std::vector<FlatRange>& ranges, const FlatRange& window) {
+  std::vector<FlatRange> out;
+  for (const auto& r : ranges) {
+    const std::int64_t b = r.begin > window.begin ? r.begin : window.begin;
+    const std::int64_t e = r.end() < window.end() ? r.end() : window.end();
+    if (b < e) out.push_back({b - window.begin, e - b});
+  }
+  return out;
+}
+
+// The elements of [0, n) outside `ranges` (sorted, disjoint), as sorted runs.
+inline std::vector<FlatRange> complement_ranges(const std::vector<FlatRange>& ranges, std::int64_t n) {
+  std::vector<FlatRange> out;
+  std::int64_t at = 0;
+  for (const auto& r : ranges) {
+    if (r.begin > at) out.push_back({at, (r.begin < n ? r.begin : n) - at});
+    if (r.end() > at) at = r.end();
+    if (at >= n) break;
+  }
+  if (at < n) out.push_back({at, n - at});
+  return out;
+}
+
 // Total elements of `ranges`.
 inline std::int64_t total_count(const std::vector<FlatRange>& ranges) {
   std::int64_t n = 0;

@@ -119,6 +119,18 @@ std::vector<BlockLayout> model_layout(const ModelSpec& s) {
   return s.architecture() == Architecture::kGpt2 ? gpt2_layout(s) : llama_layout(s);
 }
 
+std::vector<FlatRange> no_decay_ranges(const std::vector<BlockLayout>& layout) {
+  std::vector<FlatRange> out;
+  for (const auto& block : layout) {
+    for (const auto& p : block.params) {
+      if (block.name != "embedding" && p.shape.size() >= 2) continue;  // a matrix: it decays
+      if (!out.empty() && out.back().end() == p.offset) out.back().count += p.numel;
+      else out.push_back({p.offset, p.numel});
+    }
+  }
+  return out;
+}
+
 double flops_per_token(const ModelSpec& s) {
   // GPT-2: all but wpe (the tied head counted once); Llama: no position
   // table, an untied head is a matmul like any other.

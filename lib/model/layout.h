@@ -4,7 +4,8 @@
 // "head" (ln_f; the LM head is tied to wte, which lives in "embedding") — and
 // for each block its parameters' names (nanoGPT's state_dict names), shapes
 // and offsets. Blocks are contiguous and in order, so block b's parameters
-// are flat[offset, offset + numel). No tensors here: the trainer's engine
+// are flat[offset, offset + numel); no_decay_ranges(), the elements weight
+// decay leaves alone (norms, biases, embeddings). No tensors here: the trainer's engine
 // binding (train/zero_gpt) and the checkpoint export read it; the planner
 // (lib/plan, which may not depend on model) sizes the same blocks from the
 // ModelSpec alone.
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/flat_state.h"
 #include "core/model_spec.h"
 
 namespace zinf::model {
@@ -40,6 +42,14 @@ struct BlockLayout {
 // post_attention_layernorm, gate, up, down}; head = model.norm (+ lm_head
 // unless tied). Hugging Face orientation [out, in].
 std::vector<BlockLayout> model_layout(const ModelSpec& spec);
+
+// The elements of the flat vector that take no weight decay in zinf's
+// recipe: every parameter with fewer than two dimensions (norm weights,
+// every bias) and the whole embedding block (GPT-2 wte and wpe, Llama
+// embed_tokens; a tied LM head is the embedding). What decays is the 2-D
+// weight matrices of the transformer blocks and an untied lm_head. Sorted,
+// disjoint, neighbours merged: a handful of ranges per block.
+std::vector<FlatRange> no_decay_ranges(const std::vector<BlockLayout>& layout);
 
 // Checks a spec's dimensions (positive, hidden_size divisible by heads).
 void check_spec(const ModelSpec& spec);

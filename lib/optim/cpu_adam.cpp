@@ -5,6 +5,7 @@
 // cpu_adam_avx2.cpp and cpu_adam_avx512.cpp.
 #include "optim/cpu_adam.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <sstream>
@@ -232,7 +233,40 @@ void adam_step(const AdamParams& params, const AdamBuffers& b, ThreadPool& pool)
   a.out_kind = !b.out ? detail::OutKind::kNone
                       : (b.out_kind == Half16::kBF16 ? detail::OutKind::kBF16 : detail::OutKind::kFP16);
   const AdamKernel kernel = kernels_for(active_isa()).adam;
-  pool.parallel_for(b.n, kAdamChunk, [&](std::int64_t begin, std::int64_t end) { kernel(c, a, begin, end); });
+  const std::vector<FlatRange>* exempt = b.no_decay;
+  if (!exempt || exempt->empty() || params.weight_decay == 0) {
+    pool.parallel_for(b.n, kAdamChunk, [&](std::int64_t begin, std::int64_t end) { kernel(c, a, begin, end); });
+    return;
+  }
+  for (std::size_t i = 0; i < exempt->size(); ++i) {
+    const FlatRange& r = (*exempt)[i];
+    if (r.begin < 0 || r.count < 0 || r.end() > b.n || (i > 0 && r.begin < (*exempt)[i - 1].end()))
+      throw Error("adam_step: no_decay range [" + std::to_string(r.begin) + ", " + std::to_string(r.end()) +
+                      ") is outside [0, " + std::to_string(b.n) + ") or out of order",
+                  "pass sorted, disjoint ranges inside the buffer");
+  }
+  AdamParams plain = params;
+  plain.weight_decay = 0;
+  const AdamConsts c0 = make_consts(plain);  // the same constants, decay 1 and no L2 term
+  // Each chunk alternates decayed and exempt runs: the kernels' per-element
+  // arithmetic does not depend on where a run starts, so the split changes no bits.
+  pool.parallel_for(b.n, kAdamChunk, [&](std::int64_t begin, std::int64_t end) {
+    auto it = std::upper_bound(exempt->begin(), exempt->end(), begin,
+                               [](std::int64_t x, const FlatRange& r) { return x < r.end(); });
+    std::int64_t at = begin;
+    while (at < end) {
+      if (it == exempt->end() || it->begin >= end) {
+        kernel(c, a, at, end);
+        break;
+      }
+      if (it->begin > at) kernel(c, a, at, it->begin);
+      const std::int64_t stop = std::min(end, it->end());
+      const std::int64_t from = std::max(at, it->begin);
+      if (from < stop) kernel(c0, a, from, stop);
+      at = stop;
+      ++it;
+    }
+  });
 }
 
 void adam_step(const AdamParams& params, float* master, float* exp_avg, float* exp_avg_sq, const float* grad,

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/flat_state.h"
 #include "core/thread_pool.h"
 
 namespace zinf::optim {
@@ -50,6 +51,11 @@ struct AdamBuffers {
   Half16 grad16_kind = Half16::kBF16;   // element type of grad16
   std::uint16_t* out = nullptr;         // [n] new weights in out_kind, or null for none
   Half16 out_kind = Half16::kBF16;      // element type of out
+  // Elements of [0, n) that take no weight decay (norms, biases,
+  // embeddings), sorted and disjoint; null or empty: every element decays.
+  // They are stepped exactly as with weight_decay = 0; the others exactly
+  // as without the list (runs, not a per-element branch).
+  const std::vector<FlatRange>* no_decay = nullptr;
 };
 
 // One Adam/AdamW step over the buffers, per element (all in float, in this
@@ -64,6 +70,7 @@ struct AdamBuffers {
 //   p  = p - (lr/(1-beta1^step)) * (m/d)
 //   out = to_half(p)                      (round to nearest even; NaN -> quiet NaN)
 // Matches torch.optim.AdamW / Adam (weight_decay as L2) to float rounding.
+// Elements in buffers.no_decay run with wd = 0 (p * 1 and g + 0 are exact).
 // Throws zinf::Error on bad hyper-parameters or buffers, naming the value.
 void adam_step(const AdamParams& params, const AdamBuffers& buffers, ThreadPool& pool = ThreadPool::shared());
 

@@ -13,6 +13,9 @@ AdamWFlat::AdamWFlat(torch::Tensor params, const AdamWOptions& options) : params
   exp_avg_ = torch::zeros_like(params_);
   exp_avg_sq_ = torch::zeros_like(params_);
   step_tensor_ = torch::zeros({1}, params_.options());
+  const std::int64_t n = params_.numel();
+  exempt_ = clip_ranges(options_.no_decay, {0, n});
+  decay_ = complement_ranges(exempt_, n);
 }
 
 void AdamWFlat::set_step_count(std::int64_t step) {
@@ -26,23 +29,48 @@ void AdamWFlat::step(const torch::Tensor& grad, double lr) {
   const double b1 = options_.beta1, b2 = options_.beta2, wd = options_.weight_decay;
 #if defined(ZINF_WITH_CUDA) && TORCH_VERSION_MAJOR >= 2
   if (params_.is_cuda()) {
-    // torch.optim.AdamW(fused=True)'s kernel: one pass over params, grad, moments.
+    // torch.optim.AdamW(fused=True)'s kernel: one pass over params, grad,
+    // moments; two lists when some runs take no weight decay (the kernel
+    // only reads the step count, so every run shares step_tensor_).
     step_tensor_.add_(1);
-    if (options_.decoupled)
-      at::_fused_adamw_({params_}, {grad}, {exp_avg_}, {exp_avg_sq_}, {}, {step_tensor_}, lr, b1, b2, wd,
-                        options_.eps, /*amsgrad=*/false, /*maximize=*/false);
-    else
-      at::_fused_adam_({params_}, {grad}, {exp_avg_}, {exp_avg_sq_}, {}, {step_tensor_}, lr, b1, b2, wd,
-                       options_.eps, /*amsgrad=*/false, /*maximize=*/false);
+    auto fused = [&](const std::vector<FlatRange>& runs, double decay) {
+      if (runs.empty()) return;
+      std::vector<torch::Tensor> p, g, m, v, steps(runs.size(), step_tensor_);
+      for (const FlatRange& r : runs) {
+        p.push_back(params_.narrow(0, r.begin, r.count));
+        g.push_back(grad.narrow(0, r.begin, r.count));
+        m.push_back(exp_avg_.narrow(0, r.begin, r.count));
+        v.push_back(exp_avg_sq_.narrow(0, r.begin, r.count));
+      }
+      if (options_.decoupled)
+        at::_fused_adamw_(p, g, m, v, {}, steps, lr, b1, b2, decay, options_.eps, /*amsgrad=*/false,
+                          /*maximize=*/false);
+      else
+        at::_fused_adam_(p, g, m, v, {}, steps, lr, b1, b2, decay, options_.eps, /*amsgrad=*/false,
+                         /*maximize=*/false);
+    };
+    if (exempt_.empty() || wd == 0) {
+      fused({{0, params_.numel()}}, wd);
+    } else {
+      fused(decay_, wd);
+      fused(exempt_, 0.0);
+    }
     return;
   }
 #endif
   step_tensor_.add_(1);
   torch::Tensor g = grad;
-  if (options_.decoupled) {
-    if (wd != 0) params_.mul_(1.0 - lr * wd);
+  if (wd != 0 && options_.decoupled) {
+    if (exempt_.empty()) params_.mul_(1.0 - lr * wd);
+    else
+      for (const FlatRange& r : decay_) params_.narrow(0, r.begin, r.count).mul_(1.0 - lr * wd);
   } else if (wd != 0) {
-    g = grad.add(params_, wd);
+    if (exempt_.empty()) {
+      g = grad.add(params_, wd);
+    } else {
+      g = grad.clone();
+      for (const FlatRange& r : decay_) g.narrow(0, r.begin, r.count).add_(params_.narrow(0, r.begin, r.count), wd);
+    }
   }
   const double bias1 = 1.0 - std::pow(b1, double(step_));
   const double bias2 = 1.0 - std::pow(b2, double(step_));

@@ -5,17 +5,25 @@
 // LibTorch >= 2) instead of a loop over parameters. The arithmetic is
 // torch.optim.AdamW's (decoupled weight decay, bias correction); with
 // decoupled = false it is Adam with L2 weight decay, like torch.optim.Adam.
+// Weight decay skips the no_decay ranges (norms, biases, embeddings): they
+// step as with weight_decay = 0, the rest as without the list.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <vector>
+
+#include "core/flat_state.h"
 
 namespace zinf::train {
 
 struct AdamWOptions {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   bool decoupled = true;  // AdamW; false: Adam with L2 penalty
+  // Elements that take no weight decay, sorted and disjoint, in the
+  // coordinates of the buffer being stepped; empty: all decay.
+  std::vector<FlatRange> no_decay;
 };
 
 class AdamWFlat {
@@ -36,6 +44,9 @@ class AdamWFlat {
   torch::Tensor params_, exp_avg_, exp_avg_sq_;
   torch::Tensor step_tensor_;  // [1] fp32 on the device, for the fused CUDA kernel
   AdamWOptions options_;
+  // The buffer cut into runs that decay and runs that do not (both sorted;
+  // decay_ holds everything when options_.no_decay is empty).
+  std::vector<FlatRange> decay_, exempt_;
   std::int64_t step_ = 0;
 };
 

@@ -82,7 +82,10 @@ DataParallel::DataParallel(model::Gpt& model, const RankGroup& group, int stage,
       bucket_out_ = torch::zeros({piece}, f32);
     }
   }
-  optimizer_ = std::make_unique<AdamWFlat>(master_, adam);
+  // adam.no_decay is in the flat vector's coordinates; a shard sees its part.
+  AdamWOptions mine = adam;
+  if (stage_ > 0) mine.no_decay = clip_ranges(adam.no_decay, plan_.shard(group.rank()));
+  optimizer_ = std::make_unique<AdamWFlat>(master_, mine);
 }
 
 void DataParallel::init(const torch::Tensor& initial) {

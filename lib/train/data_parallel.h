@@ -85,8 +85,9 @@ class DataParallel {
   // model: built with GptOptions::padded_numel = plan.padded_numel() of
   // ShardPlan(model numel, group.size()). stage: 0, 1 or 2 (1 and 2 act as 0
   // on one rank). bucket_numel: elements per ZeRO-2 reduce-scatter bucket,
-  // all ranks' pieces together (reduce_bucket_size). Holds references to
-  // both; they must outlive it.
+  // all ranks' pieces together (reduce_bucket_size). adam.no_decay: the
+  // elements of the flat vector that take no weight decay (each shard steps
+  // its part of them). Holds references to model and group; they must outlive it.
   DataParallel(model::Gpt& model, const RankGroup& group, int stage, std::int64_t bucket_numel,
                const AdamWOptions& adam);
 

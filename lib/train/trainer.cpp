@@ -239,7 +239,8 @@ void Trainer::Impl::setup() {
     model = std::make_unique<model::Gpt>(
         model::GptOptions{s.model, dtype, device, s.activation_checkpointing, plan.padded_numel()});
     dp = std::make_unique<DataParallel>(*model, *group, s.zero_stage, s.reduce_bucket_size,
-                                        AdamWOptions{s.beta1, s.beta2, s.eps, s.weight_decay, s.adamw});
+                                        AdamWOptions{s.beta1, s.beta2, s.eps, s.weight_decay, s.adamw,
+                                                     weight_decay_exempt(s)});
     dp->init(*first_weights());
   }
 

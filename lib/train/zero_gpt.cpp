@@ -19,6 +19,11 @@ namespace zinf::train {
 
 // ---------------------------------------------------------------- offload plan
 
+std::vector<FlatRange> weight_decay_exempt(const config::Settings& s) {
+  if (s.weight_decay_all || s.weight_decay == 0) return {};
+  return model::no_decay_ranges(model::model_layout(s.model));
+}
+
 namespace {
 
 // Empty when `path` can hold `bytes` of swap files through io_uring; the
@@ -87,6 +92,7 @@ OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, tor
   o.adam.beta2 = s.beta2;
   o.adam.eps = s.eps;
   o.adam.weight_decay = s.weight_decay;
+  o.no_decay = weight_decay_exempt(s);
 
   const bool params_nvme = o.param_home == Tier::kNvme;
   const bool optim_nvme = o.optimizer_home == Tier::kNvme;

@@ -41,6 +41,11 @@ struct OffloadPlan {
 // zinf::Error (exit code 3) when s.strict_nvme.
 OffloadPlan resolve_offload(const config::Settings& s, torch::Device device, torch::Dtype dtype, int world = 1);
 
+// The elements of the flat vector weight decay leaves alone, for both
+// optimizer paths (DataParallel, the engine): norms, biases and embeddings
+// (model::no_decay_ranges), or none when zinf.optimizer.weight_decay_on is "all".
+std::vector<FlatRange> weight_decay_exempt(const config::Settings& s);
+
 class ZeroGpt {
  public:
   // initial: [spec.parameter_count()] fp32 CPU (model::Gpt::initial_weights).

@@ -121,6 +121,13 @@ struct OffloadEngine::Impl {
   std::unique_ptr<offload::FlatStore> cpu_params_next;
   io::AlignedBuffer host_grads_next;
   bool update_pending = false;        // an optimizer pass whose weights are not swapped in yet
+  // opt.no_decay seen from this rank (made by the first step, split_decay()):
+  // per block the runs of its owned elements that decay (device optimizer,
+  // [0, own_count) coordinates); per sub-group the runs that do not (host
+  // optimizer, [0, numel) of the sub-group). Empty lists: no split needed.
+  std::vector<std::vector<FlatRange>> decay_owned;   // [blocks]
+  std::vector<std::vector<FlatRange>> group_no_decay;  // [sub-groups]
+  bool decay_split = false;
 
   // ------------------------------------------------ pipeline
   offload::Worker fetch_worker, grad_worker, optim_worker;
@@ -191,6 +198,7 @@ struct OffloadEngine::Impl {
 
   // ------------------------------------------------ step (engine_step.cpp)
   double grad_norm_squared();
+  void split_decay();                          // fills decay_owned / group_no_decay once
   void launch_update(double lr, double grad_scale);
   void drain_update();                         // waits for the optimizer pass and its collectives
   void finish_update();                        // drain_update(), then swaps in a pending delayed update

@@ -42,7 +42,28 @@ double OffloadEngine::Impl::grad_norm_squared() {
   return t.item<double>();
 }
 
+void OffloadEngine::Impl::split_decay() {
+  if (decay_split) return;
+  decay_split = true;
+  decay_owned.assign(blocks.size(), {});
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    const BlockPart& pt = parts[b];
+    const FlatRange owned{pt.offset + pt.own_begin, pt.own_count};
+    decay_owned[b] = complement_ranges(clip_ranges(opt.no_decay, owned), pt.own_count);
+  }
+  if (!states) return;
+  const auto& groups = states->groups();
+  group_no_decay.assign(groups.size(), {});
+  if (opt.no_decay.empty()) return;
+  for (std::size_t k = 0; k < groups.size(); ++k) {
+    const BlockPart& pt = parts[groups[k].block];
+    const std::int64_t at = groups[k].begin - pt.owned_offset;  // owned element index within the block
+    group_no_decay[k] = clip_ranges(opt.no_decay, {pt.offset + pt.own_begin + at, groups[k].numel});
+  }
+}
+
 void OffloadEngine::Impl::launch_update(double lr, double grad_scale) {
+  split_decay();
   optim::AdamParams h = opt.adam;
   h.lr = lr;
   h.step = step;
@@ -60,8 +81,12 @@ void OffloadEngine::Impl::launch_update(double lr, double grad_scale) {
       if (pt.own_count > 0) {
         torch::Tensor g = grads_dev.narrow(0, pt.owned_offset, pt.own_count) * (1.0 / grad_scale);
         torch::Tensor& p = dev_master[b];
-        if (!h.adamw && h.weight_decay != 0) g = g + h.weight_decay * p;
-        if (h.adamw && h.weight_decay != 0) p.mul_(1.0 - lr * h.weight_decay);
+        if (h.weight_decay != 0)  // only the runs that decay (all of the block unless opt.no_decay says otherwise)
+          for (const FlatRange& r : decay_owned[b]) {
+            torch::Tensor pr = p.narrow(0, r.begin, r.count);
+            if (h.adamw) pr.mul_(1.0 - lr * h.weight_decay);
+            else g.narrow(0, r.begin, r.count).add_(h.weight_decay * pr);
+          }
         dev_m[b].mul_(h.beta1).add_(g, 1.0 - h.beta1);
         dev_v[b].mul_(h.beta2).addcmul_(g, g, 1.0 - h.beta2);
         const torch::Tensor denom = (dev_v[b].sqrt() / std::sqrt(bc2)).add_(h.eps);
@@ -182,6 +207,7 @@ void OffloadEngine::Impl::launch_update(double lr, double grad_scale) {
             const std::int64_t at = g.begin - pt.owned_offset;  // owned element index within the block
             optim::AdamBuffers buf;
             buf.n = g.numel;
+            buf.no_decay = &group_no_decay[k];
             buf.master = master;
             buf.exp_avg = m;
             buf.exp_avg_sq = v;

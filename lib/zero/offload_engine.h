@@ -74,6 +74,10 @@ struct OffloadEngineOptions {
   bool pin_memory = true;                    // page-lock host buffers (CUDA builds)
   bool prefetch = true;                      // fetch the next block while this one computes
   optim::AdamParams adam;                    // lr, step and grad_scale are set per step()
+  // Elements of the flat vector (blocks back to back) that take no weight
+  // decay, sorted and disjoint; empty: every element decays. Each rank
+  // applies its owned part, on every optimizer home.
+  std::vector<FlatRange> no_decay;
   comm::Communicator* comm = nullptr;        // data-parallel ranks (caller-owned); nullptr = one rank
   bool partition_params = true;              // stage 3: each rank's home holds its shard of the
                                              // parameters; false (stages 1-2): whole blocks on the

@@ -500,3 +500,98 @@ TEST_CASE("device gradient sums: \"auto\" by default and left for the trainer; t
   CHECK(msg.find("zinf.offload.device_grad_accumulation") != std::string::npos);
   CHECK(msg.find("maybe") != std::string::npos);
 }
+
+// ------------------------------------------------------------- the training recipe
+
+TEST_CASE("no scheduler given: WarmupCosineLR with an auto warmup, down to 10% of the peak") {
+  const auto r = build_config(flags({}), cpu_machine());
+  CHECK(at(r, "scheduler.type") == "WarmupCosineLR");
+  CHECK(r.origins.of("scheduler.type") == "auto");
+  CHECK(at(r, "scheduler.params.warmup_num_steps") == 5);  // 100 steps: max(2% = 2, min(5, 10))
+  CHECK(r.origins.of("scheduler.params.warmup_num_steps") == "auto");
+  CHECK(at(r, "scheduler.params.cos_min_ratio") == 0.1);
+  CHECK(r.origins.of("scheduler.params.cos_min_ratio") == "auto");
+  CHECK(at(r, "scheduler.params.warmup_min_ratio") == 0.0);
+  CHECK(at(r, "scheduler.params.total_num_steps") == 100);
+  CHECK(find_path(r.config, "scheduler.params.warmup_max_lr") == nullptr);  // WarmupCosineLR scales the optimizer lr
+  const Settings s = settings_from(r.config);
+  CHECK(s.scheduler == "WarmupCosineLR");
+  CHECK(s.cos_min_ratio == doctest::Approx(0.1));
+  CHECK_FALSE(s.weight_decay_all);
+}
+
+TEST_CASE("the recipe's warmup: 2% of the run, at least a few steps, never the whole run") {
+  // steps -> warmup steps
+  const std::vector<std::pair<int, int>> cases = {{1, 0},  {2, 1},   {9, 1},    {10, 1},   {25, 2},   {49, 4},
+                                                  {50, 5}, {250, 5}, {251, 6}, {500, 10}, {1000, 20}, {100000, 2000}};
+  for (const auto& [steps, warmup] : cases) {
+    CAPTURE(steps);
+    const auto r = build_config(flags({{"steps", std::to_string(steps)}}), cpu_machine());
+    CHECK(at(r, "scheduler.params.warmup_num_steps") == warmup);
+    CHECK(at(r, "scheduler.params.warmup_num_steps").get<int>() < std::max(steps, 2));
+  }
+  // an explicit warmup stays, under the recipe's cosine
+  const auto r = build_config(flags({{"warmup-steps", "7"}}), cpu_machine());
+  CHECK(at(r, "scheduler.type") == "WarmupCosineLR");
+  CHECK(at(r, "scheduler.params.warmup_num_steps") == 7);
+  CHECK(r.origins.of("scheduler.params.warmup_num_steps") == "flag --warmup-steps");
+}
+
+TEST_CASE("a scheduler the user names keeps DeepSpeed's meaning: no warmup unless given, cos_min_ratio 1e-4") {
+  const auto flag = build_config(flags({{"lr-schedule", "cosine"}}), cpu_machine());
+  CHECK(at(flag, "scheduler.type") == "WarmupCosineLR");
+  CHECK(flag.origins.of("scheduler.type") == "flag --lr-schedule");
+  CHECK(at(flag, "scheduler.params.warmup_num_steps") == 0);
+  CHECK(at(flag, "scheduler.params.cos_min_ratio") == 0.0001);
+  const auto constant = build_config(flags({{"lr-schedule", "constant"}}), cpu_machine());
+  CHECK(at(constant, "scheduler.type") == "WarmupLR");
+  CHECK(at(constant, "scheduler.params.warmup_num_steps") == 0);
+  CHECK(find_path(constant.config, "scheduler.params.cos_min_ratio") == nullptr);
+  TempDir dir;
+  test::write_text(dir.file("ds.json"), R"({"scheduler": {"type": "WarmupCosineLR", "params": {"total_num_steps": 50}}})");
+  const auto file = build_config(flags({{"config", dir.file("ds.json")}}), cpu_machine());
+  CHECK(at(file, "scheduler.params.warmup_num_steps") == 0);
+  CHECK(at(file, "scheduler.params.cos_min_ratio") == 0.0001);
+  CHECK(at(file, "scheduler.params.total_num_steps") == 50);
+}
+
+TEST_CASE("fine-tuning (zinf.model.from_pretrained set) resolves an auto lr to 2e-5; a given lr stays") {
+  const auto r = build_config(flags({{"from-pretrained", kData + "/hf/llama"}}), cpu_machine());
+  CHECK(at(r, "optimizer.params.lr") == 2e-5);
+  CHECK(r.origins.of("optimizer.params.lr").rfind("auto", 0) == 0);
+  const auto warmup = build_config(flags({{"from-pretrained", kData + "/hf/llama"}, {"lr-schedule", "constant"}}),
+                                   cpu_machine());
+  CHECK(at(warmup, "scheduler.params.warmup_max_lr") == 2e-5);  // follows the lr
+  const auto given = build_config(flags({{"from-pretrained", kData + "/hf/llama"}, {"lr", "1e-4"}}), cpu_machine());
+  CHECK(at(given, "optimizer.params.lr") == 1e-4);
+  CHECK(at(build_config(flags({}), cpu_machine()), "optimizer.params.lr") == 3e-4);
+}
+
+TEST_CASE("zinf.optimizer.weight_decay_on: matrices by default, all for DeepSpeed's decay of every parameter") {
+  TempDir dir;
+  test::write_text(dir.file("all.json"), R"({"zinf": {"optimizer": {"weight_decay_on": "all"}}})");
+  CHECK(settings_from(build_config(flags({{"config", dir.file("all.json")}}), cpu_machine()).config).weight_decay_all);
+  test::write_text(dir.file("bad.json"), R"({"zinf": {"optimizer": {"weight_decay_on": "norms"}}})");
+  const std::string msg = error_of([&] { build_config(flags({{"config", dir.file("bad.json")}}), cpu_machine()); });
+  CHECK(msg.find("zinf.optimizer.weight_decay_on") != std::string::npos);
+  CHECK(msg.find("matrices, all") != std::string::npos);
+}
+
+TEST_CASE("the recipe line says lr, schedule, weight decay and clipping") {
+  const auto r = build_config(flags({{"steps", "500"}}), cpu_machine());
+  CHECK(describe_recipe(r.config, r.origins) ==
+        "recipe: AdamW lr 3e-4 (auto), warmup 10 steps then cosine to 3e-5 at step 500, weight decay 0.01 on block "
+        "matrices (not norms, biases, embeddings), clip 1.0");
+  const auto ft = build_config(flags({{"from-pretrained", kData + "/hf/llama"}, {"lr-schedule", "constant"},
+                                      {"weight-decay", "0"}, {"steps", "20"}}),
+                               cpu_machine());
+  CHECK(describe_recipe(ft.config, ft.origins) == "recipe: AdamW lr 2e-5 (auto, fine-tuning), constant, no weight decay, clip 1.0");
+  TempDir dir;
+  test::write_text(dir.file("ds.json"), R"({"gradient_clipping": 0, "zinf": {"optimizer": {"weight_decay_on": "all"},
+      "model": {"model_type": "llama", "tied_embeddings": false}},
+      "scheduler": {"type": "WarmupDecayLR", "params": {"warmup_num_steps": 3, "warmup_max_lr": 1e-3}}})");
+  const auto ds = build_config(flags({{"config", dir.file("ds.json")}}), cpu_machine());
+  CHECK(describe_recipe(ds.config, ds.origins) ==
+        "recipe: AdamW lr 0.001, warmup 3 steps then linear decay to 0 at step 100, weight decay 0.01 on every "
+        "parameter, no clipping");
+}

@@ -1,5 +1,6 @@
 // model: flat-buffer layout, GPT-2 init, causality, gradients in the flat
 // buffer, and activation checkpointing that leaves gradients unchanged.
+#include <algorithm>
 #include <cmath>
 
 #include "model/checkpointed_block.h"
@@ -172,4 +173,45 @@ TEST_CASE("a Llama-family decoder gives the same loss and gradients with and wit
   CHECK(losses[0] == doctest::Approx(losses[1]).epsilon(1e-6));
   CHECK(grads[0].abs().sum().item<double>() > 0);
   CHECK(torch::allclose(grads[0], grads[1], 1e-5, 1e-6));
+}
+
+TEST_CASE("weight decay leaves norms, biases and embeddings alone: only block matrices and an untied lm_head decay") {
+  ModelSpec llama{"custom", 97, 8, 32, 2, 4};
+  llama.model_type = "llama";
+  llama.kv_heads = 2;
+  llama.intermediate_size = 48;
+  for (const bool tied : {true, false}) {
+    llama.tied_embeddings = tied;
+    for (const ModelSpec& spec : {small_spec(), llama}) {
+      CAPTURE(spec.model_type);
+      CAPTURE(tied);
+      const auto layout = model_layout(spec);
+      const std::vector<FlatRange> exempt = no_decay_ranges(layout);
+      // sorted, disjoint, merged
+      for (std::size_t i = 1; i < exempt.size(); ++i) CHECK(exempt[i - 1].end() < exempt[i].begin);
+      const auto exempt_of = [&](std::int64_t at) {
+        for (const auto& r : exempt)
+          if (at >= r.begin && at < r.end()) return true;
+        return false;
+      };
+      std::int64_t decayed = 0;
+      for (const auto& block : layout)
+        for (const auto& p : block.params) {
+          CAPTURE(p.name);
+          const bool matrix = p.shape.size() == 2 && block.name != "embedding";
+          const bool named_exempt = p.name.find("norm") != std::string::npos || p.name.find("ln_") != std::string::npos ||
+                                    p.name.find("bias") != std::string::npos || p.name.find("wte") != std::string::npos ||
+                                    p.name.find("wpe") != std::string::npos ||
+                                    p.name.find("embed_tokens") != std::string::npos;
+          CHECK(matrix == !named_exempt);
+          CHECK(exempt_of(p.offset) == !matrix);
+          CHECK(exempt_of(p.offset + p.numel - 1) == !matrix);
+          if (matrix) decayed += p.numel;
+        }
+      CHECK(decayed + total_count(exempt) == spec.parameter_count());
+      const bool has_lm_head = std::any_of(layout.back().params.begin(), layout.back().params.end(),
+                                           [](const ParamInfo& p) { return p.name == "lm_head.weight"; });
+      CHECK(has_lm_head == (spec.model_type == "llama" && !tied));
+    }
+  }
 }

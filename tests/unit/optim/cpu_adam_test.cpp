@@ -662,3 +662,68 @@ TEST_CASE("instruction sets parse by name and unknown names list the choices") {
   force_isa(Isa::kAuto);
   CHECK(active_isa() == best_isa());
 }
+
+namespace {
+
+// The buffers of `s` with an fp32 gradient.
+AdamBuffers buffers_of(State& s, const float* grad) {
+  AdamBuffers b;
+  b.n = static_cast<std::int64_t>(s.p.size());
+  b.master = s.p.data();
+  b.exp_avg = s.m.data();
+  b.exp_avg_sq = s.v.data();
+  b.grad = grad;
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("adam_step with no_decay runs steps them as weight_decay 0 and the rest as before, bit for bit") {
+  IsaGuard guard;
+  const std::int64_t n = 200003;  // several chunks; runs that start and end inside chunks and vectors
+  const std::vector<FlatRange> exempt = {{0, 17}, {1000, 3}, {65530, 70000}, {199990, 13}};
+  ThreadPool three(3);
+  for (Isa isa : isas_here()) {
+    for (const bool adamw : {true, false}) {
+      force_isa(isa);
+      const std::string isa_s = isa_name(isa);
+      CAPTURE(isa_s);
+      CAPTURE(adamw);
+      State split(n, 8), decayed(n, 8), plain(n, 8);
+      AdamParams a = adamw_params();
+      a.adamw = adamw;
+      AdamParams none = a;
+      none.weight_decay = 0;
+      for (int step = 1; step <= 2; ++step) {
+        a.step = none.step = step;
+        const auto g = randn(n, 0.01f, 700 + step);
+        AdamBuffers b = buffers_of(split, g.data());
+        b.no_decay = &exempt;
+        adam_step(a, b, three);
+        adam_step(a, decayed.p.data(), decayed.m.data(), decayed.v.data(), g.data(), n);
+        adam_step(none, plain.p.data(), plain.m.data(), plain.v.data(), g.data(), n);
+      }
+      std::int64_t wrong = 0, in_runs = 0;
+      for (std::int64_t i = 0; i < n; ++i) {
+        bool exempt_i = false;
+        for (const auto& r : exempt) exempt_i |= i >= r.begin && i < r.end();
+        in_runs += exempt_i;
+        const State& want = exempt_i ? plain : decayed;
+        wrong += std::memcmp(&want.p[i], &split.p[i], 4) != 0 || std::memcmp(&want.m[i], &split.m[i], 4) != 0 ||
+                 std::memcmp(&want.v[i], &split.v[i], 4) != 0;
+      }
+      CHECK(in_runs == total_count(exempt));
+      CHECK(wrong == 0);
+      CHECK(split.p != decayed.p);  // the runs did change something
+    }
+  }
+  // Ranges outside the buffer or out of order are refused.
+  State s(10, 1);
+  std::vector<float> g(10, 0.f);
+  AdamBuffers b = buffers_of(s, g.data());
+  const std::vector<FlatRange> outside = {{5, 6}}, unsorted = {{5, 2}, {1, 2}};
+  for (const auto* bad : {&outside, &unsorted}) {
+    b.no_decay = bad;
+    CHECK_THROWS_AS(adam_step(adamw_params(), b), Error);
+  }
+}

@@ -14,6 +14,7 @@
 #include "comm/communicator.h"
 #include "config/json.h"
 #include "model/gpt.h"
+#include "model/layout.h"
 #include "support/test_util.h"
 #include "train/adamw_flat.h"
 #include "train/data_parallel.h"
@@ -68,7 +69,8 @@ bool expect(bool ok, int rank, const std::string& what) {
 
 const ModelSpec kSpec{"custom", 16, 4, 8, 1, 2};  // 1,048 parameters: shards of 576 on 2 ranks
 constexpr double kLr = 1e-2;
-const AdamWOptions kAdam{0.9, 0.95, 1e-8, 0.1, true};
+// zinf's recipe: no decay on norms, biases and embeddings, ranges that cross the shards.
+const AdamWOptions kAdam{0.9, 0.95, 1e-8, 0.1, true, model::no_decay_ranges(model::model_layout(kSpec))};
 
 // Micro-batch `micro`'s gradient on rank `rank`: values a bf16 holds exactly.
 torch::Tensor gradient(std::int64_t numel, int rank, int micro) {

@@ -10,6 +10,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -395,6 +396,20 @@ Tokens tokenize_dataset(const std::string& spec, const tokenize::Tokenizer& tok)
   });
   if (all.empty()) throw UsageError("dataset '" + spec + "' holds no tokens after tokenization");
   return tokens_in_memory(spec, all);
+}
+
+Tokens load_dataset(const std::string& spec, TokenFormat format, const std::string& tokenizer,
+                    std::int64_t model_vocab) {
+  if (tokenizer.empty()) return load_tokens(spec, format);
+  const std::unique_ptr<tokenize::Tokenizer> tok = tokenize::load_tokenizer(tokenizer);
+  if (static_cast<std::int64_t>(tok->vocab_size()) > model_vocab)
+    throw UsageError("the tokenizer " + tok->path() + " has " + std::to_string(tok->vocab_size()) +
+                         " ids but the model's vocabulary has " + std::to_string(model_vocab),
+                     "use --vocab-size " + std::to_string(tok->vocab_size()) +
+                         " or more (GPT-2 pads 50257 to 50304), or the tokenizer made for the model");
+  Tokens files = load_tokens(spec, format);
+  if (files.format() != TokenFormat::kBytes) return files;  // already token ids
+  return tokenize_dataset(spec, *tok);
 }
 
 }  // namespace zinf::data

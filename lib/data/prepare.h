@@ -95,4 +95,11 @@ PrepareResult prepare_shards(const tokenize::Tokenizer& tok, const std::vector<s
 // memory, EOS after every document when the tokenizer has one.
 Tokens tokenize_dataset(const std::string& spec, const tokenize::Tokenizer& tok);
 
+// The training data `spec` as load_tokens(spec, format) reads it, or, with a
+// `tokenizer` (a directory or file for load_tokenizer), its text files
+// tokenized into memory (token files are read as they are). Throws UsageError
+// naming both sizes when the tokenizer's vocabulary exceeds model_vocab.
+Tokens load_dataset(const std::string& spec, TokenFormat format, const std::string& tokenizer,
+                    std::int64_t model_vocab);
+
 }  // namespace zinf::data

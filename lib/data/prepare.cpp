@@ -29,7 +29,7 @@ namespace {
 namespace sfs = std::filesystem;
 using json = nlohmann::json;
 
-constexpr std::size_t kBatchBytes = std::size_t(32) << 20;  // text per batch
+constexpr std::size_t kBatchBytes = std::size_t(8) << 20;  // text per batch (at most three in memory: encoding, ready, being read)
 constexpr std::size_t kBatchDocs = 16384;
 constexpr std::size_t kLineBufferBytes = std::size_t(1) << 20;
 

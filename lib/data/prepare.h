@@ -7,7 +7,7 @@
 //     document in its `text_field`; blank lines skipped);
 //   - encode_corpus(): streams the inputs (a JSONL file is read line by line,
 //     never whole), encodes documents in parallel on a thread pool in batches
-//     (at most two batches of text in memory), and hands each document's ids
+//     (at most three batches of text in memory), and hands each document's ids
 //     to a sink in input order, so the output never depends on the number of
 //     threads. A document's ids are tokenizer.encode(text) without the
 //     post-processor's special tokens, then the tokenizer's EOS (when asked):

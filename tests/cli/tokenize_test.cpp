@@ -2,11 +2,16 @@
 // with the committed GPT-2-style tokenizer fixture: the shards hold exactly
 // tokenizer.encode(document) + EOS per document in input order, split as
 // asked, with the document index and manifest to match; 1 and 4 threads
-// write identical bytes; the bad-input errors; and `zinf train --tokenizer`.
+// write identical bytes; the bad-input errors; a killed run leaves only
+// temporaries; and `zinf train --tokenizer`.
 #include <doctest/doctest.h>
 
+#include <signal.h>
+
+#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/fs.h"
 #include "data/shard_writer.h"
@@ -217,6 +222,34 @@ TEST_CASE("tokenize: bad input fails with a clear message and leaves no shards")
         "cannot create directory '" + c.dir.file("a-file/out") + "'");
   fails({"tokenize", "--tokenizer", c.tokenizer, c.dir.file("corpus"), "-o", out, "--val-docs", "3"},
         "no documents left for training");
+}
+
+TEST_CASE("tokenize: a run killed mid-way leaves only .tmp files, nothing that looks complete") {
+  Corpus c;
+  std::string lines;  // ~60k small documents: several batches of 16384
+  for (int i = 0; lines.size() < (std::size_t(6) << 20); ++i)
+    lines += json{{"text", "Document number " + std::to_string(i) + " is short but not empty, " +
+                               std::to_string(i * 7919 % 100003) + "."}}.dump() + "\n";
+  write_text(c.dir.file("many.jsonl"), lines);
+  const std::string out = c.dir.file("out");
+  zinf::test::Background bg;
+  zinf::test::start_zinf(bg, c.dir.file("t.out"), c.dir.file("t.err"),
+                         {"tokenize", "--tokenizer", c.tokenizer, c.dir.file("many.jsonl"), "-o", out, "--threads", "1",
+                          "--val-fraction", "0.01"});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!zinf::fs::exists(out + "/train_000000.bin.tmp") && !bg.wait_exit(std::chrono::milliseconds(0)) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  if (bg.wait_exit(std::chrono::milliseconds(0))) {
+    MESSAGE("the run finished before it could be killed; nothing to check");
+    return;
+  }
+  ::kill(bg.pid, SIGKILL);
+  REQUIRE(bg.wait_exit(std::chrono::seconds(10)));
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(out)) left.push_back(e.path().filename().string());
+  CHECK(!left.empty());
+  for (const std::string& n : left) CHECK_MESSAGE(n.find(".tmp") != std::string::npos, n);
 }
 
 TEST_CASE("train --tokenizer encodes a text dataset with the tokenizer and checks the vocabulary") {

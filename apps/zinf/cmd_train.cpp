@@ -212,7 +212,7 @@ void run_train(const TrainCommand& c) {
              format_bytes(double(need.nvme_bytes)) + ")";
   log::info(peaks);
   log::info("outputs in " + settings.output_dir + ": ds_config.json, metrics.jsonl, summary.json" +
-            (settings.save ? ", checkpoints/, model.safetensors" : " (--no-save: no checkpoints, no model file)"));
+            (settings.save ? ", checkpoints/, model/ (Hugging Face model directory)" : " (--no-save: no checkpoints, no model file)"));
 }
 
 void setup(CLI::App& app) {
@@ -221,7 +221,8 @@ void setup(CLI::App& app) {
       "train",
       "Train a GPT-style model. With no options: the tiny model on the bundled corpus.\n"
       "Writes OUTPUT_DIR/ds_config.json (the resolved configuration), metrics.jsonl (one line per step),\n"
-      "checkpoints/ (global_stepN + latest), model.safetensors and summary.json.\n"
+      "checkpoints/ (global_stepN + latest), model/ (a Hugging Face model directory in the run's precision)\n"
+      "and summary.json.\n"
       "SIGINT/SIGTERM stop after the current step with a checkpoint; --resume continues from it.");
   state->options.add_to(*cmd, config::kSourceOptions | config::kZeroOptions | config::kModelOptions |
                                   config::kTrainOptions);

@@ -21,6 +21,8 @@
 #include "io/checksum.h"
 #include "log/log.h"
 #include "model/layout.h"
+#include "hf/hf_config_writer.h"
+#include "hf/names.h"
 #include "hf/safetensors.h"
 
 namespace zinf::train {
@@ -196,6 +198,7 @@ json state_json(const TrainerState& st) {
   state["dataset"] = {{"path", d.dataset_path}, {"tokens", st.dataset_tokens}, {"crc32c", hex8(d.dataset_crc32c)}};
   state["batch"] = {{"micro_batch", d.micro_batch}, {"grad_accum", d.grad_accum}, {"world_size", d.world_size},
                     {"global_batch", d.global_batch()}};
+  if (!st.precision.empty()) state["precision"] = st.precision;
   return state;
 }
 
@@ -214,6 +217,7 @@ TrainerState state_from(const json& s) {
     st.loss_scaler = {l.at("scale").get<double>(), l.at("iteration").get<std::int64_t>(),
                       l.at("last_overflow_iteration").get<std::int64_t>(), l.at("hysteresis_left").get<std::int64_t>()};
   }
+  st.precision = s.value("precision", std::string());  // absent before the HF export
   if (s.contains("dataset")) {  // version 3
     const json& d = s.at("dataset");
     st.shape.dataset_path = d.at("path").get<std::string>();
@@ -828,61 +832,75 @@ CheckpointInfo read_checkpoint_info(const std::string& dir) { return CheckpointR
 
 // ------------------------------------------------------------ export
 
-void write_model_safetensors(const std::string& path, const ModelSpec& spec,
+hf::Dtype export_dtype(const std::string& name) {
+  if (name == "bf16") return hf::Dtype::kBF16;
+  if (name == "fp16") return hf::Dtype::kF16;
+  if (name == "fp32") return hf::Dtype::kF32;
+  throw UsageError("dtype '" + name + "' is not supported for an exported model", "use one of: bf16, fp16, fp32");
+}
+
+hf::ShardPlan write_hf_model(const std::string& out_dir, const ModelSpec& spec, hf::Dtype dtype,
+                             const ExportOptions& options,
                              const std::function<void(const FlatRange&, float*)>& read_master, std::int64_t chunk) {
-  std::vector<TensorSpec> tensors;
-  std::int64_t cursor = 0;
+  const bool gpt2 = spec.architecture() == Architecture::kGpt2;
+  std::vector<model::ParamInfo> params;
+  std::vector<char> transposed;  // [params] GPT-2 Conv1D weights, stored [in, out] by HF
+  hf::ModelDir dir;
+  std::int64_t widest = 1;       // elements of the longest row of any parameter
   for (const auto& block : model::model_layout(spec))
     for (const auto& p : block.params) {
-      // The data section is the flat vector itself: the layout has no gaps.
-      if (p.offset != cursor)
-        throw Error("parameter '" + p.name + "' starts at element " + std::to_string(p.offset) + ", not " +
-                    std::to_string(cursor) + ": the flat layout has a gap");
-      tensors.push_back({p.name, "F32", p.shape});
-      cursor += p.numel;
+      const bool t = gpt2 && hf::gpt2_is_conv1d_weight(p.name);
+      if (t && p.shape.size() != 2) throw Error("GPT-2 Conv1D weight '" + p.name + "' is not a matrix");
+      dir.tensors.push_back({p.name, hf::dtype_name(dtype), t ? std::vector<std::int64_t>{p.shape[1], p.shape[0]}
+                                                               : p.shape});
+      widest = std::max(widest, p.shape.empty() ? 1 : p.shape.back());
+      params.push_back(p);
+      transposed.push_back(t);
     }
-  SafetensorsWriter writer(path, tensors,
-                           {{"format", "pt"},
-                            {"producer", "zinf"},
-                            {"architecture", "gpt2 (pre-LayerNorm decoder, tanh GELU, nanoGPT parameter names)"},
-                            {"tied", "lm_head.weight = transformer.wte.weight"},
-                            {"model", spec_json(spec).dump()}});
-  std::vector<float> buf(std::size_t(std::max<std::int64_t>(1, std::min(chunk, cursor))));
-  for (std::int64_t b = 0; b < cursor; b += std::int64_t(buf.size())) {
-    const FlatRange r{b, std::min<std::int64_t>(std::int64_t(buf.size()), cursor - b)};
-    read_master(r, buf.data());
-    writer.write(b * 4, buf.data(), std::size_t(r.count) * 4);
-  }
-  writer.commit();
+  dir.files["config.json"] = hf::hf_config_json(spec, hf::dtype_name(dtype));
+  if (spec.bos_token_id >= 0 || spec.eos_token_id >= 0)
+    dir.files["generation_config.json"] = hf::generation_config_json(spec);
+  dir.max_shard_bytes = options.max_shard_bytes;
+  dir.replace = options.replace;
+  chunk = std::max(chunk, widest);  // a tile holds at least one whole row
+  std::vector<float> buf, column;
+  dir.source = [&](std::size_t i, const hf::TensorSink& sink) {
+    const model::ParamInfo& p = params[i];
+    buf.resize(std::size_t(std::min(chunk, std::max<std::int64_t>(1, p.numel))));
+    if (!transposed[i]) {
+      for (std::int64_t b = 0; b < p.numel; b += chunk) {
+        const std::int64_t n = std::min(chunk, p.numel - b);
+        read_master({p.offset + b, n}, buf.data());
+        sink(b, n, buf.data());
+      }
+      return;
+    }
+    // zinf [out, in] -> HF [in, out]: a tile of whole zinf rows [o0, o0 + k)
+    // is contiguous in the flat vector; its column c is HF row c's elements
+    // [o0, o0 + k).
+    const std::int64_t rows = p.shape[0], cols = p.shape[1], k = std::max<std::int64_t>(1, chunk / cols);
+    column.resize(std::size_t(std::min(k, rows)));
+    for (std::int64_t o0 = 0; o0 < rows; o0 += k) {
+      const std::int64_t n = std::min(k, rows - o0);
+      read_master({p.offset + o0 * cols, n * cols}, buf.data());
+      for (std::int64_t c = 0; c < cols; ++c) {
+        for (std::int64_t r = 0; r < n; ++r) column[std::size_t(r)] = buf[std::size_t(r * cols + c)];
+        sink(c * rows + o0, n, column.data());
+      }
+    }
+  };
+  return hf::write_model_dir(out_dir, dir);
 }
 
-namespace {
-
-// Throws when writing `out` would replace one of `inputs` (the same file or
-// directory by device and inode, through any symlink or hard link).
-void refuse_overwrite(const std::string& out, const std::vector<std::string>& inputs) {
-  struct stat o {};
-  if (::stat(out.c_str(), &o) != 0) return;  // a new file: it cannot be one of them
-  for (const std::string& in : inputs) {
-    struct stat i {};
-    if (::stat(in.c_str(), &i) == 0 && i.st_dev == o.st_dev && i.st_ino == o.st_ino)
-      throw UsageError("zinf export would write over '" + in + "'" + (in == out ? "" : " (as '" + out + "')") +
-                           ", which it reads from",
-                       "give an OUT that is none of the checkpoint's files (checkpoint.json, the "
-                       "state.*.safetensors shards, checkpoints/latest), e.g. model.safetensors beside checkpoints/");
-  }
-}
-
-}  // namespace
-
-std::string export_checkpoint(const std::string& path, const std::string& out) {
-  const CheckpointReader reader(resolve_checkpoint(path));
-  std::vector<std::string> inputs = reader.files();
-  inputs.push_back(reader.info().path);
-  inputs.push_back(stdfs::path(reader.info().path).parent_path().string() + "/latest");
-  refuse_overwrite(out, inputs);
-  write_model_safetensors(out, reader.info().spec,
-                          [&](const FlatRange& r, float* dst) { reader.read(r, dst, nullptr, nullptr); });
+std::string export_checkpoint(const std::string& path, const std::string& out_dir, const ExportOptions& options) {
+  const std::string checkpoint = resolve_checkpoint(path);
+  if (!options.replace) hf::check_model_dir_target(out_dir);  // before the checkpoint is opened
+  if (!options.dtype.empty()) export_dtype(options.dtype);  // a bad --dtype before any reading
+  const CheckpointReader reader(checkpoint);
+  const std::string& recorded = reader.info().state.precision;
+  const std::string name = !options.dtype.empty() ? options.dtype : recorded.empty() ? "fp32" : recorded;
+  write_hf_model(out_dir, reader.info().spec, export_dtype(name), options,
+                 [&](const FlatRange& r, float* dst) { reader.read(r, dst, nullptr, nullptr); });
   return reader.info().path;
 }
 

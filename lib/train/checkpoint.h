@@ -4,8 +4,9 @@
 // newest complete one); saving one checkpoint from all ranks together;
 // pruning to the newest `keep`; CheckpointReader, which serves any range of
 // the flat state from a checkpoint's shard files, whatever world size wrote
-// them; and export of the fp32 weights to model.safetensors (what
-// DeepSpeed's zero_to_fp32 does).
+// them; and export of the weights as a Hugging Face model directory
+// (config.json, safetensors shards + index; DeepSpeed's zero_to_fp32 plus
+// transformers' save_pretrained).
 //
 // Format version 3 (written): global_step<N>/ holds
 //   state.rank<r>.safetensors  one per rank r: tensors params, exp_avg,
@@ -21,7 +22,8 @@
 //   checkpoint.json  format, version, world_size, numel, model (dimensions),
 //       state (step, data position, loss scaler, the dataset's path, token
 //       count and CRC32C, the batch shape: micro-batch, grad accumulation,
-//       ranks), the shard file names and crc32c (of the rest of the file as
+//       ranks, and the training precision, since the HF export: older
+//       checkpoints read as fp32), the shard file names and crc32c (of the rest of the file as
 //       compact JSON); written last, so it marks the checkpoint complete.
 // Version 2 (read, with one warning: no checksums): the same without the
 // crc32c entries and the dataset checksum and batch shape.
@@ -58,6 +60,8 @@
 #include "core/flat_state.h"
 #include "core/model_spec.h"
 #include "data/sampler.h"
+#include "hf/dtype.h"
+#include "hf/model_writer.h"
 #include "optim/loss_scaler.h"
 
 namespace zinf::train {
@@ -90,6 +94,7 @@ struct TrainerState {
   bool has_loss_scaler = false;            // fp16 runs
   optim::LossScaler::State loss_scaler{};  // valid when has_loss_scaler
   DataShape shape;                         // what `data` refers to
+  std::string precision;                   // "bf16" | "fp16" | "fp32" the run trained in; "": not recorded (read as fp32)
 };
 
 // What keeps a run from resuming from `saved` in a run set up as `now`, one
@@ -203,20 +208,33 @@ class CheckpointReader {
 // The checkpoint's metadata only (CheckpointReader(dir).info()).
 CheckpointInfo read_checkpoint_info(const std::string& checkpoint_dir);
 
-// Writes the [spec.parameter_count()] fp32 weights that `read_master` fills
-// range by range as model.safetensors with nanoGPT's parameter names: the
-// data section is the flat vector in layout order (the LM head is tied to
-// transformer.wte.weight and not stored twice; metadata says so), streamed
-// through a buffer of at most `chunk` elements.
-void write_model_safetensors(const std::string& path, const ModelSpec& spec,
+// The dtype of an exported model: "bf16" | "fp16" | "fp32" (what --dtype and
+// --precision say); anything else is a UsageError naming the allowed ones.
+hf::Dtype export_dtype(const std::string& name);
+
+struct ExportOptions {
+  std::string dtype;  // "bf16" | "fp16" | "fp32"; empty: the checkpoint's training precision (fp32 when unrecorded)
+  std::int64_t max_shard_bytes = hf::kDefaultMaxShardBytes;
+  bool replace = false;  // replace an existing model directory (a run's own output/model)
+};
+
+// Writes the weights that `read_master` fills range by range (fp32, the flat
+// vector in model_layout order) as a Hugging Face model directory at
+// `out_dir` (hf::write_model_dir): config.json and generation_config.json for
+// `spec`, safetensors shards of at most max_shard_bytes with their index, in
+// `dtype`. Tensor names are zinf's parameter names (HF's state_dict names);
+// GPT-2's Conv1D weights (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) are
+// written [in, out] as HF stores them, transposed a tile of whole rows at a
+// time; a tied head is not written. Reads pieces of at most `chunk` elements.
+hf::ShardPlan write_hf_model(const std::string& out_dir, const ModelSpec& spec, hf::Dtype dtype,
+                             const ExportOptions& options,
                              const std::function<void(const FlatRange&, float*)>& read_master,
                              std::int64_t chunk = std::int64_t(1) << 22);
 
 // zinf export: the checkpoint at `path` (see resolve_checkpoint), whatever
-// world size wrote it, to `out` (through a temporary name, renamed when
-// complete). Refuses an `out` that is one of the files it reads, the
-// checkpoint directory or its `latest` (the same file by device and inode:
-// symlinks and hard links too). Returns the checkpoint directory used.
-std::string export_checkpoint(const std::string& path, const std::string& out);
+// world size wrote it, to the model directory `out_dir` (write_hf_model).
+// Refuses an existing non-empty `out_dir` (so never a checkpoint's own
+// files) before reading anything. Returns the checkpoint directory used.
+std::string export_checkpoint(const std::string& path, const std::string& out_dir, const ExportOptions& options = {});
 
 }  // namespace zinf::train

@@ -396,6 +396,7 @@ double Trainer::Impl::evaluate() {
 void Trainer::Impl::save() {
   state.data = sampler->state();
   state.adam_steps = zero ? zero->engine().step_count() : dp->step_count();
+  state.precision = config::precision_name(settings.precision);  // the export's default dtype
   if (scaler) {
     state.has_loss_scaler = true;
     state.loss_scaler = scaler->state();
@@ -412,14 +413,17 @@ void Trainer::Impl::save() {
   checkpoints->save(state, settings.model, shard);
 }
 
-// model.safetensors from the final checkpoint's shards: streamed, whatever
-// the world size, and the same bytes `zinf export` writes from it.
+// The run's model, OUTPUT_DIR/model/: a Hugging Face model directory in the
+// run's precision from the final checkpoint's shards, streamed whatever the
+// world size; the same files `zinf export` writes from it. A resumed run
+// replaces the one an earlier run wrote.
 void Trainer::Impl::write_model() {
   const auto latest = checkpoints->latest();
-  if (!latest) throw Error("no checkpoint in " + checkpoints->dir() + " to write model.safetensors from");
-  const CheckpointReader reader(*latest);
-  write_model_safetensors(settings.output_dir + "/model.safetensors", settings.model,
-                          [&](const FlatRange& r, float* dst) { reader.read(r, dst, nullptr, nullptr); });
+  if (!latest) throw Error("no checkpoint in " + checkpoints->dir() + " to write the model from");
+  ExportOptions options;
+  options.dtype = config::precision_name(settings.precision);
+  options.replace = true;
+  export_checkpoint(*latest, settings.output_dir + "/model", options);
 }
 
 // The step through the ZeRO engine: gradients flow to the engine block by

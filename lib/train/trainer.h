@@ -13,7 +13,7 @@
 // states are partitioned by stage (train/data_parallel.h, or the engine for
 // stage 3 / offload), checkpoints are sharded by rank.
 // Outputs under settings.output_dir, from rank 0 only: metrics.jsonl,
-// model.safetensors and summary.json (ds_config.json is the caller's, written
+// model/ (a Hugging Face model directory) and summary.json (ds_config.json is the caller's, written
 // from the StartFacts once the run has started); every
 // rank writes its checkpoint shard under checkpoints/.
 // The header stays free of LibTorch; the parts live in trainer.cpp.

@@ -57,7 +57,7 @@ struct Reference {
   TempDir dir{"zinf-cli-integrity"};
   std::string data = dir.file("corpus.txt");
   std::string run = dir.file("run");
-  std::string model = dir.file("run/model.safetensors");
+  std::string model = dir.file("run/model/model.safetensors");
 };
 
 const Reference& reference() {
@@ -132,15 +132,17 @@ TEST_CASE("zinf: single-bit flips anywhere in a checkpoint stop --resume and exp
     CHECK(clear(resumed.err));
     CHECK_FALSE(has(resumed.err, "diverged"));
 
-    const auto exported = zinf_run({"export", out, dir.file("model" + std::to_string(i) + ".safetensors")});
+    const std::string exported_dir = dir.file("model" + std::to_string(i));
+    const auto exported = zinf_run({"export", out, exported_dir});
     CAPTURE(exported.err);
     // export reads the weights only: a flip in exp_avg or exp_avg_sq data may pass, with the clean weights.
     const bool in_moments = i < 5 && at >= data_start + tensor_bytes;
     if (in_moments && exported.exit_code == 0) {
-      CHECK(read_text(dir.file("model" + std::to_string(i) + ".safetensors")) == read_text(ref.model));
+      CHECK(read_text(exported_dir + "/model.safetensors") == read_text(ref.model));
     } else {
       CHECK(exported.exit_code == 2);
       CHECK(clear(exported.err));
+      CHECK_FALSE(std::filesystem::exists(exported_dir));
     }
   }
 }
@@ -157,7 +159,13 @@ TEST_CASE("zinf export onto its own checkpoint is refused, and the checkpoint st
     CAPTURE(target);
     const auto e = zinf_run({"export", out + "/checkpoints/global_step3", target});
     CHECK(e.exit_code == 2);
-    CHECK(has(e.err, "zinf export would write over '"));
+    CHECK(has(e.err, "'" + target + "' exists and is not a directory"));
+  }
+  for (const std::string& target : {out, out + "/checkpoints", out + "/checkpoints/global_step3"}) {
+    CAPTURE(target);
+    const auto e = zinf_run({"export", out + "/checkpoints/global_step3", target});
+    CHECK(e.exit_code == 2);
+    CHECK(has(e.err, "'" + target + "' already exists and is not empty"));
   }
   CHECK(read_text(shard) == before);
   const auto r = zinf_run(train_args(out, ref.data, 4, {"--resume"}));

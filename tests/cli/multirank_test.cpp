@@ -240,12 +240,12 @@ TEST_CASE("zinf export of a 2-rank checkpoint gives the 1-rank run's model") {
   if (skip_without_gloo()) return;
   const Reference& ref = reference();
   TempDir dir("zinf-cli-multirank");
-  const auto e = run_zinf({"export", ref.pair.at("zero2"), dir.file("exported.safetensors")});
+  const auto e = run_zinf({"export", ref.pair.at("zero2"), dir.file("exported")});
   REQUIRE_MESSAGE(e.exit_code == 0, e.err);
-  // The 2-rank run's own model.safetensors was written from the same shards.
-  CHECK(read_text(dir.file("exported.safetensors")) == read_text(ref.pair.at("zero2") + "/model.safetensors"));
-  const auto [header, got] = read_model(dir.file("exported.safetensors"));
-  const auto [want_header, want] = read_model(ref.single + "/model.safetensors");
+  // The 2-rank run's own model/ was written from the same shards.
+  CHECK(read_text(dir.file("exported/model.safetensors")) == read_text(ref.pair.at("zero2") + "/model/model.safetensors"));
+  const auto [header, got] = read_model(dir.file("exported/model.safetensors"));
+  const auto [want_header, want] = read_model(ref.single + "/model/model.safetensors");
   CHECK(header == want_header);
   REQUIRE(got.size() == want.size());
   REQUIRE(got.size() == 830208);  // the tiny model at seq-len 32, the tied head stored once
@@ -319,10 +319,10 @@ TEST_CASE("a deleted or truncated checkpoint shard stops export and resume, nami
   const std::string ck = out + "/checkpoints/global_step" + std::to_string(kSteps);
 
   std::filesystem::remove(ck + "/state.rank1.safetensors");
-  const auto e = run_zinf({"export", out, dir.file("x.safetensors")});
+  const auto e = run_zinf({"export", out, dir.file("x")});
   CHECK(e.exit_code == 2);
   CHECK(contains(e.err, "lacks the shard file of rank 1 of 2: '" + ck + "/state.rank1.safetensors' does not exist"));
-  CHECK_FALSE(std::filesystem::exists(dir.file("x.safetensors")));
+  CHECK_FALSE(std::filesystem::exists(dir.file("x")));
   const auto r = one_rank(train_args(out, 4, kSteps + 2, {"--resume"}));
   CHECK(r.exit_code == 2);
   CHECK(contains(r.err, "rank 1 of 2"));
@@ -331,7 +331,7 @@ TEST_CASE("a deleted or truncated checkpoint shard stops export and resume, nami
                             "/state.rank1.safetensors",
                         ck + "/state.rank1.safetensors");
   std::filesystem::resize_file(ck + "/state.rank0.safetensors", std::filesystem::file_size(ck + "/state.rank0.safetensors") / 2);
-  const auto t = run_zinf({"export", out, dir.file("x.safetensors")});
+  const auto t = run_zinf({"export", out, dir.file("x")});
   CHECK(t.exit_code == 2);
   CHECK(contains(t.err, "rank 0 of 2's checkpoint shard: '" + ck + "/state.rank0.safetensors' is not a valid safetensors"));
 }

@@ -172,7 +172,7 @@ TEST_CASE("zinf train: kill -9 during checkpoints, twice, resumes to exactly the
     CAPTURE(line["step"]);
     CHECK(killed_losses[line["step"].get<int>()] == line["loss"].get<double>());
   }
-  CHECK(read_text(out + "/model.safetensors") == read_text(dir.file("full") + "/model.safetensors"));
+  CHECK(read_text(out + "/model/model.safetensors") == read_text(dir.file("full") + "/model/model.safetensors"));
 }
 
 TEST_CASE("zinf train: a run that fails at start leaves no ds_config.json behind") {

@@ -1,5 +1,8 @@
 // cli: `zinf train` and `zinf export` end to end on the tiny model (CPU):
-// the loss falls on the bundled corpus, every output is written, a run killed
+// the loss falls on the bundled corpus, every output is written (the model as
+// a Hugging Face directory), the export of a GPT-2 and a Llama run's
+// checkpoint is its master weights bit for bit in fp32 and hf::dtype's
+// rounding of them in bf16, a run killed
 // with SIGKILL resumes to exactly the losses of an uninterrupted run, SIGTERM
 // stops with a checkpoint and exit code 130, a disk that fills stops the run
 // with the last checkpoint intact, and bad input gets clear errors.
@@ -24,6 +27,8 @@
 #include <sstream>
 #include <thread>
 
+#include "hf/dtype.h"
+#include "hf/safetensors.h"
 #include "support/test_util.h"
 
 using nlohmann::json;
@@ -156,17 +161,30 @@ TEST_CASE("zinf train: the loss falls on the bundled corpus and every output is 
   CHECK(json::parse(read_text(out + "/checkpoints/global_step30/checkpoint.json"))["world_size"] == 1);
   CHECK(read_text(out + "/checkpoints/global_step15/checkpoint.json").empty());  // pruned: keep 2
 
-  const auto [header, data_bytes] = safetensors_header(out + "/model.safetensors");
-  CHECK(header.size() == 1 + 2 + 4 * 12 + 2);  // metadata, embedding, 4 blocks, ln_f
+  // The model: a Hugging Face directory in the run's precision (fp32 on CPU).
+  const auto [header, data_bytes] = safetensors_header(out + "/model/model.safetensors");
+  CHECK(header.size() == 1 + 2 + 4 * 12 + 2);  // metadata, embedding, 4 blocks, ln_f (the head is tied)
   CHECK(header["transformer.wte.weight"]["shape"] == json::array({256, 128}));
   CHECK(header["transformer.wte.weight"]["dtype"] == "F32");
+  CHECK(header["transformer.h.0.mlp.c_fc.weight"]["shape"] == json::array({128, 512}));  // HF Conv1D: [in, out]
+  CHECK(header["transformer.h.0.attn.c_attn.weight"]["shape"] == json::array({128, 384}));
+  CHECK_FALSE(header.contains("lm_head.weight"));
   CHECK(data_bytes == std::size_t(4 * (256 * 128 + 64 * 128 + 4 * 198272 + 256)));
+  const json hf_config = json::parse(read_text(out + "/model/config.json"));
+  CHECK(hf_config["architectures"] == json::array({"GPT2LMHeadModel"}));
+  CHECK(hf_config["n_embd"] == 128);
+  CHECK(hf_config["n_layer"] == 4);
+  CHECK(hf_config["vocab_size"] == 256);
+  CHECK(hf_config["torch_dtype"] == "float32");
+  CHECK_FALSE(std::filesystem::exists(out + "/model/model.safetensors.index.json"));
+  CHECK_FALSE(std::filesystem::exists(out + "/model.safetensors"));
 
-  // zinf export from the final checkpoint gives the same file, byte for byte.
-  const auto e = run_zinf({"export", out, dir.file("exported.safetensors")});
+  // zinf export from the final checkpoint gives the same files, byte for byte.
+  const auto e = run_zinf({"export", out, dir.file("exported")});
   INFO(e.err);
   REQUIRE(e.exit_code == 0);
-  CHECK(read_text(dir.file("exported.safetensors")) == read_text(out + "/model.safetensors"));
+  for (const char* file : {"model.safetensors", "config.json"})
+    CHECK(read_text(dir.file("exported/") + file) == read_text(out + "/model/" + file));
 }
 
 TEST_CASE("zinf train: a run killed with SIGKILL resumes to exactly the uninterrupted losses") {
@@ -205,7 +223,7 @@ TEST_CASE("zinf train: a run killed with SIGKILL resumes to exactly the uninterr
     CHECK(b[i]["lr"].get<double>() == a[i]["lr"].get<double>());
     CHECK(b[i].value("val_loss", -1.0) == a[i].value("val_loss", -1.0));
   }
-  CHECK(read_text(out + "/model.safetensors") == read_text(dir.file("full") + "/model.safetensors"));
+  CHECK(read_text(out + "/model/model.safetensors") == read_text(dir.file("full") + "/model/model.safetensors"));
 }
 
 TEST_CASE("zinf train: bf16 with fp32 master weights learns and resumes exactly (the CUDA code path, on CPU)") {
@@ -221,8 +239,9 @@ TEST_CASE("zinf train: bf16 with fp32 master weights learns and resumes exactly 
   const auto a = metrics_of(dir.file("full"));
   REQUIRE(a.size() == 8);
   CHECK(a[7]["loss"].get<double>() < a[0]["loss"].get<double>() - 0.5);
-  const auto [header, data_bytes] = safetensors_header(dir.file("full") + "/model.safetensors");
-  CHECK(header["transformer.h.0.mlp.c_fc.weight"]["dtype"] == "F32");  // the fp32 master weights
+  const auto [header, data_bytes] = safetensors_header(dir.file("full") + "/model/model.safetensors");
+  CHECK(header["transformer.h.0.mlp.c_fc.weight"]["dtype"] == "BF16");  // the run's precision
+  CHECK(json::parse(read_text(dir.file("full") + "/model/config.json"))["torch_dtype"] == "bfloat16");
 
   const std::string out = dir.file("stopped");
   const pid_t pid = spawn_zinf(args_for(out));
@@ -414,7 +433,155 @@ TEST_CASE("zinf train: a disk that fills stops the run with the error, and the l
 
 TEST_CASE("zinf export: a path that is not a checkpoint is refused") {
   TempDir dir;
-  const auto r = run_zinf({"export", dir.path(), dir.file("x.safetensors")});
+  const auto r = run_zinf({"export", dir.path(), dir.file("x")});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("is not a zinf checkpoint") != std::string::npos);
+}
+
+namespace {
+
+// The master weights of a one-rank checkpoint: its params tensor, the flat vector.
+std::vector<float> master_weights(const std::string& checkpoint) {
+  const zinf::hf::SafetensorsReader r(checkpoint + "/state.rank0.safetensors");
+  std::vector<float> p(std::size_t(r.entry("params").end - r.entry("params").begin) / 4);
+  r.read("params", p.data(), p.size() * 4);
+  return p;
+}
+
+bool is_conv1d(const std::string& name) {
+  for (const char* s : {"attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight"})
+    if (name.size() >= std::strlen(s) && name.compare(name.size() - std::strlen(s), std::string::npos, s) == 0)
+      return true;
+  return false;
+}
+
+// Checks an exported single-file model against the flat master weights: its
+// tensors, in file order, tile the flat vector (the layout has no gaps and a
+// tied head is not written), GPT-2 Conv1D weights transposed to [in, out],
+// values bit for bit (fp32) or as hf::dtype rounds them (bf16). Returns the
+// elements checked.
+std::size_t check_against_master(const std::string& model_dir, const std::vector<float>& master, bool gpt2) {
+  const zinf::hf::SafetensorsReader r(model_dir + "/model.safetensors");
+  std::size_t checked = 0;
+  for (const auto& [name, e] : r.tensors()) {
+    CAPTURE(name);
+    const zinf::hf::Dtype dt = zinf::hf::dtype_of(e.dtype, name);
+    const std::int64_t esize = std::int64_t(zinf::hf::element_bytes(dt)), n = (e.end - e.begin) / esize;
+    const std::int64_t offset = e.begin / esize;  // the flat offset: file order is layout order
+    std::vector<char> raw(std::size_t(e.end - e.begin));
+    r.read(name, raw.data(), raw.size());
+    const bool t = gpt2 && is_conv1d(name);
+    const std::int64_t hf_rows = e.shape[0], hf_cols = n / hf_rows;  // t: HF [in, out] of zinf's [out, in]
+    bool same = true;
+    for (std::int64_t j = 0; j < n; ++j) {
+      // HF element j = (row i, col o); zinf's flat element is o * in + i when transposed.
+      const std::int64_t flat = t ? (j % hf_cols) * hf_rows + j / hf_cols : j;
+      const float want = master.at(std::size_t(offset + flat));
+      if (dt == zinf::hf::Dtype::kF32) {
+        same = same && std::memcmp(raw.data() + 4 * j, &want, 4) == 0;
+      } else {
+        std::uint16_t got = 0;
+        std::memcpy(&got, raw.data() + 2 * j, 2);
+        same = same && got == zinf::hf::bf16_from_float(want);
+      }
+    }
+    CHECK(same);
+    checked += std::size_t(n);
+  }
+  return checked;
+}
+
+}  // namespace
+
+TEST_CASE("zinf export: a trained GPT-2 and Llama run's checkpoint, fp32 bit for bit and bf16 rounded") {
+  TempDir dir;
+  for (const bool gpt2 : {true, false}) {
+    CAPTURE(gpt2);
+    const std::string out = dir.file(gpt2 ? "gpt2" : "llama");
+    std::vector<std::string> args = quick_args(out, 3);
+    if (!gpt2) args.insert(args.end(), {"--model-type", "llama", "--kv-heads", "2"});
+    args.insert(args.end(), {"--precision", "bf16"});
+    const auto r = train(args);
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const std::vector<float> master = master_weights(out + "/checkpoints/global_step3");
+
+    const auto f32 = run_zinf({"export", out, out + "-fp32", "--dtype", "fp32"});
+    REQUIRE_MESSAGE(f32.exit_code == 0, f32.err);
+    CHECK(check_against_master(out + "-fp32", master, gpt2) == master.size());
+    const json config = json::parse(read_text(out + "-fp32/config.json"));
+    CHECK(config["architectures"][0] == (gpt2 ? "GPT2LMHeadModel" : "LlamaForCausalLM"));
+    CHECK(config["torch_dtype"] == "float32");
+    if (!gpt2) CHECK(config["num_key_value_heads"] == 2);
+
+    // The default: the run's precision, bf16 (the run's own model/ is the same).
+    const auto b16 = run_zinf({"export", out + "/checkpoints", out + "-bf16"});
+    REQUIRE_MESSAGE(b16.exit_code == 0, b16.err);
+    CHECK(check_against_master(out + "-bf16", master, gpt2) == master.size());
+    CHECK(read_text(out + "-bf16/model.safetensors") == read_text(out + "/model/model.safetensors"));
+    CHECK(json::parse(read_text(out + "-bf16/config.json"))["torch_dtype"] == "bfloat16");
+  }
+
+  // Small shards: the index names every tensor, the files hold them all.
+  const std::string sharded = dir.file("sharded");
+  const auto s = run_zinf({"export", dir.file("llama"), sharded, "--max-shard-size", "100KB"});
+  REQUIRE_MESSAGE(s.exit_code == 0, s.err);
+  const json index = json::parse(read_text(sharded + "/model.safetensors.index.json"));
+  std::size_t tensors = 0;
+  for (const auto& [name, file] : index["weight_map"].items()) {
+    CAPTURE(name);
+    const zinf::hf::SafetensorsReader r(sharded + "/" + file.get<std::string>());
+    CHECK(r.tensors().count(name) == 1);
+    ++tensors;
+  }
+  CHECK(tensors == zinf::hf::SafetensorsReader(dir.file("llama-bf16/model.safetensors")).tensors().size());
+  CHECK_FALSE(index["weight_map"].contains("lm_head.weight"));  // the head is tied (no flag unties it): not written
+  CHECK(json::parse(read_text(sharded + "/config.json"))["tie_word_embeddings"] == true);
+  CHECK(index["weight_map"]["model.embed_tokens.weight"].get<std::string>().rfind("model-00001-of-000", 0) == 0);
+  CHECK(index["metadata"]["total_size"] == 2 * index["metadata"]["total_parameters"].get<std::int64_t>());  // bf16
+}
+
+TEST_CASE("zinf export: an existing OUT_DIR, a bad --dtype and a bad --max-shard-size are refused, naming them") {
+  TempDir dir;
+  const std::string out = dir.file("run");
+  const auto r = train(quick_args(out, 1));
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  std::filesystem::create_directories(dir.file("taken"));
+  write_text(dir.file("taken/notes.txt"), "mine");
+  auto e = run_zinf({"export", out, dir.file("taken")});
+  CHECK(e.exit_code == 2);
+  CHECK(e.err.find("'" + dir.file("taken") + "' already exists and is not empty") != std::string::npos);
+  CHECK(read_text(dir.file("taken/notes.txt")) == "mine");
+
+  e = run_zinf({"export", out, dir.file("m"), "--dtype", "int4"});
+  CHECK(e.exit_code == 2);
+  CHECK(e.err.find("dtype 'int4' is not supported") != std::string::npos);
+  CHECK(e.err.find("bf16, fp16, fp32") != std::string::npos);
+
+  for (const char* bad : {"5XB", "-1", "0", "big"}) {
+    CAPTURE(bad);
+    e = run_zinf({"export", out, dir.file("m"), "--max-shard-size", bad});
+    CHECK(e.exit_code == 2);
+    CHECK(e.err.find(std::string("--max-shard-size '") + bad + "' is not a size") != std::string::npos);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir.file("m")));
+}
+
+TEST_CASE("zinf train --resume past a finished run replaces its model/ with the new final model") {
+  TempDir dir;
+  const std::string out = dir.file("run");
+  const auto first = train(quick_args(out, 2));
+  REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+  const std::string two = read_text(out + "/model/model.safetensors");
+  auto more = quick_args(out, 3);
+  more.push_back("--resume");
+  const auto second = train(more);
+  REQUIRE_MESSAGE(second.exit_code == 0, second.err);
+  const auto e = run_zinf({"export", out + "/checkpoints/global_step3", dir.file("three")});
+  REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+  CHECK(read_text(out + "/model/model.safetensors") == read_text(dir.file("three/model.safetensors")));
+  CHECK(read_text(out + "/model/model.safetensors") != two);
+  for (const auto& entry : std::filesystem::directory_iterator(out)) {
+    CAPTURE(entry.path().string());
+    CHECK(entry.path().filename().string().rfind("model.", 0) != 0);  // no model.tmp.<pid> / model.old.<pid> left
+  }
 }

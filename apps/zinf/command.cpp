@@ -26,6 +26,8 @@ void ConfigOptions::add_to(CLI::App& cmd, unsigned groups) {
   for (std::size_t i = 0; i < table.size(); ++i) {
     const auto& spec = table[i];
     if (!(spec.group & groups)) continue;
+    // A command's own option of that name wins (zinf generate's --tokenizer).
+    if (cmd.get_option_no_throw("--" + spec.name) != nullptr) continue;
     const std::string help = spec.help + "  [env: " + config::env_name(spec.name) + "]";
     CLI::Option* opt = nullptr;
     switch (spec.type) {

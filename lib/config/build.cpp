@@ -690,7 +690,7 @@ void check_rules(const Json& cfg, const Origins& origins) {
                         " for this model, or \"auto\" (DeepSpeed's default is 1e9)");
   const std::int64_t vocab = model.vocab_size;
   const std::string format = get_str(cfg, "zinf.data.format");
-  if (vocab < 256 && format != "llmc" && format != "nanogpt" &&
+  if (vocab < 256 && format != "llmc" && format != "nanogpt" && get_str(cfg, "zinf.data.tokenizer").empty() &&
       !text::ends_with(get_str(cfg, "zinf.data.dataset_file"), ".bin"))
     throw key_error("zinf.model.vocab_size", vocab, "text data is read as bytes, which needs 256 tokens", origins,
                     "use --vocab-size 256 or more");

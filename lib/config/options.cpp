@@ -160,6 +160,10 @@ std::vector<OptionSpec> build_options() {
       {"val-dataset-file", OptionType::kString, "FILE",
        "validation data of its own (the same forms as --dataset-file); then all of --dataset-file trains",
        train, {}, set_paths({"zinf.data.val_dataset_file"}, OptionType::kString)},
+      {"tokenizer", OptionType::kString, "DIR",
+       "encode text datasets with this tokenizer (a directory with tokenizer.json, or that file) at start-up, "
+       "in memory, for small datasets (large ones: zinf tokenize); default: bytes",
+       train, {}, set_paths({"zinf.data.tokenizer"}, OptionType::kString)},
       {"data-format", OptionType::kString, "FORMAT",
        "detect (.bin files by their llm.c header, others as bytes), bytes, llmc, or nanogpt (header-less uint16 "
        "train.bin)",

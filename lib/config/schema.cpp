@@ -438,6 +438,9 @@ std::vector<KeySpec> build_schema() {
              "text file (byte tokens), llm.c .bin token file (uint16 or uint32), or a comma-separated list, "
              "directory or glob of them; auto = bundled corpus",
              false, true),
+      string("zinf.data.tokenizer", "",
+             "tokenizer (a directory with tokenizer.json, or that file) that encodes text datasets at start-up "
+             "(EOS after each file / JSONL line); empty = text is read as bytes"),
       choice("zinf.data.format", "detect", {"detect", "bytes", "llmc", "nanogpt"},
              "how dataset files are read: detect = .bin by its llm.c header, others as bytes; nanogpt = "
              "header-less uint16 (nanoGPT's train.bin)"),

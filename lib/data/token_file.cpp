@@ -179,11 +179,30 @@ TokenFormat parse_token_format(const std::string& name) {
 }
 
 struct Tokens::Files {
-  std::vector<int> fds;
+  std::vector<int> fds;  // [shards] open descriptor, -1 for a shard in memory
+  std::string memory;    // the one in-memory shard's bytes (tokens_in_memory)
   ~Files() {
-    for (int fd : fds) ::close(fd);
+    for (int fd : fds)
+      if (fd >= 0) ::close(fd);
   }
 };
+
+void Tokens::read_bytes(std::size_t k, std::int64_t offset, void* dst, std::int64_t bytes) const {
+  if (files_->fds[k] >= 0) return read_exact(files_->fds[k], shards_[k].path, offset, dst, bytes);
+  std::memcpy(dst, files_->memory.data() + offset, static_cast<std::size_t>(bytes));
+}
+
+Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids) {
+  TokenShard s;
+  s.path = name;
+  s.format = TokenFormat::kLlmc;
+  s.width = 4;
+  s.count = static_cast<std::int64_t>(ids.size());
+  s.file_bytes = 4 * s.count;
+  Tokens t(std::move(name), {s}, {-1});
+  t.files_->memory.assign(reinterpret_cast<const char*>(ids.data()), ids.size() * 4);
+  return t;
+}
 
 Tokens::Tokens() : files_(std::make_unique<Files>()) {}
 Tokens::~Tokens() = default;
@@ -217,7 +236,7 @@ void Tokens::read(std::int64_t first, std::int64_t count, std::int64_t* out) con
     const std::int64_t local = first - starts_[shard];
     const std::int64_t n = std::min(count, s.count - local);
     buf.resize(static_cast<std::size_t>(n * s.width));
-    read_exact(files_->fds[shard], s.path, s.offset + local * s.width, buf.data(), n * s.width);
+    read_bytes(shard, s.offset + local * s.width, buf.data(), n * s.width);
     for (std::int64_t i = 0; i < n; ++i) out[i] = id_at(buf.data() + i * s.width, s.width);
     out += n;
     first += n;
@@ -235,7 +254,7 @@ std::int64_t Tokens::max_id() const {
     const std::int64_t bytes = s.count * s.width;
     for (std::int64_t at = 0; at < bytes; at += kScanBytes) {
       const std::int64_t n = std::min(kScanBytes, bytes - at);
-      read_exact(files_->fds[k], s.path, s.offset + at, buf.data(), n);
+      read_bytes(k, s.offset + at, buf.data(), n);
       for (std::int64_t i = 0; i < n; i += s.width) top = std::max(top, id_at(buf.data() + i, s.width));
     }
   }
@@ -252,8 +271,8 @@ std::string Tokens::fingerprint_bytes() const {
     const std::int64_t head = std::min(kScanBytes, bytes);
     const std::int64_t tail_at = std::max(head, bytes - kScanBytes);
     std::string piece(static_cast<std::size_t>(head + (bytes - tail_at)), '\0');
-    read_exact(files_->fds[k], s.path, s.offset, piece.data(), head);
-    if (bytes > tail_at) read_exact(files_->fds[k], s.path, s.offset + tail_at, piece.data() + head, bytes - tail_at);
+    read_bytes(k, s.offset, piece.data(), head);
+    if (bytes > tail_at) read_bytes(k, s.offset + tail_at, piece.data() + head, bytes - tail_at);
     out += piece;
   }
   return out;

@@ -10,7 +10,8 @@
 // Llama-3 scripts write; the header's count is checked against the file's
 // size before it is trusted); nanoGPT's header-less uint16 train.bin, only
 // when asked for (TokenFormat::kNanoGpt), since nothing in it says what it is.
-// Also write_token_file() for tests and tools.
+// Also tokens_in_memory() (a dataset already tokenized, e.g. text encoded
+// with a tokenizer at start-up) and write_token_file() for tests and tools.
 #pragma once
 
 #include <cstdint>
@@ -69,9 +70,12 @@ class Tokens {
 
   // Internal: load_tokens's shards and their open files (taken over).
   Tokens(std::string spec, std::vector<TokenShard> shards, std::vector<int> fds);
+  friend Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids);
 
  private:
   struct Files;
+  // Bytes [offset, offset + bytes) of shard k (its file, or its memory).
+  void read_bytes(std::size_t k, std::int64_t offset, void* dst, std::int64_t bytes) const;
   std::string spec_;
   std::vector<TokenShard> shards_;
   std::vector<std::int64_t> starts_;  // [shards] index of each shard's first token
@@ -85,6 +89,10 @@ class Tokens {
 // values and the file size), a directory or glob with no files, and a list
 // mixing text with token files.
 Tokens load_tokens(const std::string& spec, TokenFormat format = TokenFormat::kAuto);
+
+// A dataset of `ids` held in memory (one uint32 shard, format kLlmc); `name`
+// stands for its path in messages and in the checkpoint's fingerprint.
+Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids);
 
 // Writes `ids` as an llm.c token file: uint16 (version 1) when width is 2,
 // uint32 (version 7) when it is 4.

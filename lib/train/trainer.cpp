@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/units.h"
+#include "data/prepare.h"
 #include "data/sampler.h"
 #include "data/token_file.h"
 #include "hw/machine.h"
@@ -209,13 +210,13 @@ void Trainer::Impl::setup() {
                                                 CheckpointGroup{group->rank(), world(), [this] { group->barrier(); }});
 
   const data::TokenFormat format = data::parse_token_format(s.data_format);
-  tokens = data::load_tokens(s.dataset_file, format);
+  tokens = data::load_dataset(s.dataset_file, format, s.tokenizer, s.model.vocab_size);
   data::check_vocab(tokens, s.model.vocab_size);
   if (s.val_dataset_file.empty()) {
     split = data::split_tokens(tokens, s.val_fraction, s.model.seq_len);
   } else {  // all of the training data trains; validation reads its own files
     split = data::split_tokens(tokens, 0.0, s.model.seq_len);
-    val_tokens.emplace(data::load_tokens(s.val_dataset_file, format));
+    val_tokens.emplace(data::load_dataset(s.val_dataset_file, format, s.tokenizer, s.model.vocab_size));
     data::check_vocab(*val_tokens, s.model.vocab_size);
     split.val = data::split_tokens(*val_tokens, 0.0, s.model.seq_len).train;
   }

@@ -34,7 +34,7 @@ std::set<std::string> flags_in(const std::string& text) {
 // The flags `zinf --help` and `zinf <cmd> --help` list, for every subcommand.
 std::set<std::string> flags_of_all_commands() {
   std::set<std::string> out;
-  for (const char* cmd : {"", "train", "estimate", "validate-nvme", "config", "launch", "report", "export"}) {
+  for (const char* cmd : {"", "train", "estimate", "validate-nvme", "config", "launch", "report", "export", "tokenize", "eval", "generate"}) {
     const auto r = *cmd ? run_zinf({cmd, "--help"}) : run_zinf({"--help"});
     REQUIRE_MESSAGE(r.exit_code == 0, cmd);
     const auto f = flags_in(r.out);

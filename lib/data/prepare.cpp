@@ -1,0 +1,415 @@
+// zinf::data — text corpora to token ids: reader, parallel encoder, shards.
+#include "data/prepare.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/text.h"
+#include "core/thread_pool.h"
+#include "tokenize/tokenizer.h"
+
+namespace zinf::data {
+namespace {
+
+namespace sfs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr std::size_t kBatchBytes = std::size_t(8) << 20;  // text per batch (at most three in memory: encoding, ready, being read)
+constexpr std::size_t kBatchDocs = 16384;
+constexpr std::size_t kLineBufferBytes = std::size_t(1) << 20;
+
+bool is_jsonl(const std::string& path) {
+  const std::string p = text::to_lower(path);
+  return text::ends_with(p, ".jsonl") || text::ends_with(p, ".json");
+}
+
+bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
+
+// ---------------------------------------------------------------- reading batches
+
+// One document as read: the text itself, or a JSONL line still to parse.
+struct RawDoc {
+  std::string data;
+  std::size_t input = 0;
+  std::int64_t line = 0;  // 1-based JSONL line; 0 for a whole text file
+};
+
+struct Batch {
+  std::vector<RawDoc> docs;
+  std::int64_t bytes = 0;
+};
+
+// Streams `inputs` into batches; next() returns nullopt at the end.
+class BatchReader {
+ public:
+  explicit BatchReader(const std::vector<CorpusInput>& inputs) : inputs_(inputs) {}
+
+  std::optional<Batch> next() {
+    Batch b;
+    std::size_t text = 0;
+    while (b.docs.size() < kBatchDocs && text < kBatchBytes) {
+      if (!open_next()) break;
+      RawDoc d;
+      d.input = current_;
+      if (inputs_[current_].jsonl) {
+        if (!std::getline(in_, d.data)) {
+          if (in_.bad()) throw read_error();
+          close_current();
+          continue;
+        }
+        ++line_;
+        b.bytes += static_cast<std::int64_t>(d.data.size()) + 1;
+        if (blank(d.data)) continue;
+        d.line = line_;
+      } else {
+        d.data = fs::read_file(inputs_[current_].path);
+        b.bytes += static_cast<std::int64_t>(d.data.size());
+        close_current();
+      }
+      text += d.data.size();
+      b.docs.push_back(std::move(d));
+    }
+    if (b.docs.empty() && done()) return std::nullopt;
+    return b;
+  }
+
+ private:
+  bool done() const { return next_ >= inputs_.size() && !open_; }
+
+  // Makes the input to read from current; false when all are read.
+  bool open_next() {
+    if (open_) return true;
+    if (next_ >= inputs_.size()) return false;
+    current_ = next_++;
+    line_ = 0;
+    if (inputs_[current_].jsonl) {
+      in_ = std::ifstream();
+      in_.rdbuf()->pubsetbuf(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
+      in_.open(inputs_[current_].path, std::ios::binary);
+      if (!in_) throw read_error();
+    }
+    open_ = true;
+    return true;
+  }
+  void close_current() {
+    if (in_.is_open()) in_.close();
+    open_ = false;
+  }
+  Error read_error() const {
+    const int err = errno;
+    return UsageError("cannot read '" + inputs_[current_].path + "': " + errno_text(err), "check the path");
+  }
+
+  const std::vector<CorpusInput>& inputs_;
+  std::size_t next_ = 0, current_ = 0;
+  bool open_ = false;
+  std::int64_t line_ = 0;
+  std::ifstream in_;
+  std::vector<char> buffer_ = std::vector<char>(kLineBufferBytes);
+};
+
+// BatchReader on a thread of its own, one batch ahead of the encoder.
+class Prefetcher {
+ public:
+  explicit Prefetcher(const std::vector<CorpusInput>& inputs) : reader_(inputs), thread_([this] { run(); }) {}
+  ~Prefetcher() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  // The next batch; nullopt at the end; rethrows the reader's error.
+  std::optional<Batch> next() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [this] { return ready_.has_value() || finished_; });
+    if (ready_) {
+      std::optional<Batch> b = std::exchange(ready_, std::nullopt);
+      cv_.notify_all();
+      return b;
+    }
+    if (error_) std::rethrow_exception(error_);
+    return std::nullopt;
+  }
+
+ private:
+  void run() {
+    try {
+      for (;;) {
+        std::optional<Batch> b = reader_.next();
+        std::unique_lock<std::mutex> lk(mu_);
+        if (!b) break;
+        cv_.wait(lk, [this] { return !ready_.has_value() || stop_; });
+        if (stop_) break;
+        ready_ = std::move(b);
+        cv_.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> g(mu_);
+      error_ = std::current_exception();
+    }
+    std::lock_guard<std::mutex> g(mu_);
+    finished_ = true;
+    cv_.notify_all();
+  }
+
+  BatchReader reader_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Batch> ready_;
+  bool finished_ = false, stop_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;  // last: starts once the fields above exist
+};
+
+// ---------------------------------------------------------------- encoding
+
+// The document text of `d`: the file's bytes, or the JSONL line's field.
+std::string document_text(const RawDoc& d, const CorpusInput& in, const std::string& field) {
+  if (!in.jsonl) return d.data;
+  const std::string where = in.path + ":" + std::to_string(d.line);
+  json j = json::parse(d.data, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded())
+    throw UsageError(where + " is not valid JSON",
+                     "a JSONL file holds one JSON object per line; a file of plain text should not end in .jsonl/.json");
+  if (!j.is_object()) throw UsageError(where + " is a JSON " + std::string(j.type_name()) + ", not an object");
+  const auto it = j.find(field);
+  if (it == j.end())
+    throw UsageError(where + " has no field \"" + field + "\"", "name the document's field with --text-field");
+  if (!it->is_string())
+    throw UsageError(where + ": field \"" + field + "\" is a " + std::string(it->type_name()) + ", not a string");
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+std::vector<CorpusInput> list_corpus_inputs(const std::vector<std::string>& inputs) {
+  constexpr const char* kHint = "give text files, JSONL files (.jsonl/.json) or directories of them";
+  if (inputs.empty()) throw UsageError("no input given", kHint);
+  std::vector<CorpusInput> out;
+  for (const std::string& path : inputs) {
+    std::error_code ec;
+    if (sfs::is_directory(path, ec)) {
+      std::vector<std::string> found;
+      auto it = sfs::recursive_directory_iterator(path, sfs::directory_options::follow_directory_symlink, ec);
+      if (ec) throw UsageError("cannot read directory '" + path + "': " + ec.message(), kHint);
+      for (; it != sfs::recursive_directory_iterator(); it.increment(ec)) {
+        if (ec) throw UsageError("cannot read directory '" + path + "': " + ec.message(), kHint);
+        const std::string name = it->path().filename().string();
+        if (!name.empty() && name[0] == '.') {
+          if (it->is_directory(ec)) it.disable_recursion_pending();
+          continue;
+        }
+        if (it->is_regular_file(ec)) found.push_back(it->path().string());
+      }
+      if (found.empty()) throw UsageError("input directory '" + path + "' holds no files", kHint);
+      std::sort(found.begin(), found.end());
+      for (std::string& f : found) out.push_back({f, is_jsonl(f)});
+    } else if (sfs::exists(path, ec)) {
+      out.push_back({path, is_jsonl(path)});
+    } else {
+      throw UsageError("input '" + path + "' does not exist", kHint);
+    }
+  }
+  return out;
+}
+
+CorpusProgress encode_corpus(const tokenize::Tokenizer& tok, const std::vector<CorpusInput>& inputs,
+                             const EncodeOptions& opts, const DocumentSink& sink, const ProgressFn& progress) {
+  std::optional<std::uint32_t> eos;
+  if (opts.eos) {
+    eos = tok.eos_id();
+    if (!eos)
+      throw UsageError("the tokenizer " + tok.path() + " names no EOS token to put after each document",
+                       "add a tokenizer_config.json with \"eos_token\" (or a config.json with eos_token_id) beside "
+                       "it, or pass --no-eos to concatenate documents without a separator");
+  }
+  ThreadPool pool(opts.threads);
+  Prefetcher reader(inputs);
+  const auto t0 = std::chrono::steady_clock::now();
+  CorpusProgress p;
+  std::vector<tokenize::Ids> ids;
+  std::vector<std::exception_ptr> errors;
+  while (std::optional<Batch> b = reader.next()) {
+    const std::size_t n = b->docs.size();
+    ids.assign(n, {});
+    errors.assign(n, nullptr);
+    pool.parallel_for(static_cast<std::int64_t>(n), 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        const RawDoc& d = b->docs[std::size_t(i)];
+        try {
+          tokenize::Ids v = tok.encode(document_text(d, inputs[d.input], opts.text_field), /*add_special=*/false);
+          if (eos) v.push_back(*eos);
+          ids[std::size_t(i)] = std::move(v);
+        } catch (...) {
+          errors[std::size_t(i)] = std::current_exception();
+        }
+      }
+    });
+    for (std::size_t i = 0; i < n; ++i) {  // in input order: the first bad document is the one reported
+      if (errors[i]) std::rethrow_exception(errors[i]);
+      sink(p.documents, b->docs[i].input, ids[i]);
+      ++p.documents;
+      p.tokens += static_cast<std::int64_t>(ids[i].size());
+    }
+    p.bytes += b->bytes;
+    p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (progress) progress(p);
+  }
+  p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return p;
+}
+
+// ---------------------------------------------------------------- shards on disk
+
+namespace {
+
+// Removes shard files of an earlier run (train_NNNNNN.bin/.idx beyond `keep`).
+void remove_stale(const std::string& dir, const std::string& split, std::size_t keep) {
+  for (std::size_t k = keep;; ++k) {
+    const std::string base = shard_name(dir + "/" + split, static_cast<std::int64_t>(k));
+    if (!fs::exists(base + ".bin") && !fs::exists(base + ".idx")) break;
+    ::unlink((base + ".bin").c_str());
+    ::unlink((base + ".idx").c_str());
+  }
+}
+
+json shards_json(const std::vector<ShardInfo>& shards) {
+  json a = json::array();
+  for (const ShardInfo& s : shards)
+    a.push_back({{"file", sfs::path(s.bin_path).filename().string()},
+                 {"index", sfs::path(s.idx_path).filename().string()},
+                 {"tokens", s.tokens},
+                 {"documents", s.documents},
+                 {"continues_previous", s.continues}});
+  return a;
+}
+
+}  // namespace
+
+PrepareResult prepare_shards(const tokenize::Tokenizer& tok, const std::vector<std::string>& input_paths,
+                             const PrepareOptions& opts, const ProgressFn& progress) {
+  const std::vector<CorpusInput> inputs = list_corpus_inputs(input_paths);
+  if (opts.output_dir.empty()) throw UsageError("no output directory given", "pass --output-dir DIR");
+  fs::make_dirs(opts.output_dir);
+  {  // an unwritable directory should fail before the corpus is read
+    const std::string probe = opts.output_dir + "/.zinf-tokenize-probe." + std::to_string(::getpid());
+    fs::write_file_atomic(probe, "");
+    ::unlink(probe.c_str());
+  }
+  if (opts.val_fraction < 0 || opts.val_fraction > 0.5)
+    throw UsageError("--val-fraction " + std::to_string(opts.val_fraction) + " is outside 0..0.5");
+  const std::int64_t every =
+      opts.val_fraction > 0 ? std::max<std::int64_t>(1, std::llround(1.0 / opts.val_fraction)) : 0;
+  const auto is_val = [&](std::int64_t doc) {
+    if (opts.val_docs >= 0) return doc < opts.val_docs;
+    return every > 0 && doc % every == 0;
+  };
+
+  PrepareResult r;
+  const std::size_t vocab = tok.vocab_size();
+  r.width = vocab <= 65536 ? 2 : 4;  // every id < 2^16 fits uint16 (llm.c's GPT-2 files)
+  ShardWriter train(opts.output_dir + "/train", r.width, opts.shard_tokens);
+  ShardWriter val(opts.output_dir + "/val", r.width, opts.shard_tokens);
+  std::vector<std::int64_t> docs_per_input(inputs.size(), 0);
+  r.totals = encode_corpus(
+      tok, inputs, opts.encode,
+      [&](std::int64_t doc, std::size_t input, const std::vector<std::uint32_t>& ids) {
+        ++docs_per_input[input];
+        (is_val(doc) ? val : train).add_document(ids);
+      },
+      progress);
+  if (train.documents() == 0)
+    throw UsageError("no documents left for training: the corpus has " + std::to_string(r.totals.documents) +
+                         " documents and all of them went to validation",
+                     "lower --val-docs or --val-fraction, or add documents");
+  r.train_documents = train.documents();
+  r.train_tokens = train.tokens();
+  r.val_documents = val.documents();
+  r.val_tokens = val.tokens();
+
+  // The manifest goes first, so a run cut short between the renames below
+  // leaves no manifest that claims the mix of old and new shards.
+  r.manifest_path = opts.output_dir + "/manifest.json";
+  ::unlink(r.manifest_path.c_str());
+  r.train = train.commit();
+  r.val = val.commit();
+  remove_stale(opts.output_dir, "train", r.train.size());
+  remove_stale(opts.output_dir, "val", r.val.size());
+
+  json in = json::array();
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    in.push_back({{"path", inputs[i].path}, {"kind", inputs[i].jsonl ? "jsonl" : "text"}, {"documents", docs_per_input[i]}});
+  json m = {
+      {"format", "zinf-token-shards"},
+      {"version", 1},
+      {"tokenizer",
+       {{"path", tok.path()},
+        {"description", tok.description()},
+        {"vocab_size", vocab},
+        {"eos_id", opts.encode.eos && tok.eos_id() ? json(*tok.eos_id()) : json(nullptr)}}},
+      {"token_dtype", r.width == 2 ? "uint16" : "uint32"},
+      {"magic", r.width == 2 ? kTokenFileMagic : kTokenFileMagicU32},
+      {"eos_after_each_document", opts.encode.eos},
+      {"text_field", opts.encode.text_field},
+      {"shard_tokens", opts.shard_tokens},
+      {"split", opts.val_docs >= 0 ? json{{"rule", "first documents"}, {"val_docs", opts.val_docs}}
+                                   : json{{"rule", "every k-th document from document 0"},
+                                          {"val_fraction", opts.val_fraction},
+                                          {"k", every}}},
+      {"documents", {{"train", r.train_documents}, {"val", r.val_documents}}},
+      {"tokens", {{"train", r.train_tokens}, {"val", r.val_tokens}}},
+      {"input_bytes", r.totals.bytes},
+      {"inputs", in},
+      {"shards", {{"train", shards_json(r.train)}, {"val", shards_json(r.val)}}},
+  };
+  fs::write_file_atomic(r.manifest_path, m.dump(2) + "\n");
+  return r;
+}
+
+Tokens tokenize_dataset(const std::string& spec, const tokenize::Tokenizer& tok) {
+  const Tokens files = load_tokens(spec, TokenFormat::kBytes);  // expands the list, directory or glob
+  std::vector<CorpusInput> inputs;
+  for (const TokenShard& s : files.shards()) inputs.push_back({s.path, is_jsonl(s.path)});
+  EncodeOptions opts;
+  opts.eos = tok.eos_id().has_value();
+  std::vector<std::uint32_t> all;
+  encode_corpus(tok, inputs, opts, [&](std::int64_t, std::size_t, const std::vector<std::uint32_t>& ids) {
+    all.insert(all.end(), ids.begin(), ids.end());
+  });
+  if (all.empty()) throw UsageError("dataset '" + spec + "' holds no tokens after tokenization");
+  return tokens_in_memory(spec, all);
+}
+
+Tokens load_dataset(const std::string& spec, TokenFormat format, const std::string& tokenizer,
+                    std::int64_t model_vocab) {
+  if (tokenizer.empty()) return load_tokens(spec, format);
+  const std::unique_ptr<tokenize::Tokenizer> tok = tokenize::load_tokenizer(tokenizer);
+  if (static_cast<std::int64_t>(tok->vocab_size()) > model_vocab)
+    throw UsageError("the tokenizer " + tok->path() + " has " + std::to_string(tok->vocab_size()) +
+                         " ids but the model's vocabulary has " + std::to_string(model_vocab),
+                     "use --vocab-size " + std::to_string(tok->vocab_size()) +
+                         " or more (GPT-2 pads 50257 to 50304), or the tokenizer made for the model");
+  Tokens files = load_tokens(spec, format);
+  if (files.format() != TokenFormat::kBytes) return files;  // already token ids
+  return tokenize_dataset(spec, *tok);
+}
+
+}  // namespace zinf::data

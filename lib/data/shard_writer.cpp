@@ -1,0 +1,211 @@
+// zinf::data — token shards and document indexes, written through temporaries.
+#include "data/shard_writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "data/token_file.h"
+
+namespace zinf::data {
+namespace {
+
+constexpr std::size_t kBufferBytes = std::size_t(4) << 20;
+
+[[noreturn]] void throw_write(const std::string& path, int err) {
+  throw Error("cannot write '" + path + "': " + errno_text(err),
+              err == ENOSPC || err == EDQUOT ? "free some space or choose --output-dir on a larger disk"
+                                             : "check that the output directory is writable");
+}
+
+void pwrite_all(int fd, const std::string& path, const void* src, std::size_t bytes, std::int64_t offset) {
+  const auto* p = static_cast<const char*>(src);
+  while (bytes > 0) {
+    const ssize_t n = ::pwrite(fd, p, bytes, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_write(path, errno);
+    p += n;
+    bytes -= static_cast<std::size_t>(n);
+    offset += n;
+  }
+}
+
+int create_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw_write(path, errno);
+  return fd;
+}
+
+void rename_or_throw(const std::string& from, const std::string& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0) {
+    const int err = errno;
+    throw Error("cannot rename '" + from + "' to '" + to + "': " + errno_text(err));
+  }
+}
+
+}  // namespace
+
+std::string shard_name(const std::string& prefix, std::int64_t index) {
+  char digits[32];
+  std::snprintf(digits, sizeof digits, "_%06lld", static_cast<long long>(index));
+  return prefix + digits;
+}
+
+// ---------------------------------------------------------------- the open shard
+
+struct ShardWriter::Shard {
+  std::string bin_path, tmp_path;
+  int fd = -1;
+  std::int64_t tokens = 0;
+  bool continues = false;  // starts inside the previous shard's last document
+  std::vector<std::int64_t> starts;
+  std::vector<char> buffer;  // tokens not yet written, at file offset `flushed`
+  std::int64_t flushed = kTokenFileHeaderInts * 4;
+  ~Shard() {
+    if (fd >= 0) ::close(fd);
+  }
+  void flush() {
+    pwrite_all(fd, tmp_path, buffer.data(), buffer.size(), flushed);
+    flushed += static_cast<std::int64_t>(buffer.size());
+    buffer.clear();
+  }
+};
+
+ShardWriter::ShardWriter(std::string prefix, int width, std::int64_t shard_tokens)
+    : prefix_(std::move(prefix)), width_(width), shard_tokens_(shard_tokens) {
+  if (width != 2 && width != 4) throw Error("token shards hold 2- or 4-byte tokens, not " + std::to_string(width));
+  if (shard_tokens < 1 || shard_tokens > std::int64_t(INT32_MAX))
+    throw UsageError("--shard-tokens " + std::to_string(shard_tokens) + " is outside 1..2147483647",
+                     "llm.c's header stores the count as int32; 100M is the usual size");
+}
+
+ShardWriter::~ShardWriter() {
+  if (committed_) return;
+  open_.reset();
+  for (const std::string& t : temps_) ::unlink(t.c_str());
+}
+
+void ShardWriter::open_shard() {
+  open_ = std::make_unique<Shard>();
+  open_->bin_path = shard_name(prefix_, static_cast<std::int64_t>(done_.size())) + ".bin";
+  open_->tmp_path = open_->bin_path + ".tmp";
+  temps_.push_back(open_->tmp_path);
+  open_->fd = create_file(open_->tmp_path);
+  open_->buffer.reserve(kBufferBytes);
+  open_->continues = std::exchange(continues_, false);
+}
+
+void ShardWriter::close_shard() {
+  Shard& s = *open_;
+  s.flush();
+  std::int32_t header[kTokenFileHeaderInts] = {};
+  header[0] = width_ == 2 ? kTokenFileMagic : kTokenFileMagicU32;
+  header[1] = width_ == 2 ? kTokenFileVersion : kTokenFileVersionU32;
+  header[2] = static_cast<std::int32_t>(s.tokens);
+  pwrite_all(s.fd, s.tmp_path, header, sizeof header, 0);
+  if (::fsync(s.fd) != 0) throw_write(s.tmp_path, errno);
+  ::close(std::exchange(s.fd, -1));
+
+  ShardInfo info;
+  info.bin_path = s.bin_path;
+  info.idx_path = s.bin_path.substr(0, s.bin_path.size() - 4) + ".idx";
+  info.tokens = s.tokens;
+  info.documents = static_cast<std::int64_t>(s.starts.size());
+  info.continues = s.continues;
+  std::vector<std::int64_t> idx(std::size_t(kDocIndexHeaderInts), 0);
+  idx[0] = kDocIndexMagic;
+  idx[1] = kDocIndexVersion;
+  idx[2] = info.documents;
+  idx[3] = info.tokens;
+  idx[4] = info.continues ? 1 : 0;
+  idx.insert(idx.end(), s.starts.begin(), s.starts.end());
+  const std::string idx_tmp = info.idx_path + ".tmp";
+  temps_.push_back(idx_tmp);
+  const int fd = create_file(idx_tmp);
+  try {
+    pwrite_all(fd, idx_tmp, idx.data(), idx.size() * sizeof(std::int64_t), 0);
+    if (::fsync(fd) != 0) throw_write(idx_tmp, errno);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  done_.push_back(std::move(info));
+  open_.reset();
+}
+
+void ShardWriter::add_document(const std::vector<std::uint32_t>& ids) {
+  if (ids.empty()) return;
+  ++total_docs_;
+  bool first_piece = true;
+  for (std::size_t at = 0; at < ids.size();) {
+    if (!open_) open_shard();
+    Shard& s = *open_;
+    if (first_piece) s.starts.push_back(s.tokens);
+    first_piece = false;
+    const std::size_t n = std::min<std::size_t>(ids.size() - at, static_cast<std::size_t>(shard_tokens_ - s.tokens));
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (s.buffer.size() + 4 > kBufferBytes) s.flush();
+      const std::size_t end = s.buffer.size();
+      s.buffer.resize(end + std::size_t(width_));
+      if (width_ == 2) {
+        const auto v = static_cast<std::uint16_t>(ids[i]);
+        std::memcpy(s.buffer.data() + end, &v, 2);
+      } else {
+        std::memcpy(s.buffer.data() + end, &ids[i], 4);
+      }
+    }
+    s.tokens += static_cast<std::int64_t>(n);
+    total_tokens_ += static_cast<std::int64_t>(n);
+    at += n;
+    if (s.tokens == shard_tokens_) {
+      close_shard();
+      continues_ = at < ids.size();  // the rest goes on in the next shard
+    }
+  }
+}
+
+std::vector<ShardInfo> ShardWriter::commit() {
+  if (open_) close_shard();
+  for (const ShardInfo& s : done_) {
+    rename_or_throw(s.bin_path + ".tmp", s.bin_path);
+    rename_or_throw(s.idx_path + ".tmp", s.idx_path);
+  }
+  committed_ = true;
+  return done_;
+}
+
+// ---------------------------------------------------------------- reading an index
+
+DocIndex read_doc_index(const std::string& path) {
+  const std::string bytes = fs::read_file(path);
+  const auto bad = [&](const std::string& what) {
+    return UsageError("document index '" + path + "' " + what, "regenerate it with zinf tokenize");
+  };
+  const std::size_t header = std::size_t(kDocIndexHeaderInts) * 8;
+  if (bytes.size() < header || bytes.size() % 8 != 0)
+    throw bad("is " + std::to_string(bytes.size()) + " bytes, not a header of " + std::to_string(header) +
+              " bytes plus int64 offsets");
+  std::vector<std::int64_t> v(bytes.size() / 8);
+  std::memcpy(v.data(), bytes.data(), bytes.size());
+  if (v[0] != kDocIndexMagic) throw bad("has magic " + std::to_string(v[0]) + ", expected " + std::to_string(kDocIndexMagic));
+  if (v[1] != kDocIndexVersion)
+    throw bad("has version " + std::to_string(v[1]) + ", expected " + std::to_string(kDocIndexVersion));
+  if (v[2] < 0 || static_cast<std::size_t>(v[2]) != v.size() - std::size_t(kDocIndexHeaderInts))
+    throw bad("says " + std::to_string(v[2]) + " documents but holds " +
+              std::to_string(v.size() - std::size_t(kDocIndexHeaderInts)) + " offsets");
+  DocIndex d;
+  d.tokens = v[3];
+  d.continues = v[4] != 0;
+  d.starts.assign(v.begin() + kDocIndexHeaderInts, v.end());
+  return d;
+}
+
+}  // namespace zinf::data

@@ -1,0 +1,90 @@
+// zinf::data — writing token shards and their document index.
+// Implements: ShardWriter, which appends documents (token ids) to a series of
+// llm.c token files PREFIX_000000.bin, PREFIX_000001.bin, ... of at most
+// `shard_tokens` tokens each (uint16, magic 20240520, when every id fits in 16
+// bits; else uint32, magic 20240801), each with a document index beside it
+// (PREFIX_000000.idx, layout below). Shards are filled exactly, as llm.c's
+// fineweb.py does: a document that does not fit in what is left of a shard
+// continues at the start of the next one. Everything is written to
+// `<name>.tmp` files and renamed by commit(); a writer destroyed without
+// commit() removes its temporaries, so an interrupted run leaves nothing that
+// looks complete. Also read_doc_index(), for tests and for document-aware
+// windows.
+//
+// Index file (.idx), little-endian, all int64:
+//   [0] magic kDocIndexMagic   [1] version kDocIndexVersion
+//   [2] documents starting in the shard (n)   [3] tokens in the shard
+//   [4] 1 when the shard's first tokens continue the previous shard's last
+//       document, else 0   [5..7] reserved (0)
+//   [8 .. 8+n) start of each document, in tokens from the shard's first token,
+//       ascending. A document runs to the next start (or the shard's end, then
+//       on into the next shard when that one's [4] is 1); its EOS, when
+//       written, is its last token.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace zinf::data {
+
+constexpr std::int64_t kDocIndexMagic = 0x31584449464e495a;  // "ZINFIDX1"
+constexpr std::int64_t kDocIndexVersion = 1;
+constexpr std::int64_t kDocIndexHeaderInts = 8;
+
+// One finished shard, as commit() reports it.
+struct ShardInfo {
+  std::string bin_path;            // PREFIX_NNNNNN.bin (final name)
+  std::string idx_path;            // PREFIX_NNNNNN.idx
+  std::int64_t tokens = 0;
+  std::int64_t documents = 0;      // documents that start in this shard
+  bool continues = false;          // first tokens belong to the previous shard's last document
+};
+
+class ShardWriter {
+ public:
+  // width: 2 (uint16) or 4 (uint32). shard_tokens >= 1.
+  ShardWriter(std::string prefix, int width, std::int64_t shard_tokens);
+  ~ShardWriter();  // removes the temporaries unless commit() ran
+  ShardWriter(const ShardWriter&) = delete;
+  ShardWriter& operator=(const ShardWriter&) = delete;
+
+  // Appends one document. Throws naming the file on a write error.
+  void add_document(const std::vector<std::uint32_t>& ids);
+  // Closes the last shard and renames every temporary to its final name.
+  std::vector<ShardInfo> commit();
+
+  std::int64_t tokens() const { return total_tokens_; }
+  std::int64_t documents() const { return total_docs_; }
+
+ private:
+  struct Shard;
+  void open_shard();
+  void close_shard();
+
+  std::string prefix_;
+  int width_;
+  std::int64_t shard_tokens_;
+  std::unique_ptr<Shard> open_;     // the shard being written, if any
+  std::vector<ShardInfo> done_;     // closed shards (still under temporary names)
+  std::vector<std::string> temps_;  // every temporary made, for cleanup
+  std::int64_t total_tokens_ = 0, total_docs_ = 0;
+  bool continues_ = false;          // the next shard starts inside a document
+  bool committed_ = false;
+};
+
+struct DocIndex {
+  std::int64_t tokens = 0;           // tokens in the shard
+  bool continues = false;            // see the file layout above
+  std::vector<std::int64_t> starts;  // [documents] token offset of each document in the shard
+};
+
+// Reads a .idx file; throws UsageError naming the file for a bad magic,
+// version or size.
+DocIndex read_doc_index(const std::string& path);
+
+// "PREFIX_000003" for shard 3.
+std::string shard_name(const std::string& prefix, std::int64_t index);
+
+}  // namespace zinf::data

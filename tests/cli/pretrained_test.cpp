@@ -128,7 +128,9 @@ TEST_CASE("zinf train --from-pretrained: the first loss is transformers', on eve
       // One window of the 16 tokens: inputs 0..14, targets 1..15, as HF's shifted labels.
       std::vector<std::string> args{"train", "--device", "cpu", "--from-pretrained", model, "--dataset-file",
                                     dir.file("row0.bin"), "--val-dataset-file", dir.file("row0.bin"), "--seq-len",
-                                    "15", "--batch-size", "1", "--steps", "2", "--output-dir", out, "--no-save"};
+                                    "15", "--batch-size", "1", "--steps", "2", "--output-dir", out, "--no-save",
+                                    // the recipe's warmup would run step 1 at lr 0: a constant lr shows it learning
+                                    "--lr", "1e-2", "--lr-schedule", "constant"};
       args.insert(args.end(), stage.begin(), stage.end());
       const auto r = run_zinf(args);
       INFO(r.err);

@@ -556,13 +556,13 @@ TEST_CASE("a scheduler the user names keeps DeepSpeed's meaning: no warmup unles
 }
 
 TEST_CASE("fine-tuning (zinf.model.from_pretrained set) resolves an auto lr to 2e-5; a given lr stays") {
-  const auto r = build_config(flags({{"from-pretrained", kData + "/hf/llama"}}), cpu_machine());
+  const auto r = build_config(flags({{"from-pretrained", kData + "/hf/models/llama"}, {"data-format", "llmc"}}), cpu_machine());
   CHECK(at(r, "optimizer.params.lr") == 2e-5);
   CHECK(r.origins.of("optimizer.params.lr").rfind("auto", 0) == 0);
-  const auto warmup = build_config(flags({{"from-pretrained", kData + "/hf/llama"}, {"lr-schedule", "constant"}}),
+  const auto warmup = build_config(flags({{"from-pretrained", kData + "/hf/models/llama"}, {"data-format", "llmc"}, {"lr-schedule", "constant"}}),
                                    cpu_machine());
   CHECK(at(warmup, "scheduler.params.warmup_max_lr") == 2e-5);  // follows the lr
-  const auto given = build_config(flags({{"from-pretrained", kData + "/hf/llama"}, {"lr", "1e-4"}}), cpu_machine());
+  const auto given = build_config(flags({{"from-pretrained", kData + "/hf/models/llama"}, {"data-format", "llmc"}, {"lr", "1e-4"}}), cpu_machine());
   CHECK(at(given, "optimizer.params.lr") == 1e-4);
   CHECK(at(build_config(flags({}), cpu_machine()), "optimizer.params.lr") == 3e-4);
 }
@@ -582,7 +582,7 @@ TEST_CASE("the recipe line says lr, schedule, weight decay and clipping") {
   CHECK(describe_recipe(r.config, r.origins) ==
         "recipe: AdamW lr 3e-4 (auto), warmup 10 steps then cosine to 3e-5 at step 500, weight decay 0.01 on block "
         "matrices (not norms, biases, embeddings), clip 1.0");
-  const auto ft = build_config(flags({{"from-pretrained", kData + "/hf/llama"}, {"lr-schedule", "constant"},
+  const auto ft = build_config(flags({{"from-pretrained", kData + "/hf/models/llama"}, {"data-format", "llmc"}, {"lr-schedule", "constant"},
                                       {"weight-decay", "0"}, {"steps", "20"}}),
                                cpu_machine());
   CHECK(describe_recipe(ft.config, ft.origins) == "recipe: AdamW lr 2e-5 (auto, fine-tuning), constant, no weight decay, clip 1.0");

@@ -383,9 +383,8 @@ TEST_CASE("zinf train refuses a RANK outside WORLD_SIZE") {
 }
 
 // ---------------------------------------------------------------- engine
-// These need zero::OffloadEngine to partition across ranks (the lead's
-// engine work); until it lands they fail with "this build's engine does not
-// partition". ctest runs them as their own entry, cli.engine_ranks.
+// Through zero::OffloadEngine partitioned across ranks; ctest runs these as
+// their own entry, cli.engine_ranks.
 
 TEST_CASE("2 ranks x batch 2 give the losses of 1 rank x batch 4 for zero3, through the ZeRO engine") {
   if (skip_without_gloo()) return;
@@ -421,4 +420,36 @@ TEST_CASE("a zero3 checkpoint of 2 ranks resumes on 1 rank and one of 1 rank on 
   const auto u = two_ranks(train_args(up, 2, kSteps, with({"--resume"})));
   REQUIRE_MESSAGE(u.exit_code == 0, u.err);
   check_losses(losses(up), losses(ref.single), 1e-4);
+}
+
+TEST_CASE("2 ranks start a pretrained Llama (GQA, llama3 rope) with the 1-rank losses, zero2 and through the ZeRO engine (zero3, infinity-cpu)") {
+  if (skip_without_gloo()) return;
+  // Each zero3 rank reads only its shard of each block from the sharded HF
+  // directory; stage 2 ranks read whole blocks: the losses must not tell.
+  TempDir dir("zinf-cli-multirank-pretrained");
+  std::vector<std::uint16_t> ids(4000);
+  std::uint32_t x = 12345;
+  for (auto& id : ids) id = static_cast<std::uint16_t>((x = x * 1664525u + 1013904223u) >> 16) % 96;
+  zinf::test::write_llmc_u16(dir.file("tokens.bin"), ids);
+  const std::string model = std::string(ZINF_SOURCE_DIR) + "/tests/data/hf/models/llama-sharded";
+  auto args = [&](const std::string& out, int batch, const std::vector<std::string>& stage) {
+    std::vector<std::string> a = {"train", "--device", "cpu", "--from-pretrained", model, "--dataset-file",
+                                  dir.file("tokens.bin"), "--seq-len", "16", "--batch-size", std::to_string(batch),
+                                  "--grad-accum", "2", "--steps", "4", "--lr", "1e-2", "--lr-schedule", "constant",
+                                  "--eval-every", "1000", "--output-dir", out, "--no-save"};
+    a.insert(a.end(), stage.begin(), stage.end());
+    return a;
+  };
+  const auto single = one_rank(args(dir.file("single"), 4, {"--zero-stage", "none"}));
+  REQUIRE_MESSAGE(single.exit_code == 0, single.err);
+  const auto want = losses(dir.file("single"));
+  REQUIRE(want.size() == 4);
+  for (const std::vector<std::string>& stage : std::vector<std::vector<std::string>>{
+           {"--zero-stage", "zero2"}, {"--zero-stage", "zero3"}, {"--preset", "infinity-cpu"}}) {
+    CAPTURE(stage[1]);
+    const std::string out = dir.file("two-" + stage[1]);
+    const auto r = two_ranks(args(out, 2, stage));
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    check_losses(losses(out), want, 1e-4);
+  }
 }

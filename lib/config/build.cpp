@@ -327,6 +327,12 @@ ModelSpec source_model(Json& cfg, Origins& origins) {
                          ") and zinf.model.from_pretrained '" + dir + "' both name the model",
                      "drop --model: the pretrained directory's config.json sets the model");
   ModelSpec spec = hf::read_hf_config(dir);
+  // Text data is encoded with the model's own tokenizer unless one is named.
+  if (origins.of("zinf.data.tokenizer") == "default" &&
+      (fs::exists(dir + "/tokenizer.json") || fs::exists(dir + "/tokenizer.model"))) {
+    set_path(cfg, "zinf.data.tokenizer", dir);
+    origins.set("zinf.data.tokenizer", "auto");
+  }
   // A pretrained model's position count is often far beyond what a run
   // trains on (Llama 3.1: 131072): "auto" takes at most 2048 tokens.
   spec.seq_len = std::min<std::int64_t>(spec.max_positions, 2048);

@@ -440,7 +440,8 @@ std::vector<KeySpec> build_schema() {
              false, true),
       string("zinf.data.tokenizer", "",
              "tokenizer (a directory with tokenizer.json, or that file) that encodes text datasets at start-up "
-             "(EOS after each file / JSONL line); empty = text is read as bytes"),
+             "(EOS after each file / JSONL line); empty = text is read as bytes, or the --from-pretrained "
+             "directory's own tokenizer when it has one"),
       choice("zinf.data.format", "detect", {"detect", "bytes", "llmc", "nanogpt"},
              "how dataset files are read: detect = .bin by its llm.c header, others as bytes; nanogpt = "
              "header-less uint16 (nanoGPT's train.bin)"),

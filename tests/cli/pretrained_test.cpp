@@ -99,6 +99,21 @@ TEST_CASE("zinf config --from-pretrained takes the model from the directory's co
   CHECK(has(missing.err, "cannot read /nonexistent/model/config.json"));
 }
 
+TEST_CASE("--from-pretrained encodes text with the directory's own tokenizer unless --tokenizer names one") {
+  TempDir dir;
+  std::filesystem::copy(kModels + "llama/config.json", dir.file("config.json"));
+  std::filesystem::copy(std::string(ZINF_SOURCE_DIR) + "/tests/data/hf/tokenizers/gpt2/tokenizer.json",
+                        dir.file("tokenizer.json"));
+  const auto r = run_zinf({"config", "--from-pretrained", dir.path()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(Json::parse(r.out)["zinf"]["data"]["tokenizer"] == dir.path());
+  const std::string other = std::string(ZINF_SOURCE_DIR) + "/tests/data/hf/tokenizers/qwen2";
+  const auto named = run_zinf({"config", "--from-pretrained", dir.path(), "--tokenizer", other});
+  REQUIRE(named.exit_code == 0);
+  CHECK(Json::parse(named.out)["zinf"]["data"]["tokenizer"] == other);
+}
+
 TEST_CASE("a Mistral sliding window bounds seq_len: zinf attends fully, which equals it only inside the window") {
   TempDir dir;
   std::string config = read_text(kModels + "mistral/config.json");

@@ -39,15 +39,11 @@ Gpt::Gpt(const GptOptions& options) : options_(options), layout_(model_layout(op
   }
 }
 
-void Gpt::initial_block(const ModelSpec& spec, std::uint64_t seed, std::size_t index, float* dst) {
-  model::initial_block(spec, seed, index, dst);
-}
-
 torch::Tensor Gpt::initial_weights(const ModelSpec& spec, std::uint64_t seed) {
   const auto layout = model_layout(spec);
   torch::Tensor flat = torch::empty({layout.back().offset + layout.back().numel}, torch::kFloat32);
   for (std::size_t b = 0; b < layout.size(); ++b)
-    initial_block(spec, seed, b, flat.data_ptr<float>() + layout[b].offset);
+    model::initial_block(spec, seed, b, flat.data_ptr<float>() + layout[b].offset);
   return flat;
 }
 

@@ -51,13 +51,9 @@ class Gpt {
 
   // GPT-2 initialisation ([numel] fp32, CPU): normal(0, 0.02) for embeddings
   // and linear weights, 0.02/sqrt(2*layers) for the two residual
-  // projections, zero biases, unit LayerNorm weights. Same seed, same weights.
+  // projections, zero biases, unit LayerNorm weights. Same seed, same weights;
+  // model::initial_block makes one block of it alone.
   static torch::Tensor initial_weights(const ModelSpec& spec, std::uint64_t seed);
-  // The same weights for block `block` of model_layout(spec) alone, into dst
-  // ([block numel] fp32): each block draws from its own generator (seeded by
-  // seed and the block index), so a block can be made alone, in any order, on
-  // any rank, and the model never has to exist in host memory at once.
-  static void initial_block(const ModelSpec& spec, std::uint64_t seed, std::size_t block, float* dst);
 
   // Copies a flat fp32 buffer (e.g. master weights) into the parameters.
   void load_flat(const torch::Tensor& flat);

@@ -2,6 +2,7 @@
 #include "train/data_parallel.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "comm/communicator.h"
 #include "core/error.h"
@@ -88,37 +89,46 @@ DataParallel::DataParallel(model::Gpt& model, const RankGroup& group, int stage,
   optimizer_ = std::make_unique<AdamWFlat>(master_, mine);
 }
 
-void DataParallel::init(const torch::Tensor& initial) {
-  torch::NoGradGuard no_grad;
-  if (stage_ == 0) {
-    master_.copy_(initial);
-    if (!fp32_model_) model_.load_flat(master_);
-    return;
+namespace {
+
+// A flat [numel] fp32 CPU vector as the WeightSource of its layout's blocks.
+class FlatWeights final : public WeightSource {
+ public:
+  FlatWeights(const torch::Tensor& flat, const std::vector<model::BlockLayout>& layout) : flat_(flat), layout_(layout) {}
+  void read(std::size_t block, std::int64_t first, std::int64_t count, float* dst) const override {
+    std::memcpy(dst, flat_.data_ptr<float>() + layout_.at(block).offset + first, sizeof(float) * std::size_t(count));
   }
-  const FlatRange o = plan_.owned(group_.rank());
-  master_.zero_();
-  master_.narrow(0, 0, o.count).copy_(initial.narrow(0, o.begin, o.count));
-  model_.load_flat(initial);  // every rank has the whole initial vector: no gather needed
+  std::string describe() const override { return "a flat vector"; }
+
+ private:
+  const torch::Tensor& flat_;
+  const std::vector<model::BlockLayout>& layout_;
+};
+
+}  // namespace
+
+void DataParallel::init(const torch::Tensor& initial) {
+  if (initial.numel() != model_.numel() || initial.scalar_type() != torch::kFloat32 || !initial.device().is_cpu() ||
+      !initial.is_contiguous())
+    throw Error("the first weights must be a contiguous CPU fp32 vector of the model's " +
+                std::to_string(model_.numel()) + " parameters, got " + std::to_string(initial.numel()) + " elements");
+  init(FlatWeights(initial, model_.layout()));
 }
 
 void DataParallel::init(const WeightSource& weights) {
   torch::NoGradGuard no_grad;
   const auto& layout = model_.layout();
-  std::int64_t largest = 1;
-  for (const auto& b : layout) largest = std::max(largest, b.numel);
-  const torch::Tensor buf = torch::empty({largest}, torch::kFloat32);
   const FlatRange o = stage_ == 0 ? FlatRange{0, plan_.numel} : plan_.owned(group_.rank());
   if (stage_ != 0) master_.zero_();
-  for (std::size_t b = 0; b < layout.size(); ++b) {
+  for_each_block(weights, layout, [&](std::size_t b, const float* values) {
     const std::int64_t begin = layout[b].offset, numel = layout[b].numel;
-    weights.read(b, 0, numel, buf.data_ptr<float>());
-    const torch::Tensor block = buf.narrow(0, 0, numel);
+    const torch::Tensor block = torch::from_blob(const_cast<float*>(values), {numel}, torch::kFloat32);
     model_.params().narrow(0, begin, numel).copy_(block);
     // The part of the block this rank's master copy holds.
     const std::int64_t lo = std::max(begin, o.begin), hi = std::min(begin + numel, o.begin + o.count);
     if (lo < hi && !(stage_ == 0 && fp32_model_))
       master_.narrow(0, lo - o.begin, hi - lo).copy_(block.narrow(0, lo - begin, hi - lo));
-  }
+  });
 }
 
 std::int64_t DataParallel::accumulator_numel() const {

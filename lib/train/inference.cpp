@@ -37,16 +37,13 @@ InferenceModel::InferenceModel(const config::Settings& s, const WeightSource& we
     return;
   }
   m.dense = std::make_unique<model::Gpt>(model::GptOptions{s.model, dtype, m.device, false, 0});
-  // A block at a time through one block's host buffer.
   torch::NoGradGuard no_grad;
-  const auto& layout = m.dense->layout();
-  std::int64_t largest = 1;
-  for (const auto& b : layout) largest = std::max(largest, b.numel);
-  const torch::Tensor buf = torch::empty({largest}, torch::kFloat32);
-  for (std::size_t b = 0; b < layout.size(); ++b) {
-    weights.read(b, 0, layout[b].numel, buf.data_ptr<float>());
-    m.dense->params().narrow(0, layout[b].offset, layout[b].numel).copy_(buf.narrow(0, 0, layout[b].numel));
-  }
+  model::Gpt& g = *m.dense;
+  for_each_block(weights, g.layout(), [&g](std::size_t b, const float* values) {
+    const auto& block = g.layout()[b];
+    g.params().narrow(0, block.offset, block.numel)
+        .copy_(torch::from_blob(const_cast<float*>(values), {block.numel}, torch::kFloat32));
+  });
 }
 
 InferenceModel::~InferenceModel() = default;

@@ -93,6 +93,17 @@ std::unique_ptr<WeightSource> checkpoint_weights(const std::string& path, ModelS
   return w;
 }
 
+void for_each_block(const WeightSource& weights, const std::vector<model::BlockLayout>& layout,
+                    const std::function<void(std::size_t block, const float* values)>& each) {
+  std::int64_t largest = 1;
+  for (const auto& b : layout) largest = std::max(largest, b.numel);
+  std::vector<float> buf(static_cast<std::size_t>(largest));
+  for (std::size_t b = 0; b < layout.size(); ++b) {
+    weights.read(b, 0, layout[b].numel, buf.data());
+    each(b, buf.data());
+  }
+}
+
 bool is_hf_model_dir(const std::string& path) { return fs::exists(path + "/config.json"); }
 
 std::unique_ptr<WeightSource> random_weights(const ModelSpec& spec, std::uint64_t seed) {

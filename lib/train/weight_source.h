@@ -8,10 +8,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/model_spec.h"
+#include "model/layout.h"
 
 namespace zinf::train {
 
@@ -32,6 +35,13 @@ std::unique_ptr<WeightSource> pretrained_weights(const ModelSpec& spec, const st
 // takes; every shard checked as CheckpointReader does) for its own model,
 // which is returned in *spec.
 std::unique_ptr<WeightSource> checkpoint_weights(const std::string& path, ModelSpec* spec);
+// Every block of `layout`, in order, read whole from `weights` through one
+// block-sized host buffer: each(b, values) gets block b's [layout[b].numel]
+// fp32 values. How the engines that hold whole blocks (stages 0-2, eval and
+// generate) fill their parameters.
+void for_each_block(const WeightSource& weights, const std::vector<model::BlockLayout>& layout,
+                    const std::function<void(std::size_t block, const float* values)>& each);
+
 // True when `path` is a Hugging Face model directory (holds config.json);
 // otherwise `zinf eval` and `zinf generate` read it as a checkpoint.
 bool is_hf_model_dir(const std::string& path);

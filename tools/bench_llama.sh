@@ -12,7 +12,9 @@
 #   export  the run's exported directory loads with transformers'
 #           AutoModelForCausalLM and its loss on a held-back batch matches
 #           `zinf eval` on the same tokens (bf16 tolerance).
-# Usage: OUT=/tmp/o STEPS=20 NVME=/tmp/zinf-nvme tools/bench_llama.sh [ZINF]
+# PARTS picks sections (default all: "speed finetune nvme export"; export needs
+# finetune). A run that fails puts the tail of its log in the summary.
+# Usage: OUT=/tmp/o STEPS=20 NVME=/tmp/zinf-nvme [PARTS="speed"] tools/bench_llama.sh [ZINF]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ZINF=${1:-${ZINF:-build-gpu/zinf}}
@@ -21,12 +23,18 @@ STEPS=${STEPS:-20}
 NVME_STEPS=${NVME_STEPS:-5}
 NVME=${NVME:-/tmp/zinf-nvme}
 PYTHON=${PYTHON:-python3}
+PARTS=${PARTS:-speed finetune nvme export}
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 mkdir -p "$OUT"
 SHAPE="--hidden-size 2048 --layers 24 --heads 16 --kv-heads 16 --intermediate-size 5632 --vocab-size 32000"
 MODEL=$OUT/llama-1.3b
 summary=$OUT/llama-summary.md
 : >"$summary"
 note() { echo "$*" | tee -a "$summary"; }
+# A failed run's last log lines go in the summary: the logs may not come back.
+check() {  # rc, log
+  [[ $1 == 0 ]] || { note "  failed (rc $1): $2"; tail -5 "$2" | cut -c1-300 | sed 's/^/    /' | tee -a "$summary"; }
+}
 
 # shellcheck disable=SC2086
 $PYTHON bench/llama_reference.py $SHAPE --make-model "$MODEL" >"$OUT/make-model.json" 2>"$OUT/make-model.log" ||
@@ -44,18 +52,25 @@ for name, n, seed in (("train.bin", 4_000_000, 1), ("held.bin", 2 * 2048 + 1, 2)
 PY
 COMMON=(--device cuda --precision bf16 --seq-len 2048 --batch-size 4 --dataset-file "$OUT/train.bin" --log-every 5)
 
+if want speed; then
 note "## speed: stage none, 1.3B Llama, seq 2048, batch 4, bf16, $STEPS steps"
 "$ZINF" train --from-pretrained "$MODEL" --zero-stage none "${COMMON[@]}" --steps "$STEPS" --no-save \
     --output-dir "$OUT/speed" >"$OUT/speed.json" 2>"$OUT/speed.log"
+check $? "$OUT/speed.log"
 # shellcheck disable=SC2086
 $PYTHON bench/llama_reference.py --impl plain $SHAPE --steps "$STEPS" >"$OUT/plain.json" 2>"$OUT/plain.log"
+check $? "$OUT/plain.log"
 # shellcheck disable=SC2086
 $PYTHON bench/llama_reference.py --impl transformers $SHAPE --steps "$STEPS" >"$OUT/hf.json" 2>"$OUT/hf.log"
+check $? "$OUT/hf.log"
 $PYTHON - "$OUT" <<'PY' | tee -a "$summary"
 import json, sys
 out = sys.argv[1]
-def last(p):
-    try: return json.loads(open(p).read().strip().splitlines()[-1])
+def last(p):  # summary.json is one indented object; the peers print one JSON line last
+    try:
+        text = open(p).read().strip()
+        try: return json.loads(text)
+        except ValueError: return json.loads(text.splitlines()[-1])
     except Exception as e: return {"error": str(e)}
 z, p, h = last(f"{out}/speed/summary.json"), last(f"{out}/plain.json"), last(f"{out}/hf.json")
 print("| impl | tokens/s | TFLOP/s | peak GPU | zinf / impl |")
@@ -66,25 +81,32 @@ for name, r in (("zinf stage none", z), ("plain PyTorch Llama", p), ("transforme
     print(f"| {name} | {t:.0f} | {r.get('mean_tflops', 0):.1f} | {r.get('peak_gpu_bytes', 0)/2**30:.1f} GiB | "
           f"{(zt / t if t else 0):.3f} |")
 PY
+fi
 
-note "## finetune from the HF directory"
+if want finetune || want nvme; then note "## finetune from the HF directory"; fi
 run_ft() {  # name, steps, extra options...
   local name=$1 steps=$2; shift 2
   local t0=$SECONDS
   "$ZINF" train --from-pretrained "$MODEL" "${COMMON[@]}" --steps "$steps" --output-dir "$OUT/ft-$name" "$@" \
       >"$OUT/ft-$name.json" 2>"$OUT/ft-$name.log"
   local rc=$?
+  check $rc "$OUT/ft-$name.log"
   local first last
   first=$(grep -m1 -o '"loss":[0-9.e+-]*' "$OUT/ft-$name/metrics.jsonl" 2>/dev/null | head -1)
   last=$(grep -o '"loss":[0-9.e+-]*' "$OUT/ft-$name/metrics.jsonl" 2>/dev/null | tail -1)
   note "- $name: rc $rc, $steps steps in $((SECONDS - t0)) s, first $first, last $last; $(grep -m1 'recipe\|--optimize chose' "$OUT/ft-$name.log" | cut -c1-160)"
 }
-run_ft optimize "$STEPS" --optimize --keep-checkpoints 1
-rm -rf "$OUT/ft-optimize/checkpoints"  # 16 bytes per parameter; the model/ directory stays for the export check
-run_ft infinity-cpu "$STEPS" --preset infinity-cpu --no-save
-rm -rf "$NVME"
-run_ft infinity-nvme "$NVME_STEPS" --zero-stage infinity --nvme-offload-path "$NVME" --no-save
-rm -rf "$NVME"
+if want finetune; then
+  run_ft optimize "$STEPS" --optimize --keep-checkpoints 1
+  rm -rf "$OUT/ft-optimize/checkpoints"  # 16 bytes per parameter; the model/ directory stays for the export check
+  run_ft infinity-cpu "$STEPS" --preset infinity-cpu --no-save
+fi
+if want nvme; then
+  rm -rf "$NVME"
+  run_ft infinity-nvme "$NVME_STEPS" --zero-stage infinity --nvme-offload-path "$NVME" --no-save
+  rm -rf "$NVME"
+fi
+want export || { echo "----"; cat "$summary"; exit 0; }
 
 note "## export: transformers loads the run's model directory; its loss = zinf eval"
 EXPORTED=$OUT/ft-optimize/model

@@ -81,6 +81,9 @@ void run(const TokenizeCommand& c) {
             << " shard(s)\n"
             << "val: " << r.val_documents << " documents, " << r.val_tokens << " tokens in " << r.val.size()
             << " shard(s)\n"
+            << (r.totals.examples > 0 ? "fine-tuning examples: " + std::to_string(r.totals.examples) +
+                                              " (prompt + completion; the loss counts completions only)\n"
+                                        : std::string())
             << "wrote " << r.manifest_path << "\n"
             << "throughput: " << rate_line(r.totals) << "\n";
 }
@@ -91,8 +94,9 @@ void setup(CLI::App& app) {
       "tokenize",
       "Tokenize text into llm.c token shards for --dataset-file, on all cores.\n"
       "INPUT: text files (one document each), directories of them (recursively, in name order) and\n"
-      "JSONL files (.jsonl/.json, one document a line in --text-field). The tokenizer's EOS ends every\n"
-      "document. Writes OUT/train_NNNNNN.bin, OUT/val_NNNNNN.bin (uint16 when the vocabulary fits,\n"
+      "JSONL files (.jsonl/.json, one document a line in --text-field, or a fine-tuning example as\n"
+      "\"prompt\" and \"completion\": its prompt is recorded in the index and never trained on). The\n"
+      "tokenizer's EOS ends every document. Writes OUT/train_NNNNNN.bin, OUT/val_NNNNNN.bin (uint16 when the vocabulary fits,\n"
       "else uint32), a document index per shard (.idx) and OUT/manifest.json. Validation: every\n"
       "round(1/--val-fraction)-th document from the first, or the first --val-docs documents.");
   cmd->add_option("--tokenizer", c->tokenizer, "directory with tokenizer.json or tokenizer.model, or that file")

@@ -168,6 +168,10 @@ std::vector<OptionSpec> build_options() {
        "detect (.bin files by their llm.c header, others as bytes), bytes, llmc, or nanogpt (header-less uint16 "
        "train.bin)",
        train, {}, set_paths({"zinf.data.format"}, OptionType::kString)},
+      {"data-windows", OptionType::kString, "MODE",
+       "detect (documents for prompt/completion data, else stream), stream (windows back to back across "
+       "documents) or documents (each window inside one document, padded)",
+       train, {}, set_paths({"zinf.data.windows"}, OptionType::kString)},
       {"steps", OptionType::kInt, "N", "optimizer steps", train, {},
        set_paths({"zinf.train.steps"}, OptionType::kInt)},
       {"grad-accum", OptionType::kInt, "N", "micro-batches per optimizer step (gradient_accumulation_steps)",

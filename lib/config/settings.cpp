@@ -128,6 +128,7 @@ Settings settings_from(const Json& resolved) {
   s.aio_overlap_events = r.b("aio.overlap_events");
   s.dataset_file = r.s("zinf.data.dataset_file");
   s.data_format = r.s("zinf.data.format");
+  s.data_windows = r.s("zinf.data.windows");
   s.tokenizer = r.s("zinf.data.tokenizer");
   s.val_fraction = r.d("zinf.data.val_fraction");
   s.val_dataset_file = r.s("zinf.data.val_dataset_file");

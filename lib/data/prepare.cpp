@@ -181,21 +181,40 @@ class Prefetcher {
 
 // ---------------------------------------------------------------- encoding
 
-// The document text of `d`: the file's bytes, or the JSONL line's field.
-std::string document_text(const RawDoc& d, const CorpusInput& in, const std::string& field) {
-  if (!in.jsonl) return d.data;
+// A document as text: the whole of it, or a fine-tuning example's two parts.
+struct DocumentText {
+  std::string text;    // the document, or the example's completion
+  std::string prompt;  // the example's prompt
+  bool example = false;
+};
+
+std::string string_field(const json& j, const char* name, const std::string& where) {
+  const json& v = j.at(name);
+  if (!v.is_string())
+    throw UsageError(where + ": field \"" + name + "\" is a " + std::string(v.type_name()) + ", not a string");
+  return v.get<std::string>();
+}
+
+// The document of `d`: the file's bytes, or the JSONL line's field (or prompt
+// and completion).
+DocumentText document_text(const RawDoc& d, const CorpusInput& in, const std::string& field) {
+  if (!in.jsonl) return {d.data, {}, false};
   const std::string where = in.path + ":" + std::to_string(d.line);
   json j = json::parse(d.data, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded())
     throw UsageError(where + " is not valid JSON",
                      "a JSONL file holds one JSON object per line; a file of plain text should not end in .jsonl/.json");
   if (!j.is_object()) throw UsageError(where + " is a JSON " + std::string(j.type_name()) + ", not an object");
-  const auto it = j.find(field);
-  if (it == j.end())
-    throw UsageError(where + " has no field \"" + field + "\"", "name the document's field with --text-field");
-  if (!it->is_string())
-    throw UsageError(where + ": field \"" + field + "\" is a " + std::string(it->type_name()) + ", not a string");
-  return it->get<std::string>();
+  if (j.contains(field)) return {string_field(j, field.c_str(), where), {}, false};
+  if (j.contains("prompt") && j.contains("completion"))
+    return {string_field(j, "completion", where), string_field(j, "prompt", where), true};
+  if (j.contains("messages"))
+    throw UsageError(where + " holds chat \"messages\": zinf does not render chat templates",
+                     "write each turn as \"prompt\" (the conversation so far, formatted as the model expects) and "
+                     "\"completion\" (the reply to train on)");
+  throw UsageError(where + " has no field \"" + field + "\", nor \"prompt\" and \"completion\"",
+                   "a line holds a document in \"" + field + "\" (--text-field names another) or a fine-tuning "
+                   "example as \"prompt\" and \"completion\"");
 }
 
 }  // namespace
@@ -241,21 +260,39 @@ CorpusProgress encode_corpus(const tokenize::Tokenizer& tok, const std::vector<C
                        "add a tokenizer_config.json with \"eos_token\" (or a config.json with eos_token_id) beside "
                        "it, or pass --no-eos to concatenate documents without a separator");
   }
+  // A fine-tuning example starts as the tokenizer's own encode would: with
+  // BOS when its post-processor puts one first (Llama), else bare (GPT-2, Qwen2).
+  const tokenize::Ids specials = tok.encode("", /*add_special=*/true);
+  const std::optional<std::uint32_t> example_bos =
+      !specials.empty() && tok.bos_id() && specials.front() == *tok.bos_id() ? tok.bos_id() : std::nullopt;
   ThreadPool pool(opts.threads);
   Prefetcher reader(inputs);
   const auto t0 = std::chrono::steady_clock::now();
   CorpusProgress p;
   std::vector<tokenize::Ids> ids;
+  std::vector<std::int64_t> prompts;
   std::vector<std::exception_ptr> errors;
   while (std::optional<Batch> b = reader.next()) {
     const std::size_t n = b->docs.size();
     ids.assign(n, {});
+    prompts.assign(n, 0);
     errors.assign(n, nullptr);
     pool.parallel_for(static_cast<std::int64_t>(n), 1, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) {
         const RawDoc& d = b->docs[std::size_t(i)];
         try {
-          tokenize::Ids v = tok.encode(document_text(d, inputs[d.input], opts.text_field), /*add_special=*/false);
+          const DocumentText t = document_text(d, inputs[d.input], opts.text_field);
+          tokenize::Ids v;
+          if (t.example) {
+            if (example_bos) v.push_back(*example_bos);
+            const tokenize::Ids prompt = tok.encode(t.prompt, /*add_special=*/false);
+            v.insert(v.end(), prompt.begin(), prompt.end());
+            prompts[std::size_t(i)] = static_cast<std::int64_t>(v.size());
+            const tokenize::Ids completion = tok.encode(t.text, /*add_special=*/false);
+            v.insert(v.end(), completion.begin(), completion.end());
+          } else {
+            v = tok.encode(t.text, /*add_special=*/false);
+          }
           if (eos) v.push_back(*eos);
           ids[std::size_t(i)] = std::move(v);
         } catch (...) {
@@ -265,8 +302,9 @@ CorpusProgress encode_corpus(const tokenize::Tokenizer& tok, const std::vector<C
     });
     for (std::size_t i = 0; i < n; ++i) {  // in input order: the first bad document is the one reported
       if (errors[i]) std::rethrow_exception(errors[i]);
-      sink(p.documents, b->docs[i].input, ids[i]);
+      sink(p.documents, b->docs[i].input, ids[i], prompts[i]);
       ++p.documents;
+      if (prompts[i] > 0) ++p.examples;
       p.tokens += static_cast<std::int64_t>(ids[i].size());
     }
     p.bytes += b->bytes;
@@ -331,9 +369,9 @@ PrepareResult prepare_shards(const tokenize::Tokenizer& tok, const std::vector<s
   std::vector<std::int64_t> docs_per_input(inputs.size(), 0);
   r.totals = encode_corpus(
       tok, inputs, opts.encode,
-      [&](std::int64_t doc, std::size_t input, const std::vector<std::uint32_t>& ids) {
+      [&](std::int64_t doc, std::size_t input, const std::vector<std::uint32_t>& ids, std::int64_t prompt) {
         ++docs_per_input[input];
-        (is_val(doc) ? val : train).add_document(ids);
+        (is_val(doc) ? val : train).add_document(ids, prompt);
       },
       progress);
   if (train.documents() == 0)
@@ -375,6 +413,7 @@ PrepareResult prepare_shards(const tokenize::Tokenizer& tok, const std::vector<s
                                           {"val_fraction", opts.val_fraction},
                                           {"k", every}}},
       {"documents", {{"train", r.train_documents}, {"val", r.val_documents}}},
+      {"fine_tuning_examples", r.totals.examples},
       {"tokens", {{"train", r.train_tokens}, {"val", r.val_tokens}}},
       {"input_bytes", r.totals.bytes},
       {"inputs", in},
@@ -391,11 +430,15 @@ Tokens tokenize_dataset(const std::string& spec, const tokenize::Tokenizer& tok)
   EncodeOptions opts;
   opts.eos = tok.eos_id().has_value();
   std::vector<std::uint32_t> all;
-  encode_corpus(tok, inputs, opts, [&](std::int64_t, std::size_t, const std::vector<std::uint32_t>& ids) {
-    all.insert(all.end(), ids.begin(), ids.end());
-  });
+  std::vector<Document> docs;
+  encode_corpus(tok, inputs, opts,
+                [&](std::int64_t, std::size_t, const std::vector<std::uint32_t>& ids, std::int64_t prompt) {
+                  if (ids.empty()) return;
+                  docs.push_back({static_cast<std::int64_t>(all.size()), prompt});
+                  all.insert(all.end(), ids.begin(), ids.end());
+                });
   if (all.empty()) throw UsageError("dataset '" + spec + "' holds no tokens after tokenization");
-  return tokens_in_memory(spec, all);
+  return tokens_in_memory(spec, all, std::move(docs));
 }
 
 Tokens load_dataset(const std::string& spec, TokenFormat format, const std::string& tokenizer,

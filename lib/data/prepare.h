@@ -11,7 +11,12 @@
 //     to a sink in input order, so the output never depends on the number of
 //     threads. A document's ids are tokenizer.encode(text) without the
 //     post-processor's special tokens, then the tokenizer's EOS (when asked):
-//     EOS ends every document, as nanoGPT's prepare.py does;
+//     EOS ends every document, as nanoGPT's prepare.py does. A JSONL line
+//     without `text_field` but with string fields "prompt" and "completion"
+//     is a fine-tuning example (TRL's prompt-completion form): BOS when the
+//     tokenizer's post-processor puts one first, the prompt's ids, then the
+//     completion's ids and EOS, each part encoded on its own; the BOS and the
+//     prompt are the document's prompt, context the loss never counts;
 //   - prepare_shards(): encode_corpus into llm.c shards (ShardWriter) under
 //     OUT: train_NNNNNN.bin/.idx, val_NNNNNN.bin/.idx and manifest.json;
 //   - tokenize_dataset(): a small dataset tokenized into memory, for training.
@@ -51,19 +56,23 @@ struct EncodeOptions {
 
 struct CorpusProgress {
   std::int64_t documents = 0;
+  std::int64_t examples = 0;        // of them, fine-tuning examples (prompt + completion)
   std::int64_t tokens = 0;
   std::int64_t bytes = 0;           // input bytes read (files, JSONL lines)
   double seconds = 0;
 };
 
-// Called in input order: document `index` (from 0) of input `input` and its ids.
-using DocumentSink = std::function<void(std::int64_t index, std::size_t input, const std::vector<std::uint32_t>& ids)>;
+// Called in input order: document `index` (from 0) of input `input`, its ids
+// and how many of the first are its prompt (0 but for fine-tuning examples).
+using DocumentSink = std::function<void(std::int64_t index, std::size_t input, const std::vector<std::uint32_t>& ids,
+                                        std::int64_t prompt)>;
 // Called after every batch (on the calling thread).
 using ProgressFn = std::function<void(const CorpusProgress&)>;
 
 // Encodes every document of `inputs` into `sink`. Throws UsageError naming the
-// file and line for a JSONL line that is not a JSON object or lacks a string
-// `text_field`, and for eos without a tokenizer EOS.
+// file and line for a JSONL line that is not a JSON object or has neither a
+// string `text_field` nor string "prompt" and "completion", and for eos
+// without a tokenizer EOS.
 CorpusProgress encode_corpus(const tokenize::Tokenizer& tok, const std::vector<CorpusInput>& inputs,
                              const EncodeOptions& opts, const DocumentSink& sink, const ProgressFn& progress = {});
 

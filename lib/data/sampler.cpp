@@ -3,9 +3,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
+#include <string>
 
 #include "core/error.h"
+#include "core/targets.h"
 
 namespace zinf::data {
 
@@ -16,13 +19,31 @@ std::uint64_t splitmix64(std::uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t seq_len) {
+Windows parse_windows(const std::string& name) {
+  if (name == "stream") return Windows::kStream;
+  if (name == "documents") return Windows::kDocuments;
+  throw UsageError("unknown window mode '" + name + "'",
+                   "allowed: stream (windows back to back across documents) or documents (each window within one "
+                   "document, padded)");
+}
+
+const char* windows_name(Windows w) { return w == Windows::kStream ? "stream" : "documents"; }
+
+DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t seq_len, Windows windows) {
   const std::int64_t n = tokens.size();
-  const auto val = static_cast<std::int64_t>(std::floor(double(n) * val_fraction));
+  std::int64_t val = static_cast<std::int64_t>(std::floor(double(n) * val_fraction));
+  if (windows == Windows::kDocuments && val > 0) {  // from the start of the document the cut falls in
+    const std::vector<Document>& docs = tokens.documents();
+    const auto it = std::upper_bound(docs.begin(), docs.end(), n - val,
+                                     [](std::int64_t at, const Document& d) { return at < d.start; });
+    const std::int64_t cut = std::prev(it)->start;
+    val = cut > 0 ? n - cut : val;  // a single document stays split at the fraction
+  }
   DataSplit s;
   s.train = {0, n - val};
   s.val = {n - val, val};
   const std::string what = tokens.format() == TokenFormat::kBytes ? " bytes" : " tokens";
+  if (windows == Windows::kDocuments) seq_len = 1;  // a window may be as short as 2 tokens
   if (s.train.count < seq_len + 1)
     throw UsageError("seq-len " + std::to_string(seq_len) + " is longer than the data: '" + tokens.path() +
                          "' has " + std::to_string(n) + what + ", " + std::to_string(s.train.count) +
@@ -47,13 +68,41 @@ void check_vocab(const Tokens& tokens, std::int64_t vocab_size) {
                          (tokens.format() == TokenFormat::kBytes ? " (text is read as bytes: 256)" : ""));
 }
 
-Sampler::Sampler(const Tokens& tokens, Span span, std::int64_t seq_len, std::uint64_t seed, bool shuffle)
-    : tokens_(&tokens), span_(span), seq_len_(seq_len), seed_(seed), shuffle_(shuffle) {
-  if (seq_len < 1 || span.count < seq_len + 1)
-    throw UsageError("a sampler over " + std::to_string(span.count) + " tokens cannot cut samples of seq_len + 1 = " +
-                         std::to_string(seq_len + 1) + " tokens",
-                     "lower --seq-len or use more data");
-  windows_ = (span.count - 1) / seq_len;
+Sampler::Sampler(const Tokens& tokens, Span span, std::int64_t seq_len, std::uint64_t seed, bool shuffle,
+                 Windows windows)
+    : tokens_(&tokens), mode_(windows), span_(span), seq_len_(seq_len), seed_(seed), shuffle_(shuffle) {
+  if (seq_len < 1) throw UsageError("seq-len " + std::to_string(seq_len) + " is not positive", "use --seq-len 1 or more");
+  if (mode_ == Windows::kDocuments || tokens.has_prompts()) docs_ = &tokens.documents();
+  if (mode_ == Windows::kDocuments) {
+    const std::vector<Document>& docs = *docs_;
+    const std::int64_t span_end = span.begin + span.count;
+    auto it = std::upper_bound(docs.begin(), docs.end(), span.begin,
+                               [](std::int64_t at, const Document& d) { return at < d.start; });
+    for (--it; it != docs.end() && it->start < span_end; ++it) {
+      const std::int64_t begin = std::max(it->start, span.begin);
+      const std::int64_t end = std::min(std::next(it) == docs.end() ? tokens.size() : std::next(it)->start, span_end);
+      const bool example = it->prompt > 0;
+      for (std::int64_t at = begin; end - at >= 2; at += seq_len) {
+        doc_window_start_.push_back(at);
+        doc_window_tokens_.push_back(static_cast<std::int32_t>(std::min(seq_len + 1, end - at)));
+        if (example) {
+          if (end - at > seq_len + 1) ++truncated_;
+          break;
+        }
+      }
+    }
+    if (doc_window_start_.empty())
+      throw UsageError("no document of the " + std::to_string(span.count) + " tokens at " +
+                           std::to_string(span.begin) + " of '" + tokens.path() + "' has 2 tokens to train on",
+                       "use more data, or zinf.data.windows = stream");
+    windows_ = static_cast<std::int64_t>(doc_window_start_.size());
+  } else {
+    if (span.count < seq_len + 1)
+      throw UsageError("a sampler over " + std::to_string(span.count) +
+                           " tokens cannot cut samples of seq_len + 1 = " + std::to_string(seq_len + 1) + " tokens",
+                       "lower --seq-len or use more data");
+    windows_ = (span.count - 1) / seq_len;
+  }
   if (windows_ > std::numeric_limits<std::uint32_t>::max())
     throw UsageError("the dataset has " + std::to_string(windows_) + " samples per epoch; at most 2^32 supported",
                      "raise --seq-len or split the data");
@@ -66,8 +115,10 @@ void Sampler::start_epoch() {
   shift_ = 0;
   if (!shuffle_) return;
   std::uint64_t rng = seed_ * 0x100000001B3ull ^ static_cast<std::uint64_t>(state_.epoch + 1) * 0x9E3779B97F4A7C15ull;
-  const std::int64_t slack = (span_.count - 1) - windows_ * seq_len_;  // tokens left over after the windows
-  shift_ = static_cast<std::int64_t>(splitmix64(rng) % static_cast<std::uint64_t>(slack + 1));
+  if (mode_ == Windows::kStream) {  // documents' windows are where the documents are
+    const std::int64_t slack = (span_.count - 1) - windows_ * seq_len_;  // tokens left over after the windows
+    shift_ = static_cast<std::int64_t>(splitmix64(rng) % static_cast<std::uint64_t>(slack + 1));
+  }
   for (std::int64_t i = windows_ - 1; i > 0; --i) {
     const auto j = static_cast<std::int64_t>(splitmix64(rng) % static_cast<std::uint64_t>(i + 1));
     std::swap(order_[i], order_[j]);
@@ -86,13 +137,42 @@ Batch Sampler::next(std::int64_t rows) {
       state_.position = 0;
       start_epoch();
     }
-    const std::int64_t start = span_.begin + shift_ + std::int64_t(order_[state_.position++]) * seq_len_;
-    window_.resize(static_cast<std::size_t>(seq_len_ + 1));
-    tokens_->read(start, seq_len_ + 1, window_.data());
-    std::copy(window_.begin(), window_.end() - 1, b.inputs.begin() + r * seq_len_);
-    std::copy(window_.begin() + 1, window_.end(), b.targets.begin() + r * seq_len_);
+    const std::uint32_t w = order_[state_.position++];
+    std::int64_t start = 0, count = seq_len_ + 1;
+    if (mode_ == Windows::kDocuments) {
+      start = doc_window_start_[w];
+      count = doc_window_tokens_[w];
+    } else {
+      start = span_.begin + shift_ + std::int64_t(w) * seq_len_;
+    }
+    window_.resize(static_cast<std::size_t>(count));
+    tokens_->read(start, count, window_.data());
+    const auto in = b.inputs.begin() + r * seq_len_, tg = b.targets.begin() + r * seq_len_;
+    std::copy(window_.begin(), window_.end() - 1, in);
+    std::copy(window_.begin() + 1, window_.end(), tg);
+    // Padding after a short document: its inputs are the document's last
+    // token (any id would do: causal attention never lets earlier positions
+    // see it), its targets train nothing.
+    std::fill(in + (count - 1), in + seq_len_, window_[std::size_t(count - 1)]);
+    std::fill(tg + (count - 1), tg + seq_len_, kIgnoreTarget);
+    if (docs_ && tokens_->has_prompts()) mask_prompts(start, &*tg, count - 1);
   }
   return b;
+}
+
+std::int64_t trained_targets(const Batch& b) {
+  return std::count_if(b.targets.begin(), b.targets.end(), [](std::int64_t t) { return t != kIgnoreTarget; });
+}
+
+void Sampler::mask_prompts(std::int64_t first, std::int64_t* targets, std::int64_t count) const {
+  const std::vector<Document>& docs = *docs_;
+  const std::int64_t begin = first + 1, end = begin + count;  // the targets' global indices
+  auto it = std::upper_bound(docs.begin(), docs.end(), begin,
+                             [](std::int64_t at, const Document& d) { return at < d.start; });
+  for (--it; it != docs.end() && it->start < end; ++it) {
+    const std::int64_t lo = std::max(begin, it->start), hi = std::min(end, it->start + it->prompt);
+    for (std::int64_t g = lo; g < hi; ++g) targets[g - begin] = kIgnoreTarget;
+  }
 }
 
 void Sampler::restore(const SamplerState& s) {

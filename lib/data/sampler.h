@@ -3,7 +3,16 @@
 // validation, as nanoGPT does, with clear errors when a split is shorter than
 // one sample), check_vocab(), and Sampler: windows of seq_len + 1 tokens
 // (inputs and next-token targets) drawn without replacement in an order fixed
-// by the seed and the epoch. Its whole state is (epoch, position), so a
+// by the seed and the epoch. Windows are cut one of two ways:
+//   stream     the split as one sequence, windows back to back from an offset
+//              drawn each epoch; a window may span documents (nanoGPT, llm.c);
+//   documents  every window starts at a document's start and ends by its end:
+//              a short document's window is padded (targets kIgnoreTarget), a
+//              long one is cut into consecutive windows, except a fine-tuning
+//              example (a document with a prompt), which keeps only its first
+//              window, as TRL truncates to max_length.
+// A target that is a prompt token is kIgnoreTarget in either way, so the loss
+// is taken on completions only. Its whole state is (epoch, position), so a
 // checkpoint that stores it makes a resumed run see exactly the batches the
 // uninterrupted run would have seen. The random generator is our own
 // (splitmix64 + Fisher-Yates), so the order is the same on every platform.
@@ -27,10 +36,18 @@ struct DataSplit {
   Span val;  // count 0 when val_fraction is 0
 };
 
-// Holds out the last floor(count * val_fraction) tokens. Throws UsageError
-// when the training part (or a non-empty validation part) has fewer than
-// seq_len + 1 tokens, naming the file, the counts and what to change.
-DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t seq_len);
+enum class Windows { kStream, kDocuments };
+// "stream", "documents"; throws UsageError naming the allowed ones.
+Windows parse_windows(const std::string& name);
+const char* windows_name(Windows w);
+
+// Holds out the last floor(count * val_fraction) tokens (with kDocuments,
+// from the start of the document that point falls in, so no document is
+// split). Throws UsageError when the training part (or a non-empty
+// validation part) is shorter than one sample (seq_len + 1 tokens; with
+// kDocuments, 2), naming the file, the counts and what to change.
+DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t seq_len,
+                       Windows windows = Windows::kStream);
 
 // Throws UsageError when a token id is >= vocab_size (one pass over the data).
 void check_vocab(const Tokens& tokens, std::int64_t vocab_size);
@@ -46,22 +63,36 @@ struct Batch {
   std::vector<std::int64_t> targets;    // [rows * cols] the next token of each input
 };
 
+// Targets of `b` that train (not kIgnoreTarget).
+std::int64_t trained_targets(const Batch& b);
+
 class Sampler {
  public:
   // `tokens` must outlive the sampler. shuffle = false reads windows in file
   // order from the start (validation).
-  Sampler(const Tokens& tokens, Span span, std::int64_t seq_len, std::uint64_t seed, bool shuffle);
+  Sampler(const Tokens& tokens, Span span, std::int64_t seq_len, std::uint64_t seed, bool shuffle,
+          Windows windows = Windows::kStream);
 
   Batch next(std::int64_t rows);
   std::int64_t windows_per_epoch() const { return windows_; }
+  // kDocuments: fine-tuning examples longer than one window, whose tail is never trained on.
+  std::int64_t truncated_documents() const { return truncated_; }
 
   SamplerState state() const { return state_; }
   void restore(const SamplerState& s);
 
  private:
   void start_epoch();
+  // Sets targets[i] (the token at global index first + 1 + i) to
+  // kIgnoreTarget where that token is part of its document's prompt.
+  void mask_prompts(std::int64_t first, std::int64_t* targets, std::int64_t count) const;
 
   const Tokens* tokens_;
+  Windows mode_;
+  const std::vector<Document>* docs_ = nullptr;  // when the data has prompts or mode_ is kDocuments
+  std::vector<std::int64_t> doc_window_start_;   // kDocuments: [windows_] first token of each window
+  std::vector<std::int32_t> doc_window_tokens_;  // kDocuments: [windows_] tokens in it (2 .. seq_len + 1)
+  std::int64_t truncated_ = 0;
   std::vector<std::int64_t> window_;  // [seq_len + 1] the window being copied
   Span span_;
   std::int64_t seq_len_;

@@ -2,6 +2,7 @@
 #include "data/shard_writer.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,6 +67,7 @@ struct ShardWriter::Shard {
   std::int64_t tokens = 0;
   bool continues = false;  // starts inside the previous shard's last document
   std::vector<std::int64_t> starts;
+  std::vector<std::int64_t> prompts;  // [starts] prompt length of each document starting here
   std::vector<char> buffer;  // tokens not yet written, at file offset `flushed`
   std::int64_t flushed = kTokenFileHeaderInts * 4;
   ~Shard() {
@@ -119,13 +121,16 @@ void ShardWriter::close_shard() {
   info.tokens = s.tokens;
   info.documents = static_cast<std::int64_t>(s.starts.size());
   info.continues = s.continues;
+  const bool prompts = std::any_of(s.prompts.begin(), s.prompts.end(), [](std::int64_t p) { return p > 0; });
   std::vector<std::int64_t> idx(std::size_t(kDocIndexHeaderInts), 0);
   idx[0] = kDocIndexMagic;
-  idx[1] = kDocIndexVersion;
+  idx[1] = prompts ? kDocIndexVersionPrompts : kDocIndexVersion;
   idx[2] = info.documents;
   idx[3] = info.tokens;
   idx[4] = info.continues ? 1 : 0;
+  idx[5] = prompts ? 1 : 0;
   idx.insert(idx.end(), s.starts.begin(), s.starts.end());
+  if (prompts) idx.insert(idx.end(), s.prompts.begin(), s.prompts.end());
   const std::string idx_tmp = info.idx_path + ".tmp";
   temps_.push_back(idx_tmp);
   const int fd = create_file(idx_tmp);
@@ -141,14 +146,17 @@ void ShardWriter::close_shard() {
   open_.reset();
 }
 
-void ShardWriter::add_document(const std::vector<std::uint32_t>& ids) {
+void ShardWriter::add_document(const std::vector<std::uint32_t>& ids, std::int64_t prompt) {
   if (ids.empty()) return;
   ++total_docs_;
   bool first_piece = true;
   for (std::size_t at = 0; at < ids.size();) {
     if (!open_) open_shard();
     Shard& s = *open_;
-    if (first_piece) s.starts.push_back(s.tokens);
+    if (first_piece) {
+      s.starts.push_back(s.tokens);
+      s.prompts.push_back(prompt);
+    }
     first_piece = false;
     const std::size_t n = std::min<std::size_t>(ids.size() - at, static_cast<std::size_t>(shard_tokens_ - s.tokens));
     for (std::size_t i = at; i < at + n; ++i) {
@@ -184,28 +192,69 @@ std::vector<ShardInfo> ShardWriter::commit() {
 
 // ---------------------------------------------------------------- reading an index
 
-DocIndex read_doc_index(const std::string& path) {
-  const std::string bytes = fs::read_file(path);
+namespace {
+
+// Checks the header `v` (at least kDocIndexHeaderInts entries) of `path`;
+// `entries` is the file's size in int64s. Returns whether prompts follow.
+bool check_doc_index_header(const std::string& path, const std::int64_t* v, std::size_t entries) {
   const auto bad = [&](const std::string& what) {
     return UsageError("document index '" + path + "' " + what, "regenerate it with zinf tokenize");
   };
+  if (v[0] != kDocIndexMagic) throw bad("has magic " + std::to_string(v[0]) + ", expected " + std::to_string(kDocIndexMagic));
+  if (v[1] != kDocIndexVersion && v[1] != kDocIndexVersionPrompts)
+    throw bad("has version " + std::to_string(v[1]) + ", expected " + std::to_string(kDocIndexVersion) + " or " +
+              std::to_string(kDocIndexVersionPrompts));
+  const bool prompts = v[1] == kDocIndexVersionPrompts;
+  const std::size_t per_doc = prompts ? 2 : 1;
+  const std::size_t body = entries - std::size_t(kDocIndexHeaderInts);
+  if (v[2] < 0 || static_cast<std::size_t>(v[2]) * per_doc != body)
+    throw bad("says " + std::to_string(v[2]) + " documents but holds " + std::to_string(body) + " entries" +
+              (prompts ? " (2 per document: start, prompt length)" : " (1 per document)"));
+  return prompts;
+}
+
+}  // namespace
+
+DocIndex read_doc_index(const std::string& path) {
+  const std::string bytes = fs::read_file(path);
   const std::size_t header = std::size_t(kDocIndexHeaderInts) * 8;
   if (bytes.size() < header || bytes.size() % 8 != 0)
-    throw bad("is " + std::to_string(bytes.size()) + " bytes, not a header of " + std::to_string(header) +
-              " bytes plus int64 offsets");
+    throw UsageError("document index '" + path + "' is " + std::to_string(bytes.size()) + " bytes, not a header of " +
+                         std::to_string(header) + " bytes plus int64 entries",
+                     "regenerate it with zinf tokenize");
   std::vector<std::int64_t> v(bytes.size() / 8);
   std::memcpy(v.data(), bytes.data(), bytes.size());
-  if (v[0] != kDocIndexMagic) throw bad("has magic " + std::to_string(v[0]) + ", expected " + std::to_string(kDocIndexMagic));
-  if (v[1] != kDocIndexVersion)
-    throw bad("has version " + std::to_string(v[1]) + ", expected " + std::to_string(kDocIndexVersion));
-  if (v[2] < 0 || static_cast<std::size_t>(v[2]) != v.size() - std::size_t(kDocIndexHeaderInts))
-    throw bad("says " + std::to_string(v[2]) + " documents but holds " +
-              std::to_string(v.size() - std::size_t(kDocIndexHeaderInts)) + " offsets");
+  const bool prompts = check_doc_index_header(path, v.data(), v.size());
   DocIndex d;
   d.tokens = v[3];
   d.continues = v[4] != 0;
-  d.starts.assign(v.begin() + kDocIndexHeaderInts, v.end());
+  const auto starts = v.begin() + kDocIndexHeaderInts, ends = starts + v[2];
+  d.starts.assign(starts, ends);
+  if (prompts) d.prompts.assign(ends, v.end());
+  for (std::size_t k = 0; k < d.starts.size(); ++k) {
+    const std::int64_t next = k + 1 < d.starts.size() ? d.starts[k + 1] : d.tokens;
+    if (d.starts[k] < 0 || d.starts[k] >= next || d.starts[k] >= d.tokens ||
+        (prompts && (d.prompts[k] < 0)))
+      throw UsageError("document index '" + path + "': document " + std::to_string(k) + " starts at " +
+                           std::to_string(d.starts[k]) + (prompts ? " with prompt " + std::to_string(d.prompts[k]) : "") +
+                           ", out of order or outside the shard's " + std::to_string(d.tokens) + " tokens",
+                       "regenerate it with zinf tokenize");
+  }
   return d;
+}
+
+bool doc_index_has_prompts(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw UsageError("cannot open document index '" + path + "': " + errno_text(errno));
+  std::int64_t v[kDocIndexHeaderInts] = {};
+  struct stat st {};
+  const bool ok = ::fstat(fd, &st) == 0 && ::pread(fd, v, sizeof v, 0) == static_cast<ssize_t>(sizeof v);
+  ::close(fd);
+  if (!ok || st.st_size % 8 != 0)
+    throw UsageError("document index '" + path + "' is shorter than its " + std::to_string(sizeof v) +
+                         "-byte header or not whole int64 entries",
+                     "regenerate it with zinf tokenize");
+  return check_doc_index_header(path, v, static_cast<std::size_t>(st.st_size / 8));
 }
 
 }  // namespace zinf::data

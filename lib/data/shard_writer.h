@@ -15,11 +15,16 @@
 //   [0] magic kDocIndexMagic   [1] version kDocIndexVersion
 //   [2] documents starting in the shard (n)   [3] tokens in the shard
 //   [4] 1 when the shard's first tokens continue the previous shard's last
-//       document, else 0   [5..7] reserved (0)
+//       document, else 0   [5] 1 when prompt lengths follow (version 2)
+//       [6..7] reserved (0)
 //   [8 .. 8+n) start of each document, in tokens from the shard's first token,
 //       ascending. A document runs to the next start (or the shard's end, then
 //       on into the next shard when that one's [4] is 1); its EOS, when
 //       written, is its last token.
+//   [8+n .. 8+2n) version 2 only: each document's prompt length, the tokens
+//       at its start that are context, never targets (a fine-tuning
+//       example's prompt). Version 1 (no prompts) is written when every
+//       document's prompt is 0, so plain corpora stay readable by version-1 readers.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +36,7 @@ namespace zinf::data {
 
 constexpr std::int64_t kDocIndexMagic = 0x31584449464e495a;  // "ZINFIDX1"
 constexpr std::int64_t kDocIndexVersion = 1;
+constexpr std::int64_t kDocIndexVersionPrompts = 2;  // prompt lengths after the starts
 constexpr std::int64_t kDocIndexHeaderInts = 8;
 
 // One finished shard, as commit() reports it.
@@ -50,8 +56,9 @@ class ShardWriter {
   ShardWriter(const ShardWriter&) = delete;
   ShardWriter& operator=(const ShardWriter&) = delete;
 
-  // Appends one document. Throws naming the file on a write error.
-  void add_document(const std::vector<std::uint32_t>& ids);
+  // Appends one document whose first `prompt` ids are context only (see the
+  // index layout). Throws naming the file on a write error.
+  void add_document(const std::vector<std::uint32_t>& ids, std::int64_t prompt = 0);
   // Closes the last shard and renames every temporary to its final name.
   std::vector<ShardInfo> commit();
 
@@ -78,7 +85,12 @@ struct DocIndex {
   std::int64_t tokens = 0;           // tokens in the shard
   bool continues = false;            // see the file layout above
   std::vector<std::int64_t> starts;  // [documents] token offset of each document in the shard
+  std::vector<std::int64_t> prompts; // [documents] prompt lengths (version 2), or empty (all 0)
 };
+
+// Reads only the header of a .idx file: whether it holds prompt lengths.
+// Throws like read_doc_index.
+bool doc_index_has_prompts(const std::string& path);
 
 // Reads a .idx file; throws UsageError naming the file for a bad magic,
 // version or size.

@@ -192,7 +192,7 @@ void Tokens::read_bytes(std::size_t k, std::int64_t offset, void* dst, std::int6
   std::memcpy(dst, files_->memory.data() + offset, static_cast<std::size_t>(bytes));
 }
 
-Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids) {
+Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids, std::vector<Document> documents) {
   TokenShard s;
   s.path = name;
   s.format = TokenFormat::kLlmc;
@@ -201,6 +201,15 @@ Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids)
   s.file_bytes = 4 * s.count;
   Tokens t(std::move(name), {s}, {-1});
   t.files_->memory.assign(reinterpret_cast<const char*>(ids.data()), ids.size() * 4);
+  if (documents.empty()) documents.push_back({0, 0});
+  for (std::size_t k = 0; k < documents.size(); ++k)
+    if ((k == 0 && documents[k].start != 0) || (k > 0 && documents[k].start <= documents[k - 1].start) ||
+        documents[k].start >= std::max<std::int64_t>(1, s.count) || documents[k].prompt < 0)
+      throw Error("tokens_in_memory: document " + std::to_string(k) + " of '" + t.spec_ + "' starts at " +
+                  std::to_string(documents[k].start) + ": starts must ascend from 0 within the " +
+                  std::to_string(s.count) + " tokens");
+  t.documents_ = std::move(documents);
+  t.documents_known_ = true;
   return t;
 }
 

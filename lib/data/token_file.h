@@ -12,6 +12,10 @@
 // when asked for (TokenFormat::kNanoGpt), since nothing in it says what it is.
 // Also tokens_in_memory() (a dataset already tokenized, e.g. text encoded
 // with a tokenizer at start-up) and write_token_file() for tests and tools.
+// Documents: where each document starts and how many of its first tokens are
+// a prompt (context, never a target), from the .idx zinf tokenize writes
+// beside each shard, one document per text file, or as tokens_in_memory was
+// given them; read only when asked for.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +46,12 @@ struct TokenShard {
   std::int64_t file_bytes = 0;
 };
 
+// One document of a dataset.
+struct Document {
+  std::int64_t start = 0;   // index of its first token in the whole sequence
+  std::int64_t prompt = 0;  // its first tokens that are context only (a fine-tuning example's prompt)
+};
+
 class Tokens {
  public:
   Tokens();
@@ -61,6 +71,13 @@ class Tokens {
   // shrank since it was opened. Safe to call from several threads.
   void read(std::int64_t first, std::int64_t count, std::int64_t* out) const;
 
+  // The documents in order (computed on the first call). Throws UsageError
+  // naming a token file that has no .idx beside it.
+  const std::vector<Document>& documents() const;
+  // Whether any document has a prompt: the sampler then trains only on the
+  // tokens after it. Reads only the .idx headers; false without them.
+  bool has_prompts() const;
+
   // The largest id in the data (one pass over every file, in 1 MiB pieces).
   std::int64_t max_id() const;
   // What identifies the data cheaply, for a checkpoint's fingerprint (the
@@ -70,7 +87,8 @@ class Tokens {
 
   // Internal: load_tokens's shards and their open files (taken over).
   Tokens(std::string spec, std::vector<TokenShard> shards, std::vector<int> fds);
-  friend Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids);
+  friend Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids,
+                                 std::vector<Document> documents);
 
  private:
   struct Files;
@@ -82,6 +100,9 @@ class Tokens {
   std::int64_t total_ = 0;
   std::unique_ptr<Files> files_;      // open descriptors, one per shard
   mutable std::int64_t max_id_ = -2;  // -2: not computed yet
+  mutable std::vector<Document> documents_;
+  mutable bool documents_known_ = false;
+  mutable int has_prompts_ = -1;      // -1: not computed yet
 };
 
 // Opens `spec` as described above. Throws UsageError for a missing, empty or
@@ -92,7 +113,9 @@ Tokens load_tokens(const std::string& spec, TokenFormat format = TokenFormat::kA
 
 // A dataset of `ids` held in memory (one uint32 shard, format kLlmc); `name`
 // stands for its path in messages and in the checkpoint's fingerprint.
-Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids);
+// `documents` (starts ascending, the first at 0), or empty: one document.
+Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids,
+                        std::vector<Document> documents = {});
 
 // Writes `ids` as an llm.c token file: uint16 (version 1) when width is 2,
 // uint32 (version 7) when it is 4.

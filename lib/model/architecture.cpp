@@ -119,7 +119,10 @@ class Llama final : public Architecture {
     torch::Tensor k = at::linear(h, wk, bk).view({B, T, nkv, hd}).transpose(1, 2);
     torch::Tensor v = at::linear(h, wv, bv).view({B, T, nkv, hd}).transpose(1, 2);
     // Rotary positions 0..T-1, cos/sin in fp32 as HF's LlamaRotaryEmbedding.
-    const torch::Tensor inv_freq = rope_inv_freq(s).to(x.device());
+    // Computed on the host as HF does (the same bits); from pinned memory the
+    // copy is asynchronous: a pageable one would wait for the GPU every block.
+    torch::Tensor inv_freq = rope_inv_freq(s);
+    if (x.is_cuda()) inv_freq = inv_freq.pin_memory().to(x.device(), /*non_blocking=*/true);
     const std::int64_t first = cache ? cache->length() : 0;
     const torch::Tensor pos =
         torch::arange(first, first + T, torch::TensorOptions().dtype(torch::kFloat32).device(x.device()));

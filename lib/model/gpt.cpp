@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/targets.h"
 #include "core/torch_compat.h"
 #include "model/architecture.h"
 #include "model/checkpointed_block.h"
@@ -22,9 +23,11 @@ Gpt::Gpt(const GptOptions& options) : options_(options), layout_(model_layout(op
   const std::int64_t allocated = std::max(numel_, options.padded_numel);
   const auto topts = torch::TensorOptions().dtype(options.dtype).device(options.device);
   padded_params_ = torch::zeros({allocated}, topts);
-  padded_grads_ = torch::zeros({allocated}, topts);
   params_ = padded_params_.narrow(0, 0, numel_);
-  grads_ = padded_grads_.narrow(0, 0, numel_);
+  if (options.flat_grads) {
+    padded_grads_ = torch::zeros({allocated}, topts);
+    grads_ = padded_grads_.narrow(0, 0, numel_);
+  }
   for (const auto& block : layout_) {
     std::vector<torch::Tensor> views;
     for (const auto& p : block.params) {
@@ -32,10 +35,40 @@ Gpt::Gpt(const GptOptions& options) : options_(options), layout_(model_layout(op
       v.requires_grad_(true);
       // Autograd accumulates into an existing .grad in place, so every
       // backward writes straight into the flat gradient buffer.
-      v.mutable_grad() = grads_.narrow(0, p.offset, p.numel).view(p.shape);
+      if (options.flat_grads) v.mutable_grad() = grads_.narrow(0, p.offset, p.numel).view(p.shape);
       views.push_back(v);
     }
     views_.push_back(std::move(views));
+  }
+}
+
+void Gpt::zero_grads() {
+  if (options_.flat_grads) {
+    padded_grads_.zero_();
+    return;
+  }
+  for (auto& block : views_)
+    for (torch::Tensor& v : block) v.mutable_grad().reset();
+}
+
+void Gpt::move_grads_into(torch::Tensor& flat, bool assign) {
+  if (options_.flat_grads) throw Error("move_grads_into needs a model built without flat_grads");
+  if (flat.numel() < numel_ || flat.scalar_type() != torch::kFloat32)
+    throw Error("move_grads_into needs an fp32 buffer of at least " + std::to_string(numel_) + " elements");
+  torch::NoGradGuard no_grad;
+  for (std::size_t b = 0; b < views_.size(); ++b) {
+    for (std::size_t i = 0; i < views_[b].size(); ++i) {
+      const ParamInfo& p = layout_[b].params[i];
+      torch::Tensor dst = flat.narrow(0, p.offset, p.numel);
+      torch::Tensor& g = views_[b][i].mutable_grad();
+      if (g.defined()) {
+        if (assign) dst.copy_(g.reshape({-1}));
+        else dst.add_(g.reshape({-1}));
+        g.reset();
+      } else if (assign) {
+        dst.zero_();
+      }
+    }
   }
 }
 
@@ -88,9 +121,17 @@ torch::Tensor Gpt::forward(const torch::Tensor& idx) {
 }
 
 torch::Tensor Gpt::loss(const torch::Tensor& idx, const torch::Tensor& targets) {
-  const torch::Tensor logits = forward(idx);
-  const std::int64_t V = options_.spec.vocab_size;
-  return at::cross_entropy_loss(logits.view({-1, V}).to(torch::kFloat32), targets.reshape({-1}));
+  return next_token_loss(forward(idx), targets, /*sum=*/false);
+}
+
+torch::Tensor Gpt::loss_sum(const torch::Tensor& idx, const torch::Tensor& targets) {
+  return next_token_loss(forward(idx), targets, /*sum=*/true);
+}
+
+torch::Tensor next_token_loss(const torch::Tensor& logits, const torch::Tensor& targets, bool sum) {
+  const std::int64_t vocab = logits.size(-1);
+  return at::cross_entropy_loss(logits.reshape({-1, vocab}).to(torch::kFloat32), targets.reshape({-1}), {},
+                                sum ? at::Reduction::Sum : at::Reduction::Mean, kIgnoreTarget);
 }
 
 }  // namespace zinf::model

@@ -29,6 +29,13 @@ struct GptOptions {
   // a buffer split into equal world-size shards, so collectives can read and
   // write it in place (train/data_parallel.h); the padding stays zero.
   std::int64_t padded_numel = 0;
+  // true: one flat gradient buffer whose views are the parameters' .grad, so
+  // autograd accumulates into it in place (an fp32 model: it is the master
+  // gradient). false: no flat buffer; each backward gives every parameter a
+  // fresh .grad, as plain PyTorch does, and move_grads_into() copies them
+  // into the caller's fp32 sum and frees them. For a bf16/fp16 model this
+  // saves the in-place add, the zeroing pass and the buffer itself.
+  bool flat_grads = true;
 };
 
 class Gpt {
@@ -42,12 +49,17 @@ class Gpt {
   std::int64_t numel() const { return numel_; }
 
   torch::Tensor& params() { return params_; }  // [numel] dtype, device
-  torch::Tensor& grads() { return grads_; }    // [numel] dtype, device; param.grad are views into it
+  torch::Tensor& grads() { return grads_; }    // [numel] dtype, device; param.grad are views into it (flat_grads)
   // The whole buffers, padding included: [padded_numel] (params() and
   // grads() are their first numel elements).
   torch::Tensor& padded_params() { return padded_params_; }
   torch::Tensor& padded_grads() { return padded_grads_; }
-  void zero_grads() { padded_grads_.zero_(); }
+  void zero_grads();
+  // Without flat_grads: each parameter's .grad into flat[offset, offset +
+  // numel) of `flat` (fp32, >= numel elements), copied when `assign` (a
+  // parameter backward left without a gradient gives zeros) else added; the
+  // .grad tensors are released.
+  void move_grads_into(torch::Tensor& flat, bool assign);
 
   // GPT-2 initialisation ([numel] fp32, CPU): normal(0, 0.02) for embeddings
   // and linear weights, 0.02/sqrt(2*layers) for the two residual
@@ -63,8 +75,10 @@ class Gpt {
 
   // idx [B, T] int64 -> logits [B, T, vocab] (dtype).
   torch::Tensor forward(const torch::Tensor& idx);
-  // Mean next-token cross entropy in fp32 (scalar).
+  // Next-token cross entropy in fp32 (scalar) over the targets that are not
+  // kIgnoreTarget: their mean, or (loss_sum) their sum.
   torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets);
+  torch::Tensor loss_sum(const torch::Tensor& idx, const torch::Tensor& targets);
 
  private:
   torch::Tensor embed(const torch::Tensor& idx);
@@ -77,5 +91,10 @@ class Gpt {
   torch::Tensor params_, grads_;                // [numel] views of the above
   std::vector<std::vector<torch::Tensor>> views_;  // [blocks][params] leaf views into params_
 };
+
+// Next-token cross entropy of logits [B, T, V] (any float dtype) against
+// targets [B, T] int64, in fp32, skipping targets equal to kIgnoreTarget
+// (core/targets.h): their sum, or their mean (NaN when every target is skipped).
+torch::Tensor next_token_loss(const torch::Tensor& logits, const torch::Tensor& targets, bool sum);
 
 }  // namespace zinf::model

@@ -90,6 +90,9 @@ class DataParallel {
   // its part of them). Holds references to model and group; they must outlive it.
   DataParallel(model::Gpt& model, const RankGroup& group, int stage, std::int64_t bucket_numel,
                const AdamWOptions& adam);
+  // Whether the model for (stage, world size, dtype) needs GptOptions::flat_grads:
+  // a bf16/fp16 model at stage 0 or 1 hands over fresh per-parameter gradients instead.
+  static bool wants_flat_grads(int stage, int world, torch::Dtype dtype);
 
   // The first weights ([numel] fp32 CPU, the same on every rank) into the
   // master copy and the model.

@@ -55,9 +55,7 @@ bool InferenceModel::through_engine() const { return impl_->engine != nullptr; }
 double InferenceModel::loss_sum(const torch::Tensor& idx, const torch::Tensor& targets) {
   torch::NoGradGuard no_grad;
   const torch::Tensor logits = impl_->forward(idx.to(impl_->device));
-  const torch::Tensor l = at::cross_entropy_loss(logits.reshape({-1, impl_->spec.vocab_size}).to(torch::kFloat32),
-                                                 targets.to(impl_->device).reshape({-1}), {}, at::Reduction::Sum);
-  return l.item<double>();
+  return model::next_token_loss(logits, targets.to(impl_->device), /*sum=*/true).item<double>();
 }
 
 std::vector<std::int64_t> InferenceModel::generate(const std::vector<std::int64_t>& prompt,

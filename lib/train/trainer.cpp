@@ -119,7 +119,7 @@ torch::Tensor rows_on(const std::vector<std::int64_t>& v, std::int64_t first, st
 // ------------------------------------------------------------ the parts
 
 struct StepResult {
-  double loss = 0;        // mean over the step's micro-batches, unscaled
+  double loss = 0;        // mean per trained target over the step's micro-batches and ranks, unscaled
   double grad_norm = 0;   // global L2 norm before clipping, unscaled
   double lr = 0;
   double loss_scale = 1;  // fp16: the scale this step used
@@ -138,6 +138,7 @@ struct Trainer::Impl {
   data::Tokens tokens;
   std::optional<data::Tokens> val_tokens;  // --val-dataset-file; split.val then counts in it
   data::DataSplit split;
+  data::Windows windows = data::Windows::kStream;  // zinf.data.windows, resolved against the data
   std::unique_ptr<data::Sampler> sampler;
   // model and optimizer state (stages 0-2: the model holds the parameters,
   // DataParallel this rank's master weights, gradient and moments)
@@ -169,7 +170,10 @@ struct Trainer::Impl {
   int world() const { return group->size(); }
   bool leader() const { return group->rank() == 0; }  // writes metrics, summary and the model
   std::int64_t numel() const { return zero ? settings.model.parameter_count() : model->numel(); }
-  torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) { return zero ? zero->loss(x, y) : model->loss(x, y); }
+  // Summed over the targets that train (not kIgnoreTarget); callers divide by their count.
+  torch::Tensor loss_sum(const torch::Tensor& x, const torch::Tensor& y) {
+    return zero ? zero->loss_sum(x, y) : model->loss_sum(x, y);
+  }
   bool resume();
   double evaluate();
   void save();
@@ -182,19 +186,30 @@ struct Trainer::Impl {
   // CUDA, so the GPU never waits for the host between micro-batches. Every
   // rank draws the whole global micro-batch (rows x ranks) and keeps its own
   // rows, so the sampler's state is the same on every rank and N ranks see
-  // exactly the rows one rank with an N times larger micro-batch would.
-  std::pair<torch::Tensor, torch::Tensor> next_step_tokens() {
+  // exactly the rows one rank with an N times larger micro-batch would; it
+  // also counts the step's trained targets on every rank, over all ranks'
+  // rows, without a collective: the loss is their sum over that count (the
+  // mean per token of the global batch, as with unmasked data, when prompts
+  // and padding make micro-batches differ in how many targets they train).
+  struct StepTokens {
+    torch::Tensor inputs, targets;
+    double trained = 0;  // targets that are not kIgnoreTarget, all ranks and micro-batches
+  };
+  StepTokens next_step_tokens() {
     const std::int64_t rows = settings.micro_batch, cols = settings.model.seq_len;
     const auto opts = torch::TensorOptions().dtype(torch::kInt64).pinned_memory(device.is_cuda());
     torch::Tensor in = torch::empty({settings.grad_accum, rows, cols}, opts), tg = torch::empty_like(in);
     const std::size_t bytes = std::size_t(rows * cols) * sizeof(std::int64_t);
     const std::size_t first = std::size_t(group->rank() * rows * cols);
+    std::int64_t trained = 0;
     for (std::int64_t micro = 0; micro < settings.grad_accum; ++micro) {
       const data::Batch b = sampler->next(rows * world());
       std::memcpy(in[micro].data_ptr<std::int64_t>(), b.inputs.data() + first, bytes);
       std::memcpy(tg[micro].data_ptr<std::int64_t>(), b.targets.data() + first, bytes);
+      trained += data::trained_targets(b);
     }
-    return {in.to(device, /*non_blocking=*/true), tg.to(device, /*non_blocking=*/true)};
+    // A step whose every target is a prompt or padding trains nothing (loss 0).
+    return {in.to(device, /*non_blocking=*/true), tg.to(device, /*non_blocking=*/true), double(std::max<std::int64_t>(trained, 1))};
   }
 };
 
@@ -212,15 +227,26 @@ void Trainer::Impl::setup() {
   const data::TokenFormat format = data::parse_token_format(s.data_format);
   tokens = data::load_dataset(s.dataset_file, format, s.tokenizer, s.model.vocab_size);
   data::check_vocab(tokens, s.model.vocab_size);
+  const bool examples = tokens.has_prompts();
+  windows = s.data_windows == "detect" ? (examples ? data::Windows::kDocuments : data::Windows::kStream)
+                                     : data::parse_windows(s.data_windows);
   if (s.val_dataset_file.empty()) {
-    split = data::split_tokens(tokens, s.val_fraction, s.model.seq_len);
+    split = data::split_tokens(tokens, s.val_fraction, s.model.seq_len, windows);
   } else {  // all of the training data trains; validation reads its own files
-    split = data::split_tokens(tokens, 0.0, s.model.seq_len);
+    split = data::split_tokens(tokens, 0.0, s.model.seq_len, windows);
     val_tokens.emplace(data::load_dataset(s.val_dataset_file, format, s.tokenizer, s.model.vocab_size));
     data::check_vocab(*val_tokens, s.model.vocab_size);
-    split.val = data::split_tokens(*val_tokens, 0.0, s.model.seq_len).train;
+    split.val = data::split_tokens(*val_tokens, 0.0, s.model.seq_len, windows).train;
   }
-  sampler = std::make_unique<data::Sampler>(tokens, split.train, s.model.seq_len, std::uint64_t(s.seed), true);
+  sampler = std::make_unique<data::Sampler>(tokens, split.train, s.model.seq_len, std::uint64_t(s.seed), true, windows);
+  if (group->rank() == 0 && (examples || windows == data::Windows::kDocuments))
+    log::info(std::string("data: ") + std::to_string(sampler->windows_per_epoch()) + " windows per epoch, cut by " +
+              data::windows_name(windows) +
+              (examples ? "; fine-tuning examples: the loss counts completion tokens only" : ""));
+  if (group->rank() == 0 && sampler->truncated_documents() > 0)
+    log::warn(std::to_string(sampler->truncated_documents()) + " fine-tuning examples are longer than seq_len + 1 = " +
+              std::to_string(s.model.seq_len + 1) + " tokens: only their first " + std::to_string(s.model.seq_len + 1) +
+              " are trained on (raise --seq-len to keep them whole)");
 
   const bool device_sums_asked = s.device_grad_accumulation.value_or(false);
   if (device_sums_asked && (s.grad_accum == 1 || s.offload_optimizer.device == Tier::kDevice))
@@ -238,7 +264,8 @@ void Trainer::Impl::setup() {
     // Same seed, same first weights on every rank: nothing to broadcast.
     const ShardPlan plan(s.model.parameter_count(), world());
     model = std::make_unique<model::Gpt>(
-        model::GptOptions{s.model, dtype, device, s.activation_checkpointing, plan.padded_numel()});
+        model::GptOptions{s.model, dtype, device, s.activation_checkpointing, plan.padded_numel(),
+                          DataParallel::wants_flat_grads(s.zero_stage, world(), dtype)});
     dp = std::make_unique<DataParallel>(*model, *group, s.zero_stage, s.reduce_bucket_size,
                                         AdamWOptions{s.beta1, s.beta2, s.eps, s.weight_decay, s.adamw,
                                                      weight_decay_exempt(s)});
@@ -325,7 +352,9 @@ void Trainer::Impl::setup_engine() {
 bool Trainer::Impl::resume() {
   // What the data position counts in, recorded in every checkpoint and
   // compared with the checkpoint's on resume.
-  const std::string sample = tokens.fingerprint_bytes();
+  // Documents' windows are other samples than the stream's: part of the shape.
+  const std::string sample =
+      tokens.fingerprint_bytes() + (windows == data::Windows::kDocuments ? "windows=documents" : "");
   const DataShape shape{tokens.path(), io::crc32c(sample.data(), sample.size()),
                         settings.micro_batch, settings.grad_accum, world()};
   state.shape = shape;
@@ -363,7 +392,7 @@ bool Trainer::Impl::resume() {
   else dp->load_state(reader.source(), info.state.adam_steps);
   state = info.state;
   state.shape = shape;
-  sampler = std::make_unique<data::Sampler>(tokens, split.train, settings.model.seq_len, state.seed, true);
+  sampler = std::make_unique<data::Sampler>(tokens, split.train, settings.model.seq_len, state.seed, true, windows);
   sampler->restore(state.data);
   if (scaler && state.has_loss_scaler) scaler->restore(state.loss_scaler);
   log::info("resumed from " + info.path + " at step " + std::to_string(state.step) +
@@ -379,19 +408,22 @@ bool Trainer::Impl::resume() {
 
 // Each validation batch is a global micro-batch: every rank evaluates its
 // rows (ZeRO-3 needs every rank in every forward) and one all-reduce sums
-// the ranks' losses.
+// the ranks' losses; the mean is over every trained target of the batches.
 double Trainer::Impl::evaluate() {
   if (split.val.count == 0) return -1;
   torch::NoGradGuard no_grad;
-  data::Sampler val(val_tokens ? *val_tokens : tokens, split.val, settings.model.seq_len, 0, /*shuffle=*/false);
+  data::Sampler val(val_tokens ? *val_tokens : tokens, split.val, settings.model.seq_len, 0, /*shuffle=*/false,
+                    windows);
   torch::Tensor total = torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   const std::int64_t rows = settings.micro_batch, first = group->rank() * rows;
+  std::int64_t trained = 0;
   for (std::int64_t i = 0; i < settings.eval_batches; ++i) {
     const data::Batch b = val.next(rows * world());
-    total += loss(rows_on(b.inputs, first, rows, b.cols, device), rows_on(b.targets, first, rows, b.cols, device));
+    total += loss_sum(rows_on(b.inputs, first, rows, b.cols, device), rows_on(b.targets, first, rows, b.cols, device));
+    trained += data::trained_targets(b);
   }
   group->sum(total);
-  return total.to(torch::kCPU).item<double>() / double(settings.eval_batches * world());
+  return total.to(torch::kCPU).item<double>() / double(std::max<std::int64_t>(trained, 1));
 }
 
 void Trainer::Impl::save() {
@@ -435,14 +467,15 @@ StepResult Trainer::Impl::engine_step(bool stop_requested) {
   StepResult r;
   r.lr = schedule.lr_at(state.step);
   r.loss_scale = scaler ? scaler->scale() : 1.0;
-  // Each rank's mean over its rows, scaled so the ranks' gradients sum to the global mean.
-  const double backward_scale = r.loss_scale / double(s.grad_accum * world());
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-  const auto [inputs, targets] = next_step_tokens();
+  const StepTokens step = next_step_tokens();
+  // Each rank's sum over its rows, scaled so the ranks' gradients sum to the
+  // gradient of the global mean per trained token.
+  const double backward_scale = r.loss_scale / step.trained;
   phase = "forward/backward";
   for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
     zero->engine().set_accumulation_boundary(micro + 1 == s.grad_accum);  // the norm is summed then
-    const torch::Tensor loss = zero->loss(inputs[micro], targets[micro]);
+    const torch::Tensor loss = zero->loss_sum(step.inputs[micro], step.targets[micro]);
     (loss * backward_scale).backward();
     loss_sum += loss.detach();
   }
@@ -456,7 +489,7 @@ StepResult Trainer::Impl::engine_step(bool stop_requested) {
   torch::Tensor stats = torch::stack({loss_sum, torch::full({}, stop_requested ? 1.0 : 0.0, loss_sum.options())});
   group->sum(stats);
   const torch::Tensor host = stats.to(torch::kCPU);
-  r.loss = host[0].item<double>() / double(s.grad_accum * world());
+  r.loss = host[0].item<double>() / step.trained;
   r.stop = host[1].item<double>() > 0;
   r.grad_norm = z.grad_norm;
   if (!scaler && z.skipped)
@@ -477,12 +510,12 @@ StepResult Trainer::Impl::train_step(bool stop_requested) {
   StepResult r;
   r.lr = schedule.lr_at(state.step);
   r.loss_scale = scaler ? scaler->scale() : 1.0;
-  const double backward_scale = r.loss_scale / double(s.grad_accum * world());
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-  const auto [inputs, targets] = next_step_tokens();
+  const StepTokens step = next_step_tokens();
+  const double backward_scale = r.loss_scale / step.trained;
   phase = "forward/backward";
   for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
-    const torch::Tensor loss = model->loss(inputs[micro], targets[micro]);
+    const torch::Tensor loss = model->loss_sum(step.inputs[micro], step.targets[micro]);
     (loss * backward_scale).backward();
     torch::NoGradGuard no_grad;
     loss_sum += loss.detach();
@@ -507,7 +540,7 @@ StepResult Trainer::Impl::train_step(bool stop_requested) {
   dp->zero_grads();
   // One device-to-host copy per step: it also waits for the step's kernels.
   const torch::Tensor host = torch::stack({stats[0], norm, stats[2]}).to(torch::kCPU);
-  r.loss = host[0].item<double>() / double(s.grad_accum * world());
+  r.loss = host[0].item<double>() / step.trained;
   r.grad_norm = host[1].item<double>();
   r.stop = host[2].item<double>() > 0;
   if (!scaler && !std::isfinite(r.grad_norm))

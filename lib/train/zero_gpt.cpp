@@ -183,8 +183,11 @@ torch::Tensor ZeroGpt::forward(const torch::Tensor& idx) {
 }
 
 torch::Tensor ZeroGpt::loss(const torch::Tensor& idx, const torch::Tensor& targets) {
-  const torch::Tensor logits = forward(idx);
-  return at::cross_entropy_loss(logits.view({-1, spec_.vocab_size}).to(torch::kFloat32), targets.reshape({-1}));
+  return model::next_token_loss(forward(idx), targets, /*sum=*/false);
+}
+
+torch::Tensor ZeroGpt::loss_sum(const torch::Tensor& idx, const torch::Tensor& targets) {
+  return model::next_token_loss(forward(idx), targets, /*sum=*/true);
 }
 
 }  // namespace zinf::train

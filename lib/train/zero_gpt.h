@@ -55,9 +55,11 @@ class ZeroGpt {
   // the model's fp32 weights never sit in host memory whole.
   ZeroGpt(const ModelSpec& spec, const WeightSource& weights, zero::OffloadEngineOptions options);
 
-  // Mean next-token cross entropy in fp32; backward() on it sends every
-  // block's gradient to the engine. idx, targets: [B, T] int64 on the device.
+  // Next-token cross entropy in fp32 over the targets that are not
+  // kIgnoreTarget, their mean or (loss_sum) their sum; backward() on it sends
+  // every block's gradient to the engine. idx, targets: [B, T] int64 on the device.
   torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets);
+  torch::Tensor loss_sum(const torch::Tensor& idx, const torch::Tensor& targets);
   torch::Tensor forward(const torch::Tensor& idx);  // logits [B, T, vocab]
 
   zero::OffloadEngine& engine() { return *engine_; }

@@ -100,7 +100,7 @@ TEST_CASE("read_doc_index names the file for a bad magic or a count that disagre
   std::vector<std::int64_t> idx = {data::kDocIndexMagic, data::kDocIndexVersion, 3, 10, 0, 0, 0, 0, 0, 4};
   zinf::test::write_text(dir.file("a.idx"), std::string(reinterpret_cast<const char*>(idx.data()), idx.size() * 8));
   CHECK(zinf::test::error_of([&] { data::read_doc_index(dir.file("a.idx")); })
-            .find("a.idx' says 3 documents but holds 2 offsets") != std::string::npos);
+            .find("a.idx' says 3 documents but holds 2 entries (1 per document)") != std::string::npos);
   idx[0] = 42;
   zinf::test::write_text(dir.file("b.idx"), std::string(reinterpret_cast<const char*>(idx.data()), idx.size() * 8));
   CHECK(zinf::test::error_of([&] { data::read_doc_index(dir.file("b.idx")); }).find("b.idx' has magic 42") !=

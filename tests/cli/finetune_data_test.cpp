@@ -1,0 +1,161 @@
+// cli: fine-tuning data — JSONL prompt/completion examples, with the
+// committed GPT-2-style tokenizer fixture: the loss counts completions only
+// (a fixed answer after random prompts is learned; the same lines as plain
+// text are not), every ZeRO path gives stage none's losses on padded,
+// masked windows with gradient accumulation, `zinf tokenize` records the
+// prompts in its index so training on its shards equals training on the
+// JSONL, and a line with chat messages or without the fields is refused.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "data/shard_writer.h"
+#include "support/test_util.h"
+#include "tokenize/tokenizer.h"
+
+using nlohmann::json;
+using zinf::test::read_text;
+using zinf::test::run_zinf;
+using zinf::test::TempDir;
+using zinf::test::write_text;
+
+namespace {
+
+const std::string kFixture = std::string(ZINF_SOURCE_DIR) + "/tests/data/hf/tokenizers/gpt2/tokenizer.json";
+
+// A tokenizer directory (the fixture + EOS) and 300 examples: a random
+// question of Greek letters, always answered " yes".
+struct Examples {
+  TempDir dir{"zinf-finetune"};
+  std::string tokenizer;
+  std::vector<std::pair<std::string, std::string>> pairs;
+
+  Examples() {
+    std::filesystem::create_directories(dir.file("tok"));
+    std::filesystem::copy_file(kFixture, dir.file("tok/tokenizer.json"));
+    write_text(dir.file("tok/tokenizer_config.json"), R"({"eos_token": "<|endoftext|>"})");
+    tokenizer = dir.file("tok");
+    const std::vector<std::string> words = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta",
+                                            "iota", "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "sigma"};
+    std::mt19937 rng(5);
+    std::string sft, text;
+    for (int i = 0; i < 300; ++i) {
+      std::string q = "Q:";
+      for (int w = 0, n = 4 + int(rng() % 5); w < n; ++w) q += " " + words[rng() % words.size()];
+      pairs.push_back({q + "\nA:", " yes"});
+      sft += json{{"prompt", pairs.back().first}, {"completion", pairs.back().second}}.dump() + "\n";
+      text += json{{"text", pairs.back().first + pairs.back().second}}.dump() + "\n";
+    }
+    write_text(dir.file("sft.jsonl"), sft);
+    write_text(dir.file("text.jsonl"), text);
+  }
+
+  std::vector<std::string> train(const std::string& data, const std::string& out, int steps,
+                                 std::vector<std::string> more = {}, int batch = 8) const {
+    std::vector<std::string> a = {"train", "--device", "cpu", "--tokenizer", tokenizer, "--dataset-file", data,
+                                  "--vocab-size", "640", "--hidden-size", "64", "--layers", "2", "--heads", "4",
+                                  "--seq-len", "64", "--batch-size", std::to_string(batch), "--steps", std::to_string(steps),
+                                  "--lr", "3e-3", "--output-dir", out, "--no-save"};
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  }
+};
+
+std::vector<double> losses_of(const std::string& out) {
+  std::vector<double> v;
+  std::istringstream in(read_text(out + "/metrics.jsonl"));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) v.push_back(json::parse(line).at("loss").get<double>());
+  return v;
+}
+
+double final_loss(const zinf::test::RunResult& r) {
+  return json::parse(r.out.substr(r.out.find('{'))).at("final_loss").get<double>();
+}
+
+}  // namespace
+
+TEST_CASE("fine-tuning examples: the loss counts completions only, so a fixed answer to random prompts is learned") {
+  Examples e;
+  const auto sft = run_zinf(e.train(e.dir.file("sft.jsonl"), e.dir.file("sft"), 40), {{"OMP_NUM_THREADS", "1"}});
+  INFO(sft.err);
+  REQUIRE(sft.exit_code == 0);
+  CHECK(sft.err.find("cut by documents; fine-tuning examples: the loss counts completion tokens only") !=
+        std::string::npos);
+  CHECK(sft.err.find("longer than seq_len") == std::string::npos);  // nothing truncated at seq 64
+  // The same lines as plain text: the random prompt words are targets too.
+  const auto text = run_zinf(e.train(e.dir.file("text.jsonl"), e.dir.file("text"), 40), {{"OMP_NUM_THREADS", "1"}});
+  INFO(text.err);
+  REQUIRE(text.exit_code == 0);
+  CHECK(final_loss(sft) < 0.6);
+  CHECK(final_loss(text) > 2.0);
+}
+
+TEST_CASE("fine-tuning examples: zero1, zero3 and infinity-cpu give stage none's losses with grad-accum 2") {
+  Examples e;
+  const std::vector<std::string> more = {"--grad-accum", "2", "--log-every", "1"};
+  std::vector<double> none;
+  for (const std::string stage : {"none", "zero1", "zero3", "infinity-cpu"}) {
+    std::vector<std::string> extra = more;
+    if (stage == "infinity-cpu") extra.insert(extra.end(), {"--preset", "infinity-cpu"});
+    else extra.insert(extra.end(), {"--zero-stage", stage});
+    const auto r = run_zinf(e.train(e.dir.file("sft.jsonl"), e.dir.file("run-" + stage), 6, extra, 3),
+                            {{"OMP_NUM_THREADS", "1"}});
+    INFO(stage, r.err);
+    REQUIRE(r.exit_code == 0);
+    const std::vector<double> l = losses_of(e.dir.file("run-" + stage));
+    REQUIRE(l.size() == 6);
+    if (stage == "none") {
+      none = l;
+      continue;
+    }
+    for (std::size_t i = 0; i < l.size(); ++i) CHECK(std::abs(l[i] - none[i]) <= 1e-5 * std::abs(none[i]));
+  }
+}
+
+TEST_CASE("zinf tokenize records each example's prompt; training on its shards equals training on the JSONL") {
+  Examples e;
+  const auto tok = run_zinf({"tokenize", "--tokenizer", e.tokenizer, e.dir.file("sft.jsonl"), "--output-dir",
+                             e.dir.file("shards"), "--val-fraction", "0"});
+  INFO(tok.err);
+  REQUIRE(tok.exit_code == 0);
+  CHECK(tok.out.find("fine-tuning examples: 300") != std::string::npos);
+  const zinf::data::DocIndex idx = zinf::data::read_doc_index(e.dir.file("shards/train_000000.idx"));
+  REQUIRE(idx.prompts.size() == 300);
+  const auto t = zinf::tokenize::load_tokenizer(e.tokenizer);
+  for (std::size_t k : {std::size_t(0), std::size_t(17), std::size_t(299)}) {
+    const std::int64_t prompt = std::int64_t(t->encode(e.pairs[k].first, false).size());
+    const std::int64_t whole = prompt + std::int64_t(t->encode(e.pairs[k].second, false).size()) + 1;  // + EOS
+    CHECK(idx.prompts[k] == prompt);
+    const std::int64_t next = k + 1 < idx.starts.size() ? idx.starts[k + 1] : idx.tokens;
+    CHECK(next - idx.starts[k] == whole);
+  }
+  write_text(e.dir.file("no-val.json"), R"({"zinf": {"data": {"val_fraction": 0}}})");
+  const std::vector<std::string> flat = {"--log-every", "1", "--config", e.dir.file("no-val.json")};
+  const auto shards = run_zinf(e.train(e.dir.file("shards/train_000000.bin"), e.dir.file("a"), 5, flat));
+  const auto jsonl = run_zinf(e.train(e.dir.file("sft.jsonl"), e.dir.file("b"), 5, flat));
+  INFO(shards.err, jsonl.err);
+  REQUIRE(shards.exit_code == 0);
+  REQUIRE(jsonl.exit_code == 0);
+  CHECK(losses_of(e.dir.file("a")) == losses_of(e.dir.file("b")));
+}
+
+TEST_CASE("fine-tuning data: chat messages, a line without the fields and an unknown window mode are refused") {
+  Examples e;
+  write_text(e.dir.file("chat.jsonl"), R"({"messages": [{"role": "user", "content": "hi"}]})" "\n");
+  const auto chat = run_zinf(e.train(e.dir.file("chat.jsonl"), e.dir.file("c"), 1));
+  CHECK(chat.exit_code == 2);
+  CHECK(chat.err.find("chat.jsonl:1 holds chat \"messages\"") != std::string::npos);
+  write_text(e.dir.file("half.jsonl"), R"({"prompt": "a"})" "\n" R"({"prompt": "b", "completion": 3})" "\n");
+  const auto half = run_zinf(e.train(e.dir.file("half.jsonl"), e.dir.file("h"), 1));
+  CHECK(half.exit_code == 2);
+  CHECK(half.err.find("half.jsonl:1 has no field \"text\", nor \"prompt\" and \"completion\"") != std::string::npos);
+  const auto windows = run_zinf(e.train(e.dir.file("sft.jsonl"), e.dir.file("w"), 1, {"--data-windows", "packed"}));
+  CHECK(windows.exit_code == 2);
+  CHECK(windows.err.find("packed") != std::string::npos);
+  CHECK(windows.err.find("documents") != std::string::npos);
+}

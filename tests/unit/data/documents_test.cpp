@@ -1,0 +1,182 @@
+// unit/data: documents and fine-tuning examples — the .idx prompt lengths
+// (version 2) and their reader, a dataset's document table across shards,
+// document-aware windows (padding, long documents cut, examples truncated),
+// prompt targets masked in both window modes, the document-snapped split,
+// and resuming a documents-mode sampler.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/targets.h"
+#include "data/sampler.h"
+#include "data/shard_writer.h"
+#include "data/token_file.h"
+#include "support/test_util.h"
+
+using namespace zinf;
+using namespace zinf::data;
+using zinf::test::error_of;
+using zinf::test::TempDir;
+
+namespace {
+
+std::vector<std::uint32_t> range_ids(std::uint32_t from, std::uint32_t count) {
+  std::vector<std::uint32_t> v(count);
+  for (std::uint32_t i = 0; i < count; ++i) v[i] = from + i;
+  return v;
+}
+
+// Ids 0..n-1 in memory, with documents at `starts` (prompt lengths `prompts`).
+Tokens in_memory(std::uint32_t n, const std::vector<std::int64_t>& starts, const std::vector<std::int64_t>& prompts) {
+  std::vector<Document> docs;
+  for (std::size_t k = 0; k < starts.size(); ++k) docs.push_back({starts[k], prompts.empty() ? 0 : prompts[k]});
+  return tokens_in_memory("mem", range_ids(0, n), docs);
+}
+
+std::vector<std::int64_t> row(const std::vector<std::int64_t>& v, std::int64_t r, std::int64_t cols) {
+  return {v.begin() + r * cols, v.begin() + (r + 1) * cols};
+}
+
+constexpr std::int64_t X = kIgnoreTarget;
+
+}  // namespace
+
+TEST_CASE("the document index records prompt lengths (version 2) only when a document has one") {
+  TempDir dir("zinf-docs");
+  {
+    ShardWriter w(dir.file("plain"), 2, 100);
+    w.add_document(range_ids(1, 5));
+    w.add_document(range_ids(1, 3));
+    w.commit();
+  }
+  const DocIndex plain = read_doc_index(dir.file("plain_000000.idx"));
+  CHECK(plain.starts == std::vector<std::int64_t>{0, 5});
+  CHECK(plain.prompts.empty());
+  CHECK_FALSE(doc_index_has_prompts(dir.file("plain_000000.idx")));
+  {
+    std::ifstream in(dir.file("plain_000000.idx"), std::ios::binary);
+    std::int64_t head[2] = {};
+    in.read(reinterpret_cast<char*>(head), sizeof head);
+    CHECK(head[1] == kDocIndexVersion);  // a corpus without examples stays version 1
+  }
+
+  {
+    ShardWriter w(dir.file("sft"), 2, 6);  // 6 tokens a shard: the second example continues in shard 1
+    w.add_document(range_ids(10, 4), 2);
+    w.add_document(range_ids(20, 5), 3);
+    w.add_document(range_ids(30, 2), 0);
+    w.commit();
+  }
+  const DocIndex s0 = read_doc_index(dir.file("sft_000000.idx"));
+  CHECK(s0.starts == std::vector<std::int64_t>{0, 4});
+  CHECK(s0.prompts == std::vector<std::int64_t>{2, 3});
+  CHECK(doc_index_has_prompts(dir.file("sft_000000.idx")));
+  const DocIndex s1 = read_doc_index(dir.file("sft_000001.idx"));
+  CHECK(s1.continues);
+  CHECK(s1.starts == std::vector<std::int64_t>{3});
+
+  // The dataset's document table, across the shard boundary.
+  const Tokens t = load_tokens(dir.file("sft_000000.bin") + "," + dir.file("sft_000001.bin"));
+  CHECK(t.has_prompts());
+  const std::vector<Document>& docs = t.documents();
+  REQUIRE(docs.size() == 3);
+  CHECK(docs[0].start == 0);
+  CHECK(docs[0].prompt == 2);
+  CHECK(docs[1].start == 4);
+  CHECK(docs[1].prompt == 3);
+  CHECK(docs[2].start == 9);
+  CHECK(docs[2].prompt == 0);
+
+  // An index that says 2 documents but holds 3 entries with version 2 is refused.
+  std::string bytes = fs::read_file(dir.file("sft_000000.idx"));
+  bytes.resize(bytes.size() - 8);
+  test::write_text(dir.file("bad.idx"), bytes);
+  CHECK(error_of([&] { read_doc_index(dir.file("bad.idx")); }).find("2 per document") != std::string::npos);
+}
+
+TEST_CASE("document-aware windows start at documents, pad short ones and cut long ones") {
+  // Documents [0,3) [3,12) [12,14) [14,15): seq_len 4 gives windows
+  // [0,3) (padded), [3,8), [7,12), [12,14) (padded); the 1-token document has no target.
+  const Tokens t = in_memory(15, {0, 3, 12, 14}, {});
+  CHECK_FALSE(t.has_prompts());
+  Sampler s(t, {0, 15}, 4, 7, /*shuffle=*/false, Windows::kDocuments);
+  CHECK(s.windows_per_epoch() == 4);
+  const Batch b = s.next(4);
+  CHECK(row(b.inputs, 0, 4) == std::vector<std::int64_t>{0, 1, 2, 2});
+  CHECK(row(b.targets, 0, 4) == std::vector<std::int64_t>{1, 2, X, X});
+  CHECK(row(b.inputs, 1, 4) == std::vector<std::int64_t>{3, 4, 5, 6});
+  CHECK(row(b.targets, 1, 4) == std::vector<std::int64_t>{4, 5, 6, 7});
+  CHECK(row(b.inputs, 2, 4) == std::vector<std::int64_t>{7, 8, 9, 10});
+  CHECK(row(b.targets, 2, 4) == std::vector<std::int64_t>{8, 9, 10, 11});
+  CHECK(row(b.targets, 3, 4) == std::vector<std::int64_t>{13, X, X, X});
+  CHECK(trained_targets(b) == 2 + 4 + 4 + 1);
+
+  // Shuffled: every window once per epoch, whatever the order.
+  Sampler sh(t, {0, 15}, 4, 7, /*shuffle=*/true, Windows::kDocuments);
+  std::vector<std::int64_t> firsts;
+  const Batch e = sh.next(4);
+  for (int r = 0; r < 4; ++r) firsts.push_back(e.inputs[std::size_t(r * 4)]);
+  std::sort(firsts.begin(), firsts.end());
+  CHECK(firsts == std::vector<std::int64_t>{0, 3, 7, 12});
+}
+
+TEST_CASE("prompt targets train nothing; an example keeps only its first window") {
+  // Example [0,6) with prompt 3, example [6,16) with prompt 2 (longer than a window), text [16,20).
+  const Tokens t = in_memory(20, {0, 6, 16}, {3, 2, 0});
+  REQUIRE(t.has_prompts());
+  Sampler docs(t, {0, 20}, 5, 1, /*shuffle=*/false, Windows::kDocuments);
+  CHECK(docs.windows_per_epoch() == 3);
+  CHECK(docs.truncated_documents() == 1);
+  const Batch b = docs.next(3);
+  CHECK(row(b.targets, 0, 5) == std::vector<std::int64_t>{X, X, 3, 4, 5});  // tokens 1, 2 are prompt
+  CHECK(row(b.targets, 1, 5) == std::vector<std::int64_t>{X, 8, 9, 10, 11});  // token 7 is prompt
+  CHECK(row(b.targets, 2, 5) == std::vector<std::int64_t>{17, 18, 19, X, X});
+
+  // Stream windows cross documents; the prompts are masked all the same.
+  Sampler stream(t, {0, 20}, 4, 1, /*shuffle=*/false, Windows::kStream);
+  const Batch s = stream.next(4);
+  CHECK(row(s.targets, 0, 4) == std::vector<std::int64_t>{X, X, 3, 4});
+  CHECK(row(s.targets, 1, 4) == std::vector<std::int64_t>{5, X, X, 8});  // 6 and 7 are example 2's prompt
+  CHECK(row(s.targets, 2, 4) == std::vector<std::int64_t>{9, 10, 11, 12});
+}
+
+TEST_CASE("with document windows the validation split starts at a document; the sampler resumes exactly") {
+  const Tokens t = in_memory(100, {0, 30, 55, 80, 90}, {});
+  const DataSplit stream = split_tokens(t, 0.15, 4, Windows::kStream);
+  CHECK(stream.val.begin == 85);
+  const DataSplit docs = split_tokens(t, 0.15, 4, Windows::kDocuments);
+  CHECK(docs.val.begin == 80);  // 85 falls in the document starting at 80
+  CHECK(docs.val.count == 20);
+
+  Sampler a(t, docs.train, 8, 3, true, Windows::kDocuments);
+  a.next(3);
+  const SamplerState mid = a.state();
+  const Batch want = a.next(5);
+  Sampler b(t, docs.train, 8, 3, true, Windows::kDocuments);
+  b.restore(mid);
+  const Batch got = b.next(5);
+  CHECK(got.inputs == want.inputs);
+  CHECK(got.targets == want.targets);
+}
+
+TEST_CASE("document windows on token files without an index are refused, naming the file") {
+  TempDir dir("zinf-docs");
+  write_token_file(dir.file("plain.bin"), std::vector<std::uint16_t>(50, 3));
+  const Tokens t = load_tokens(dir.file("plain.bin"));
+  CHECK_FALSE(t.has_prompts());
+  const std::string e = error_of([&] { Sampler(t, {0, 50}, 8, 1, true, Windows::kDocuments); });
+  CHECK(e.find("plain.bin' has no document index") != std::string::npos);
+  CHECK(error_of([] { parse_windows("packed"); }).find("allowed: stream") != std::string::npos);
+
+  // Text files are a document each.
+  test::write_text(dir.file("a.txt"), "abcdef");
+  test::write_text(dir.file("b.txt"), "xyz");
+  const Tokens text = load_tokens(dir.file("a.txt") + "," + dir.file("b.txt"));
+  REQUIRE(text.documents().size() == 2);
+  CHECK(text.documents()[1].start == 6);
+}

@@ -3,6 +3,8 @@
 // page (written whole, as a tail, or never written) is an error naming the
 // file and the page's offset, whatever the write and read piece splits.
 #include <doctest/doctest.h>
+
+#include <exception>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -53,14 +55,25 @@ void flip_behind(const std::string& path, std::int64_t offset) {
   ::close(fd);
 }
 
-// Moves [offset, offset + bytes) in pieces of `piece` bytes (the last one shorter).
+// Moves [offset, offset + bytes) in pieces of `piece` bytes (the last one
+// shorter). Every piece is waited for before the first error is rethrown:
+// the caller frees `data` next, and a piece still in flight (or having its
+// pages checksummed) would read freed memory.
 void in_pieces(SwapFile& f, Op op, std::int64_t offset, unsigned char* data, std::int64_t bytes, std::int64_t piece) {
   std::vector<Ticket> tickets;
   for (std::int64_t at = 0; at < bytes; at += piece) {
     const std::int64_t n = std::min(piece, bytes - at);
     tickets.push_back(op == Op::kWrite ? f.write(offset + at, data + at, n) : f.read(offset + at, data + at, n));
   }
-  for (Ticket t : tickets) f.engine().wait(t);
+  std::exception_ptr first;
+  for (Ticket t : tickets) {
+    try {
+      f.engine().wait(t);
+    } catch (...) {
+      if (!first) first = std::current_exception();
+    }
+  }
+  if (first) std::rethrow_exception(first);
 }
 
 }  // namespace

@@ -35,13 +35,22 @@ CheckedInt block_params(const ModelSpec& s) {
   return s.architecture() == Architecture::kGpt2 ? gpt2_block_params(s) : llama_block_params(s);
 }
 
-CheckedInt outside_block_params(const ModelSpec& s) {
+// The engine's "embedding" block: GPT-2's token and position tables, Llama's token table.
+CheckedInt embedding_params(const ModelSpec& s) {
   const CheckedInt token_embedding = CheckedInt(s.vocab_size) * s.hidden_size;
-  if (s.architecture() == Architecture::kGpt2)  // + positions, ln_f weight and bias; head tied
-    return token_embedding + CheckedInt(s.position_count()) * s.hidden_size + CheckedInt(2) * s.hidden_size;
-  const CheckedInt head = s.tied_embeddings ? CheckedInt(0) : token_embedding;
-  return token_embedding + CheckedInt(s.hidden_size) + head;  // + final RMSNorm
+  if (s.architecture() == Architecture::kGpt2) return token_embedding + CheckedInt(s.position_count()) * s.hidden_size;
+  return token_embedding;
 }
+
+// The engine's "head" block: the final norm (GPT-2's LayerNorm weight and
+// bias, Llama's RMSNorm weight) and an untied LM head; a tied head is the embedding.
+CheckedInt head_params(const ModelSpec& s) {
+  if (s.architecture() == Architecture::kGpt2) return CheckedInt(2) * s.hidden_size;
+  const CheckedInt lm_head = s.head_is_embedding() ? CheckedInt(0) : CheckedInt(s.vocab_size) * s.hidden_size;
+  return CheckedInt(s.hidden_size) + lm_head;
+}
+
+CheckedInt outside_block_params(const ModelSpec& s) { return embedding_params(s) + head_params(s); }
 
 }  // namespace
 
@@ -53,6 +62,15 @@ Architecture ModelSpec::architecture() const {
 
 std::int64_t ModelSpec::block_parameter_count() const {
   return block_params(*this).get("the parameter count of a block", {{"hidden", hidden_size}});
+}
+
+std::int64_t ModelSpec::embedding_parameter_count() const {
+  return embedding_params(*this).get("the parameter count of the embedding",
+                                     {{"hidden", hidden_size}, {"vocab", vocab_size}, {"positions", position_count()}});
+}
+
+std::int64_t ModelSpec::head_parameter_count() const {
+  return head_params(*this).get("the parameter count of the head", {{"hidden", hidden_size}, {"vocab", vocab_size}});
 }
 
 std::int64_t ModelSpec::parameter_count() const {

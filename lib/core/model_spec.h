@@ -78,6 +78,8 @@ struct ModelSpec {
   std::int64_t head_size() const { return head_dim > 0 ? head_dim : (heads > 0 ? hidden_size / heads : 0); }
   std::int64_t ffn_size() const { return intermediate_size > 0 ? intermediate_size : 4 * hidden_size; }
   std::int64_t position_count() const { return max_positions > 0 ? max_positions : seq_len; }
+  // Whether the LM head is the token embedding (GPT-2 always; Llama when tied).
+  bool head_is_embedding() const { return model_type == "gpt2" || tied_embeddings; }
 
   // Parameters of the decoder as zinf builds it for its architecture (GPT-2:
   // token and position embeddings, per block 2 LayerNorms + QKV + projection
@@ -89,6 +91,11 @@ struct ModelSpec {
   std::int64_t parameter_count() const;
   // Parameters of one transformer block; throws like parameter_count.
   std::int64_t block_parameter_count() const;
+  // Parameters of the blocks around the transformer blocks, as model_layout
+  // cuts them: the embedding (GPT-2 wte + wpe, Llama embed_tokens) and the
+  // head (the final norm, plus lm_head when untied). Throw like parameter_count.
+  std::int64_t embedding_parameter_count() const;
+  std::int64_t head_parameter_count() const;
   // Throws UsageError naming the first dimension that is below 1 or above
   // its kMax* bound, e.g. "hidden size 9000000000 is above the largest supported 1048576",
   // or an architecture field that does not fit (heads not a multiple of kv_heads, ...).

@@ -146,9 +146,9 @@ void PretrainedWeights::read(std::size_t index, std::int64_t first, std::int64_t
   const Dtype dtype = Dtype(s.dtype);
   const auto es = std::int64_t(element_bytes(dtype));
   if (!s.transposed) {
-    // Straight ranges, converted through a bounded buffer.
+    // Straight ranges, converted through a bounded buffer (F32 reads straight into dst).
     constexpr std::int64_t kPiece = std::int64_t(1) << 22;  // elements
-    std::vector<unsigned char> raw(std::size_t(std::min(count, kPiece) * es));
+    std::vector<unsigned char> raw(dtype == Dtype::kF32 ? 0 : std::size_t(std::min(count, kPiece) * es));
     for (std::int64_t done = 0; done < count; done += kPiece) {
       const std::int64_t n = std::min(kPiece, count - done);
       if (dtype == Dtype::kF32) {

@@ -56,16 +56,17 @@ std::string count(std::int64_t n) { return format_count(double(n)); }
 // 4096-aligned buffers take.
 std::int64_t pool_bytes(const PoolShape& p) { return p.count * round_up(p.buffer_bytes, kDirect); }
 
-// The engine's blocks (model/layout.h): the embedding (token + position),
-// the transformer blocks, the final LayerNorm ("head"). When --params gives
-// a count the derived shape does not reach exactly, the last transformer
-// block takes the difference, so the blocks add up to the count.
+// The engine's blocks (model/layout.h) for the model's architecture: the
+// embedding (GPT-2 token + position tables, Llama token table), the
+// transformer blocks, the head (final norm, and an untied LM head). When
+// --params gives a count the derived shape does not reach exactly, the last
+// transformer block takes the difference, so the blocks add up to the count.
 std::vector<std::int64_t> engine_blocks(const Inputs& in) {
   const ModelSpec& m = in.model;
   std::vector<std::int64_t> blocks;
-  blocks.push_back((m.vocab_size + m.seq_len) * m.hidden_size);
+  blocks.push_back(m.embedding_parameter_count());
   for (std::int64_t i = 0; i < m.layers; ++i) blocks.push_back(m.block_parameter_count());
-  blocks.push_back(2 * m.hidden_size);
+  blocks.push_back(m.head_parameter_count());
   std::int64_t total = 0;
   for (std::int64_t b : blocks) total += b;
   std::int64_t& last = blocks[blocks.size() - 2];
@@ -95,6 +96,36 @@ void model_state_floor(const Inputs& in, const Option& o, bool gradients_nvme, s
   if (grad32) add(opt_home == Tier::kNvme && !gradients_nvme ? Tier::kCpu : opt_home, opt_numel * 4);
   if (mixed || physical(param_home) != physical(opt_home)) add(opt_home, opt_numel * 4);
   add(opt_home, opt_numel * 8);
+}
+
+// ------------------------------------------------ loading pretrained weights
+
+// hf::PretrainedWeights::read, which fills the block being initialised from
+// safetensors files through pread (the page cache is not the process's
+// memory): a straight tensor goes through a piece of at most
+// kSafetensorsPieceElements as stored, converted into the block's fp32
+// buffer (F32 files: read in place, no piece); a GPT-2 Conv1D weight, stored
+// [in, out], is read whole as fp32 plus its stored copy and transposed. The
+// stored dtype is in the files, which the planner does not read: counted at
+// 16 bits, the common save (an F32 Conv1D weight needs no stored copy, so
+// this is the most either takes).
+constexpr std::int64_t kSafetensorsPieceElements = std::int64_t(1) << 22;
+
+// Elements of the largest single weight: the token table (or an untied LM
+// head of its shape), an MLP matrix, or the query / output projection.
+std::int64_t largest_weight(const ModelSpec& m) {
+  return std::max({m.vocab_size * m.hidden_size, m.ffn_size() * m.hidden_size, m.heads * m.head_size() * m.hidden_size});
+}
+
+// The reader's largest moment, named.
+Item load_item(const ModelSpec& m) {
+  const std::int64_t piece = 2 * std::min(largest_weight(m), kSafetensorsPieceElements);
+  const std::int64_t conv1d = 4 * m.hidden_size * m.hidden_size;  // GPT-2 mlp.c_fc / c_proj, [h, 4h]
+  if (m.architecture() == Architecture::kGpt2 && (4 + 2) * conv1d > piece)
+    return {"pretrained load: a Conv1D weight read whole and transposed (fp32 + 16-bit as stored)", (4 + 2) * conv1d,
+            Phase::kInit};
+  return {"pretrained load: safetensors read piece (16-bit, up to " + count(kSafetensorsPieceElements) + " elements)",
+          piece, Phase::kInit};
 }
 
 // ------------------------------------------------ stages 0-2 without offload
@@ -128,10 +159,16 @@ void data_parallel_items(const Inputs& in, const Option& o, RankItems& r) {
   r.add(A, "AdamW moments m, v (fp32)" + part, master * 8);
 
   // Forward/backward: activations, and autograd's temporaries for the
-  // largest weight (the tied embedding: its gradient from the LM head and
-  // from the lookup, before they are added into the flat buffer).
-  const std::int64_t wte = in.model.vocab_size * in.model.hidden_size;
-  r.add(A, "backward temporaries: 2 x the largest weight's gradient", 2 * wte * bw, Phase::kStep);
+  // largest weight. A tied embedding gets its gradient from the LM head and
+  // from the lookup, both held before they are added into the flat buffer;
+  // an untied weight's one gradient is added into it as it arrives.
+  const ModelSpec& m = in.model;
+  const std::int64_t wte = m.vocab_size * m.hidden_size;
+  if (m.head_is_embedding()) {
+    r.add(A, "backward temporaries: 2 x the tied embedding's gradient", 2 * wte * bw, Phase::kStep);
+  } else {
+    r.add(A, "backward temporaries: the largest weight's gradient", largest_weight(m) * bw, Phase::kStep);
+  }
 
   // Optimizer step: first the gradient's square for the norm (freed at
   // once), then AdamW, which on CPU (no fused kernel) holds sqrt(v) and its
@@ -143,8 +180,15 @@ void data_parallel_items(const Inputs& in, const Option& o, RankItems& r) {
     r.add(A, "gradient norm: squared copy (fp32)", (stage == 0 ? P : shard) * 4, Phase::kOptimizer);
   if (stage > 0 && mixed) r.add(A, prec + " copy of the updated shard (all-gather)", shard * bw, Phase::kOptimizer);
 
-  // Initialisation: every rank builds the whole fp32 model on the host first.
-  r.add(Tier::kCpu, "initial fp32 weights (whole model, host)", P * 4, Phase::kInit);
+  // Initialisation (DataParallel::init through train::for_each_block): one
+  // block's fp32 weights at a time in a host buffer, copied into the model.
+  const std::vector<std::int64_t> blocks = engine_blocks(in);
+  const std::int64_t largest = *std::max_element(blocks.begin(), blocks.end());
+  r.add(Tier::kCpu, "initial fp32 weights of the largest block", 4 * largest, Phase::kInit);
+  if (in.pretrained) {
+    const Item load = load_item(m);
+    r.add(Tier::kCpu, load.what, load.bytes, Phase::kInit);
+  }
   // Checkpoints stream 4M-element pieces of master, m and v through host memory.
   if (in.save && in.target == Target::kCuda)
     r.add(Tier::kCpu, "checkpoint pieces (master, m, v of 4M elements)", 3 * kCheckpointChunkElements * 4,
@@ -280,10 +324,11 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, bool d
           3 * round_up(largest_group * pb, kDirect));
 
   // ---- one forward and backward, call by call (train/zero_gpt.cpp): the
-  // embedding, each block, then the head with the tied embedding again.
+  // embedding, each block, then the head (with the embedding again when tied).
   std::vector<std::vector<std::size_t>> calls{{0}};
   for (std::size_t b = 1; b + 1 < nb; ++b) calls.push_back({b});
-  calls.push_back({nb - 1, 0});
+  if (in.model.head_is_embedding()) calls.push_back({nb - 1, 0});
+  else calls.push_back({nb - 1});
   const ActivationBytes act = activation_bytes(
       {in.model, in.micro_batch, in.seq_len, pb, in.attention, /*checkpointing=*/true});
   auto fetched = [&](std::size_t c) {  // on the device while call c computes
@@ -352,9 +397,17 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, bool d
           12 * std::min(kNormPieceElements, std::max<std::int64_t>(1, owned)), Phase::kOptimizer);
   }
 
-  // ---- initialisation: one block's fp32 weights at a time, and its home copy
+  // ---- initialisation (OffloadEngine build): one block's fp32 weights at a
+  // time, its zero-padded shard, and its home copy in the compute dtype; a
+  // seeded rank reading its shard draws the whole block to cut it
+  // (train/weight_source.cpp RandomWeights).
   r.add(C, "initial fp32 weights of the largest block", 4 * largest +
-               (param_home != A && half ? pb * largest : 0) + (sharded ? 4 * largest / W : 0), Phase::kInit);
+               (param_home != A && half ? pb * largest : 0) + (sharded ? 4 * largest / W : 0) +
+               (sharded && !in.pretrained ? 4 * largest : 0), Phase::kInit);
+  if (in.pretrained) {
+    const Item load = load_item(in.model);
+    r.add(C, load.what, load.bytes, Phase::kInit);
+  }
   // ---- checkpoints: one sub-group read back, and the model export's piece
   if (in.save) {
     const std::int64_t piece = opt_home == N ? 12 * largest_group : 0;
@@ -367,7 +420,7 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, bool d
 const char* target_name(Target t) { return t == Target::kCuda ? "cuda" : "cpu"; }
 
 std::int64_t largest_block_params(const ModelSpec& m) {
-  return std::max(m.block_parameter_count(), (m.vocab_size + m.seq_len) * m.hidden_size);
+  return std::max({m.block_parameter_count(), m.embedding_parameter_count(), m.head_parameter_count()});
 }
 
 ModelSpec shape_for_params(std::int64_t params, std::int64_t vocab_size, std::int64_t seq_len) {
@@ -450,6 +503,7 @@ Inputs inputs_from(const config::Settings& s, int gpus_per_node, int nodes, Targ
   // value the user chose against it applies to every row that can have it.
   const bool auto_nvme = s.offload_optimizer.device == Tier::kNvme && s.zero_stage >= 2;
   if (s.offload_gradients_nvme != auto_nvme) in.gradients_nvme = s.offload_gradients_nvme;
+  in.pretrained = !s.from_pretrained.empty();
   in.save = s.save;
   in.checksums = s.checksums;
   in.device_grad_accumulation = s.device_grad_accumulation;
@@ -487,10 +541,6 @@ void check_inputs(const Inputs& in) {
                          " optimizer sub-groups",
                      "allowed: at least " + std::to_string((in.params + kMaxSubGroups - 1) / kMaxSubGroups) +
                          " for this model, or \"auto\"");
-  if (m.hidden_size % m.heads != 0)
-    throw UsageError("hidden size " + std::to_string(m.hidden_size) + " is not divisible by " +
-                         std::to_string(m.heads) + " heads",
-                     "choose heads that divide the hidden size");
 }
 
 const std::vector<Option>& standard_options() {

@@ -88,6 +88,7 @@ struct Inputs {
   std::int64_t aio_block_size = 1 << 20;            // bytes; NVMe pieces are multiples of it
   std::optional<bool> gradients_nvme;               // gradient accumulators on NVMe; unset: auto (with an
                                                     // NVMe optimizer at stage >= 2, as `zinf config` resolves)
+  bool pretrained = false;                          // first weights read from a Hugging Face directory (--from-pretrained)
   bool save = true;                                 // checkpoints and the final model directory are written
   bool checksums = true;                            // swap files keep a CRC32C per page in host memory
   // Micro-batches summed in fp32 on the device (host optimizer, grad_accum > 1);
@@ -189,8 +190,9 @@ struct Estimate {
 
 Estimate estimate(const Inputs& in);
 
-// Parameters of the largest unit zinf gathers at once: a transformer block, or
-// the token + position embedding (which the tied LM head reuses).
+// Parameters of the largest unit zinf gathers at once: a transformer block,
+// the embedding (GPT-2: token + position tables; a tied LM head reuses it) or
+// the head (an untied LM head).
 std::int64_t largest_block_params(const ModelSpec& m);
 
 // A GPT shape for a bare parameter count (--params): GPT-3's aspect ratio

@@ -39,10 +39,12 @@ TEST_CASE("sizes whose products overflow 64 bits are usage errors naming the inp
   ActivationInputs ai{in.model, in.micro_batch, in.seq_len, 2, Attention::kMaterialized, false};
   CHECK(has(test::error_of([&] { activation_bytes(ai); }), "the activation bytes would overflow"));
 
-  // per-node totals: 2^50 parameters on 2^20 ranks of one node
+  // per-node totals: 2^50 parameters in one block on 2^20 ranks of one node
+  // (each rank's fp32 initial weights of that block, summed over the node)
   in = gpt("gpt2-small", 1 << 20);
   in.params = kMaxParameters;
   in.model = shape_for_params(in.params, 50304, 2048);
+  in.model.layers = 1;
   in.seq_len = 2048;
   msg = test::error_of([&] { estimate(in); });
   CHECK(has(msg, "for 1048576 ranks per node"));

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/run_metrics.h"
 #include "support/test_util.h"
 
 using nlohmann::json;
@@ -88,10 +89,7 @@ TEST_CASE("zinf train follows DeepSpeed's OneCycle LR curve (config from a DeepS
                           {{"OMP_NUM_THREADS", "1"}});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
-  std::vector<json> lines;
-  std::istringstream in(read_text(out + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(json::parse(line));
+  const std::vector<json> lines = zinf::test::metrics_lines(out);
   REQUIRE(lines.size() == 12);
   // metrics line i is optimizer step i (0-based): min 1e-4, max 1e-3, 4 steps up, 6 down, then
   // 1e-4 / (1 + 0.5 x (i - 10) / 2)

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "data/shard_writer.h"
+#include "support/run_metrics.h"
 #include "support/test_util.h"
 #include "tokenize/tokenizer.h"
 
@@ -65,13 +66,7 @@ struct Examples {
   }
 };
 
-std::vector<double> losses_of(const std::string& out) {
-  std::vector<double> v;
-  std::istringstream in(read_text(out + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) v.push_back(json::parse(line).at("loss").get<double>());
-  return v;
-}
+using zinf::test::step_losses;
 
 double final_loss(const zinf::test::RunResult& r) {
   return json::parse(r.out.substr(r.out.find('{'))).at("final_loss").get<double>();
@@ -107,7 +102,7 @@ TEST_CASE("fine-tuning examples: zero1, zero3 and infinity-cpu give stage none's
                             {{"OMP_NUM_THREADS", "1"}});
     INFO(stage, r.err);
     REQUIRE(r.exit_code == 0);
-    const std::vector<double> l = losses_of(e.dir.file("run-" + stage));
+    const std::vector<double> l = step_losses(e.dir.file("run-" + stage));
     REQUIRE(l.size() == 6);
     if (stage == "none") {
       none = l;
@@ -141,7 +136,7 @@ TEST_CASE("zinf tokenize records each example's prompt; training on its shards e
   INFO(shards.err, jsonl.err);
   REQUIRE(shards.exit_code == 0);
   REQUIRE(jsonl.exit_code == 0);
-  CHECK(losses_of(e.dir.file("a")) == losses_of(e.dir.file("b")));
+  CHECK(step_losses(e.dir.file("a")) == step_losses(e.dir.file("b")));
 }
 
 TEST_CASE("fine-tuning data: chat messages, a line without the fields and an unknown window mode are refused") {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/run_metrics.h"
 #include "support/test_util.h"
 #include "support/tfevents_reader.h"
 
@@ -23,13 +24,7 @@ using zinf::test::write_text;
 
 namespace {
 
-std::vector<json> metrics_lines(const std::string& out) {
-  std::vector<json> lines;
-  std::istringstream in(read_text(out + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(json::parse(line));
-  return lines;
-}
+using zinf::test::metrics_lines;
 
 // (tag, x) -> value, for every number of every line, as the monitors must name them.
 std::map<std::pair<std::string, std::int64_t>, double> expected_scalars(const std::vector<json>& lines,

@@ -24,6 +24,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/run_metrics.h"
 #include "support/test_util.h"
 
 using nlohmann::json;
@@ -74,19 +75,9 @@ std::vector<std::string> launch_args(int nproc, const std::vector<std::string>& 
 zinf::test::RunResult one_rank(const std::vector<std::string>& train) { return run_zinf(train, {{"OMP_NUM_THREADS", "1"}}); }
 zinf::test::RunResult two_ranks(const std::vector<std::string>& train) { return run_zinf(launch_args(2, train)); }
 
-std::vector<json> metrics(const std::string& out) {
-  std::vector<json> lines;
-  std::istringstream in(read_text(out + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(json::parse(line));
-  return lines;
-}
+std::vector<json> metrics(const std::string& out) { return zinf::test::metrics_lines(out); }
 
-std::vector<double> losses(const std::string& out) {
-  std::vector<double> l;
-  for (const auto& m : metrics(out)) l.push_back(m["loss"].get<double>());
-  return l;
-}
+std::vector<double> losses(const std::string& out) { return zinf::test::step_losses(out); }
 
 void check_losses(const std::vector<double>& got, const std::vector<double>& want, double rel) {
   REQUIRE(got.size() == want.size());

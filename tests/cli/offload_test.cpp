@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/run_metrics.h"
 #include "support/test_util.h"
 
 using nlohmann::json;
@@ -29,19 +30,9 @@ std::vector<std::string> args_for(const std::string& out, int steps, const std::
   return a;
 }
 
-std::vector<json> metrics(const std::string& out) {
-  std::vector<json> lines;
-  std::istringstream in(read_text(out + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(json::parse(line));
-  return lines;
-}
+std::vector<json> metrics(const std::string& out) { return zinf::test::metrics_lines(out); }
 
-std::vector<double> losses(const std::string& out) {
-  std::vector<double> l;
-  for (const auto& m : metrics(out)) l.push_back(m["loss"].get<double>());
-  return l;
-}
+std::vector<double> losses(const std::string& out) { return zinf::test::step_losses(out); }
 
 }  // namespace
 

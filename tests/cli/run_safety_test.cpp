@@ -23,6 +23,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/run_metrics.h"
 #include "support/test_util.h"
 
 using nlohmann::json;
@@ -40,13 +41,7 @@ std::vector<std::string> quick_args(const std::string& out, int steps) {
           "--steps", std::to_string(steps), "--output-dir", out, "--lr", "1e-3", "--seed", "5"};
 }
 
-std::vector<json> metrics_of(const std::string& out) {
-  std::vector<json> lines;
-  std::istringstream in(read_text(out + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(json::parse(line));
-  return lines;
-}
+std::vector<json> metrics_of(const std::string& out) { return zinf::test::metrics_lines(out); }
 
 // Starts zinf in the background with one OpenMP thread (CI's two cores).
 void start(zinf::test::Background& bg, const TempDir& dir, const std::string& tag, const std::vector<std::string>& args) {

@@ -29,6 +29,7 @@
 
 #include "hf/dtype.h"
 #include "hf/safetensors.h"
+#include "support/run_metrics.h"
 #include "support/test_util.h"
 
 using nlohmann::json;
@@ -52,13 +53,7 @@ std::vector<std::string> quick_args(const std::string& out, int steps) {
           "--steps",     std::to_string(steps), "--output-dir", out, "--lr", "1e-3", "--seed", "11"};
 }
 
-std::vector<json> metrics_of(const std::string& out) {
-  std::vector<json> lines;
-  std::istringstream in(read_text(out + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(json::parse(line));
-  return lines;
-}
+std::vector<json> metrics_of(const std::string& out) { return zinf::test::metrics_lines(out); }
 
 std::size_t line_count(const std::string& path) {
   std::ifstream in(path);

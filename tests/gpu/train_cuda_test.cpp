@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/run_metrics.h"
 #include "support/test_util.h"
 
 using nlohmann::json;
@@ -26,13 +27,7 @@ std::vector<std::string> args_for(const std::string& out, std::vector<std::strin
   return a;
 }
 
-std::vector<double> losses(const std::string& out) {
-  std::vector<double> l;
-  std::istringstream in(read_text(out + "/metrics.jsonl"));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) l.push_back(json::parse(line)["loss"].get<double>());
-  return l;
-}
+std::vector<double> losses(const std::string& out) { return zinf::test::step_losses(out); }
 
 }  // namespace
 

@@ -371,7 +371,11 @@ void resolve_model(Json& cfg, Origins& origins) {
   resolve_auto(cfg, origins, "zinf.model.norm_eps", spec->norm_eps);
   resolve_auto(cfg, origins, "zinf.model.rope_theta", spec->rope_theta);
   resolve_auto(cfg, origins, "zinf.model.tied_embeddings", spec->tied_embeddings);
-  resolve_auto(cfg, origins, "zinf.model.attention_bias", spec->attention_bias);
+  // Biases on q/k/v are what makes a Qwen2: --model-type qwen2 over a named
+  // model of another type gets them, as HF's Qwen2Config does.
+  const std::string type = get_str(cfg, "zinf.model.model_type");
+  resolve_auto(cfg, origins, "zinf.model.attention_bias",
+               type == spec->model_type ? spec->attention_bias : type == "qwen2");
   resolve_auto(cfg, origins, "zinf.model.sliding_window", spec->sliding_window);
   if (const std::int64_t window = get_int(cfg, "zinf.model.sliding_window");
       window > 0 && get_int(cfg, "zinf.model.seq_len") > window)

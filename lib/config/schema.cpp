@@ -422,7 +422,8 @@ std::vector<KeySpec> build_schema() {
           false),
       boolean("zinf.model.tied_embeddings", "auto",
               "the LM head shares the token embedding (GPT-2 always); auto = the named model's", true),
-      boolean("zinf.model.attention_bias", "auto", "q/k/v projections have biases (Qwen2); auto = the named model's",
+      boolean("zinf.model.attention_bias", "auto", "q/k/v projections have biases (Qwen2); auto = the named model's, or true when model_type "
+              "qwen2 overrides a named model of another type",
               true),
       integer("zinf.model.bos_token_id", -1, -1, double(kMaxVocabSize), "beginning-of-sequence token; -1 = none"),
       integer("zinf.model.eos_token_id", -1, -1, double(kMaxVocabSize), "end-of-sequence token; -1 = none"),

@@ -29,6 +29,11 @@ Windows parse_windows(const std::string& name) {
 
 const char* windows_name(Windows w) { return w == Windows::kStream ? "stream" : "documents"; }
 
+Windows resolve_windows(const std::string& setting, const Tokens& tokens) {
+  if (setting == "detect") return tokens.has_prompts() ? Windows::kDocuments : Windows::kStream;
+  return parse_windows(setting);
+}
+
 DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t seq_len, Windows windows) {
   const std::int64_t n = tokens.size();
   std::int64_t val = static_cast<std::int64_t>(std::floor(double(n) * val_fraction));

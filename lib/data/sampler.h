@@ -40,6 +40,9 @@ enum class Windows { kStream, kDocuments };
 // "stream", "documents"; throws UsageError naming the allowed ones.
 Windows parse_windows(const std::string& name);
 const char* windows_name(Windows w);
+// zinf.data.windows for `tokens`: "detect" is documents when the data holds
+// fine-tuning examples (documents with a prompt), else stream.
+Windows resolve_windows(const std::string& setting, const Tokens& tokens);
 
 // Holds out the last floor(count * val_fraction) tokens (with kDocuments,
 // from the start of the document that point falls in, so no document is

@@ -70,7 +70,7 @@ std::vector<std::int64_t> InferenceModel::generate(const std::vector<std::int64_
 }
 
 EvalResult evaluate(InferenceModel& model, const data::Tokens& tokens, std::int64_t seq_len, std::int64_t batch,
-                    std::int64_t max_windows) {
+                    std::int64_t max_windows, data::Windows mode) {
   const auto start = std::chrono::steady_clock::now();
   if (seq_len < 1 || batch < 1) throw UsageError("--seq-len and --batch-size must be at least 1");
   if (seq_len > model.spec().position_count())
@@ -78,28 +78,26 @@ EvalResult evaluate(InferenceModel& model, const data::Tokens& tokens, std::int6
                          std::to_string(model.spec().position_count()) + " positions",
                      "use --seq-len " + std::to_string(model.spec().position_count()) + " or less");
   data::check_vocab(tokens, model.spec().vocab_size);
-  std::int64_t windows = (tokens.size() - 1) / seq_len;
-  if (windows < 1)
+  if (mode == data::Windows::kStream && tokens.size() < seq_len + 1)
     throw UsageError("'" + tokens.path() + "' has " + std::to_string(tokens.size()) + " tokens; one window needs seq_len + 1 = " +
                          std::to_string(seq_len + 1),
                      "lower --seq-len or use a larger file");
+  data::Sampler sampler(tokens, {0, tokens.size()}, seq_len, 0, /*shuffle=*/false, mode);
+  std::int64_t windows = sampler.windows_per_epoch();
   if (max_windows > 0) windows = std::min(windows, max_windows);
   EvalResult r;
   double total = 0;
-  std::vector<std::int64_t> buf(std::size_t(seq_len + 1));
   for (std::int64_t w = 0; w < windows; w += batch) {
     const std::int64_t rows = std::min(batch, windows - w);
-    torch::Tensor in = torch::empty({rows, seq_len}, torch::kInt64), tg = torch::empty({rows, seq_len}, torch::kInt64);
-    for (std::int64_t i = 0; i < rows; ++i) {
-      tokens.read((w + i) * seq_len, seq_len + 1, buf.data());
-      std::copy(buf.begin(), buf.end() - 1, in[i].data_ptr<std::int64_t>());
-      std::copy(buf.begin() + 1, buf.end(), tg[i].data_ptr<std::int64_t>());
-    }
-    total += model.loss_sum(in, tg);
+    const data::Batch b = sampler.next(rows);
+    const auto as_tensor = [&](const std::vector<std::int64_t>& v) {
+      return torch::from_blob(const_cast<std::int64_t*>(v.data()), {rows, seq_len}, torch::kInt64).clone();
+    };
+    total += model.loss_sum(as_tensor(b.inputs), as_tensor(b.targets));
+    r.tokens += data::trained_targets(b);
   }
   r.windows = windows;
-  r.tokens = windows * seq_len;
-  r.loss = total / double(r.tokens);
+  r.loss = total / double(std::max<std::int64_t>(r.tokens, 1));
   r.perplexity = std::exp(r.loss);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;

@@ -3,9 +3,11 @@
 // precision with its first weights from a WeightSource — through the ZeRO
 // engine when the settings offload (stage 3, CPU or NVMe homes: a model
 // larger than the GPU evaluates), else dense on the device — and
-// evaluate(): the mean next-token loss and perplexity over a token file in
+// evaluate(): the mean next-token loss and perplexity over a dataset in
 // consecutive windows of seq_len + 1 tokens (stride seq_len, every target
-// token counted once), as `zinf eval` prints them.
+// token counted once) or document windows, prompt tokens of fine-tuning
+// examples and padding not counted (the sampler's windows, in file order),
+// as `zinf eval` prints them.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "config/settings.h"
+#include "data/sampler.h"
 #include "model/generate.h"
 
 namespace zinf::data {
@@ -46,7 +49,7 @@ class InferenceModel {
 struct EvalResult {
   double loss = 0;          // mean next-token cross entropy, nats
   double perplexity = 0;    // exp(loss)
-  std::int64_t tokens = 0;  // target tokens scored
+  std::int64_t tokens = 0;  // target tokens scored (not prompt or padding)
   std::int64_t windows = 0;
   double seconds = 0;
 };
@@ -54,6 +57,6 @@ struct EvalResult {
 // max_windows: 0 = the whole file. UsageError when the file is shorter than
 // one window or holds ids outside the vocabulary.
 EvalResult evaluate(InferenceModel& model, const data::Tokens& tokens, std::int64_t seq_len, std::int64_t batch,
-                    std::int64_t max_windows);
+                    std::int64_t max_windows, data::Windows windows = data::Windows::kStream);
 
 }  // namespace zinf::train

@@ -159,9 +159,12 @@ struct Trainer::Impl {
   Impl(const Settings& s, comm::Communicator* c, int local) : settings(s), comm(c), local_rank(local) {}
   void setup();
   void setup_engine();
-  // Where the first weights come from: --from-pretrained, else the seed.
+  // Where the first weights come from: --from-pretrained, else the seed; a
+  // run resuming a checkpoint loads them all from it, so reads nothing here
+  // (an HF directory of a 7B model is 14 GB read for nothing).
   std::unique_ptr<WeightSource> first_weights() const {
-    std::unique_ptr<WeightSource> w = settings.from_pretrained.empty()
+    std::unique_ptr<WeightSource> w = settings.resume && checkpoints->latest() ? placeholder_weights()
+                                      : settings.from_pretrained.empty()
                                           ? random_weights(settings.model, std::uint64_t(settings.seed))
                                           : pretrained_weights(settings.model, settings.from_pretrained);
     if (group->rank() == 0) log::info("weights: " + w->describe());
@@ -228,8 +231,7 @@ void Trainer::Impl::setup() {
   tokens = data::load_dataset(s.dataset_file, format, s.tokenizer, s.model.vocab_size);
   data::check_vocab(tokens, s.model.vocab_size);
   const bool examples = tokens.has_prompts();
-  windows = s.data_windows == "detect" ? (examples ? data::Windows::kDocuments : data::Windows::kStream)
-                                     : data::parse_windows(s.data_windows);
+  windows = data::resolve_windows(s.data_windows, tokens);
   if (s.val_dataset_file.empty()) {
     split = data::split_tokens(tokens, s.val_fraction, s.model.seq_len, windows);
   } else {  // all of the training data trains; validation reads its own files

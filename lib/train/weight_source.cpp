@@ -110,6 +110,20 @@ std::unique_ptr<WeightSource> random_weights(const ModelSpec& spec, std::uint64_
   return std::make_unique<RandomWeights>(spec, seed);
 }
 
+namespace {
+
+class Placeholder final : public WeightSource {
+ public:
+  void read(std::size_t, std::int64_t, std::int64_t count, float* dst) const override {
+    std::fill(dst, dst + count, 0.0f);
+  }
+  std::string describe() const override { return "from the checkpoint being resumed"; }
+};
+
+}  // namespace
+
+std::unique_ptr<WeightSource> placeholder_weights() { return std::make_unique<Placeholder>(); }
+
 std::unique_ptr<WeightSource> pretrained_weights(const ModelSpec& spec, const std::string& dir) {
   return std::make_unique<Pretrained>(spec, dir);
 }

@@ -28,6 +28,9 @@ class WeightSource {
 };
 
 std::unique_ptr<WeightSource> random_weights(const ModelSpec& spec, std::uint64_t seed);
+// Zeros, for a run about to load every weight from its checkpoint: nothing
+// is drawn or read that the checkpoint replaces.
+std::unique_ptr<WeightSource> placeholder_weights();
 // Opens `dir`'s weights for spec's layout; UsageError naming any tensor that
 // is missing, unexpected or of the wrong shape.
 std::unique_ptr<WeightSource> pretrained_weights(const ModelSpec& spec, const std::string& dir);

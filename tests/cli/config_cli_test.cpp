@@ -48,6 +48,15 @@ TEST_CASE("zinf config prints resolved DeepSpeed JSON with no auto left") {
   CHECK_FALSE(has(r.out, "\"auto\""));
 }
 
+TEST_CASE("--model-type qwen2 over a named model gives q/k/v biases; other Llama types do not") {
+  for (const auto& [type, bias] : std::vector<std::pair<std::string, bool>>{{"qwen2", true}, {"llama", false}, {"mistral", false}}) {
+    CAPTURE(type);
+    const auto r = run_zinf({"config", "--model", "tiny", "--model-type", type});
+    REQUIRE(r.exit_code == 0);
+    CHECK(Json::parse(r.out)["zinf"]["model"]["attention_bias"] == bias);
+  }
+}
+
 TEST_CASE("zinf config --format yaml and --output write the same configuration") {
   TempDir dir;
   const auto json = run_zinf({"config", "--zero-stage", "zero2", "--output", dir.file("c.json")});

@@ -7,6 +7,7 @@
 // JSONL, and a line with chat messages or without the fields is refused.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -137,6 +138,25 @@ TEST_CASE("zinf tokenize records each example's prompt; training on its shards e
   REQUIRE(shards.exit_code == 0);
   REQUIRE(jsonl.exit_code == 0);
   CHECK(step_losses(e.dir.file("a")) == step_losses(e.dir.file("b")));
+}
+
+TEST_CASE("zinf eval on fine-tuning examples scores the completions only, one document window each") {
+  Examples e;
+  std::vector<std::string> train = e.train(e.dir.file("sft.jsonl"), e.dir.file("run"), 2);
+  train.erase(std::find(train.begin(), train.end(), "--no-save"));
+  const auto t = run_zinf(train);
+  INFO(t.err);
+  REQUIRE(t.exit_code == 0);
+  const auto r = run_zinf({"eval", e.dir.file("run"), "--device", "cpu", "--dataset-file", e.dir.file("sft.jsonl"),
+                           "--tokenizer", e.tokenizer, "--seq-len", "64", "--batch-size", "16"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json j = json::parse(r.out.substr(r.out.find('{')));
+  const auto tok = zinf::tokenize::load_tokenizer(e.tokenizer);
+  const std::int64_t per_example = std::int64_t(tok->encode(" yes", false).size()) + 1;  // + EOS
+  CHECK(j["windows"].get<std::int64_t>() == 300);
+  CHECK(j["tokens"].get<std::int64_t>() == 300 * per_example);
+  CHECK(std::isfinite(j["loss"].get<double>()));
 }
 
 TEST_CASE("fine-tuning data: chat messages, a line without the fields and an unknown window mode are refused") {

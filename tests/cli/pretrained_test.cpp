@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/run_metrics.h"
 #include "support/test_util.h"
 
 using zinf::test::read_text;
@@ -59,15 +60,7 @@ double hf_row0_loss(const std::string& dir, std::int64_t vocab) {
   return total / double(T - 1);
 }
 
-std::vector<double> losses(const std::string& out) {
-  std::istringstream in(read_text(out + "/metrics.jsonl"));
-  std::vector<double> v;
-  for (std::string line; std::getline(in, line);) {
-    const Json j = Json::parse(line);
-    if (j.contains("step") && j.contains("loss")) v.push_back(j["loss"].get<double>());
-  }
-  return v;
-}
+std::vector<double> losses(const std::string& out) { return zinf::test::step_losses(out); }
 
 }  // namespace
 
@@ -157,6 +150,38 @@ TEST_CASE("zinf train --from-pretrained: the first loss is transformers', on eve
       CHECK(l[1] < l[0]);  // it trains from there
     }
   }
+}
+
+TEST_CASE("zinf train --from-pretrained --resume takes every weight from the checkpoint, reading no safetensors") {
+  TempDir dir;
+  namespace fs = std::filesystem;
+  fs::copy(kModels + "llama-sharded", dir.file("m"));
+  write_llmc_u16(dir.file("row0.bin"), fixture_row(kModels + "llama"));
+  const auto args = [&](const std::string& out, int steps, bool resume) {
+    std::vector<std::string> a{"train", "--device", "cpu", "--from-pretrained", dir.file("m"), "--dataset-file",
+                               dir.file("row0.bin"), "--val-dataset-file", dir.file("row0.bin"), "--seq-len", "15",
+                               "--batch-size", "1", "--steps", std::to_string(steps), "--output-dir", out,
+                               "--save-every", "2", "--zero-stage", "zero3",
+                               // a schedule that does not depend on --steps, so 2 + 2 steps are 4
+                               "--lr", "1e-3", "--lr-schedule", "constant"};
+    if (resume) a.push_back("--resume");
+    return a;
+  };
+  const auto full = run_zinf(args(dir.file("full"), 4, false));
+  REQUIRE_MESSAGE(full.exit_code == 0, full.err);
+  const auto half = run_zinf(args(dir.file("half"), 2, false));
+  REQUIRE_MESSAGE(half.exit_code == 0, half.err);
+  // The weights are gone: only config.json (the model's shape) is left to read.
+  for (const auto& e : fs::directory_iterator(dir.file("m")))
+    if (e.path().extension() == ".safetensors") fs::remove(e.path());
+  const auto resumed = run_zinf(args(dir.file("half"), 4, true));
+  INFO(resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(has(resumed.err, "weights: from the checkpoint being resumed"));
+  const auto want = losses(dir.file("full")), got = losses(dir.file("half"));
+  REQUIRE(want.size() == 4);
+  REQUIRE(got.size() == 4);
+  CHECK(got == want);
 }
 
 TEST_CASE("zinf train --from-pretrained refuses a directory with a missing shard or a misshapen tensor") {

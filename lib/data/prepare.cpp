@@ -21,6 +21,7 @@
 #include "core/fs.h"
 #include "core/text.h"
 #include "core/thread_pool.h"
+#include "tokenize/chat_template.h"
 #include "tokenize/tokenizer.h"
 
 namespace zinf::data {
@@ -186,6 +187,16 @@ struct DocumentText {
   std::string text;    // the document, or the example's completion
   std::string prompt;  // the example's prompt
   bool example = false;
+  bool chat = false;   // rendered by the chat template: its BOS and end-of-turn are in the text
+};
+
+// The tokenizer's chat template, loaded once per corpus. A template that
+// fails to load is reported by the first "messages" line only, so a corpus of
+// plain text never depends on it.
+struct ChatSource {
+  std::optional<tokenize::ChatTemplate> tmpl;
+  std::exception_ptr error;
+  std::string tokenizer;  // its path, for messages
 };
 
 std::string string_field(const json& j, const char* name, const std::string& where) {
@@ -195,9 +206,55 @@ std::string string_field(const json& j, const char* name, const std::string& whe
   return v.get<std::string>();
 }
 
+// A "messages" line as an example: the prompt is the conversation before
+// the last (assistant) message with the generation prompt, the completion
+// what the whole conversation adds to it. Earlier replies are context.
+DocumentText chat_text(const json& messages, const std::string& where, const ChatSource& chat) {
+  constexpr const char* kShape = "\"messages\" is a list of {\"role\": ..., \"content\": ...} ending with the "
+                                 "assistant's reply to train on";
+  if (!messages.is_array() || messages.empty())
+    throw UsageError(where + ": \"messages\" is not a non-empty list", kShape);
+  std::vector<tokenize::ChatMessage> conv;
+  for (std::size_t k = 0; k < messages.size(); ++k) {
+    const json& m = messages[k];
+    const std::string at = where + ": message " + std::to_string(k);
+    if (!m.is_object()) throw UsageError(at + " is a " + std::string(m.type_name()) + ", not an object", kShape);
+    for (const auto& item : m.items())
+      if (item.key() != "role" && item.key() != "content")
+        throw UsageError(at + " has the field \"" + item.key() + "\"; zinf renders \"role\" and \"content\" only",
+                         "tool calls and other fields would be missing from the template's input, changing the "
+                         "text; write such examples as \"prompt\" and \"completion\"");
+    if (!m.contains("role") || !m.contains("content")) throw UsageError(at + " lacks \"role\" or \"content\"", kShape);
+    conv.push_back({string_field(m, "role", at), string_field(m, "content", at)});
+  }
+  if (conv.back().role != "assistant")
+    throw UsageError(where + ": the last message is from \"" + conv.back().role + "\", not \"assistant\"", kShape);
+  if (chat.error) std::rethrow_exception(chat.error);
+  if (!chat.tmpl)
+    throw UsageError(where + " holds chat \"messages\", but the tokenizer " + chat.tokenizer +
+                         " has no chat template (\"chat_template\" in the tokenizer_config.json beside it)",
+                     "use the model's tokenizer directory with its tokenizer_config.json, or write each example as "
+                     "\"prompt\" and \"completion\"");
+  std::string prompt, whole;
+  try {
+    whole = chat.tmpl->render(conv, /*add_generation_prompt=*/false);
+    conv.pop_back();
+    prompt = chat.tmpl->render(conv, /*add_generation_prompt=*/true);
+  } catch (const Error& e) {
+    throw UsageError(where + ": " + e.what(), e.hint());
+  }
+  if (whole.compare(0, prompt.size(), prompt) != 0)
+    throw UsageError(where + ": the chat template renders the conversation before the reply (with the generation "
+                             "prompt) as a text that does not begin the whole conversation's text, so the reply "
+                             "cannot be cut from it",
+                     "the template changes earlier turns once a reply follows; write the example as \"prompt\" and "
+                     "\"completion\"");
+  return {whole.substr(prompt.size()), std::move(prompt), true, true};
+}
+
 // The document of `d`: the file's bytes, or the JSONL line's field (or prompt
-// and completion).
-DocumentText document_text(const RawDoc& d, const CorpusInput& in, const std::string& field) {
+// and completion, or chat messages).
+DocumentText document_text(const RawDoc& d, const CorpusInput& in, const std::string& field, const ChatSource& chat) {
   if (!in.jsonl) return {d.data, {}, false};
   const std::string where = in.path + ":" + std::to_string(d.line);
   json j = json::parse(d.data, nullptr, /*allow_exceptions=*/false);
@@ -208,13 +265,10 @@ DocumentText document_text(const RawDoc& d, const CorpusInput& in, const std::st
   if (j.contains(field)) return {string_field(j, field.c_str(), where), {}, false};
   if (j.contains("prompt") && j.contains("completion"))
     return {string_field(j, "completion", where), string_field(j, "prompt", where), true};
-  if (j.contains("messages"))
-    throw UsageError(where + " holds chat \"messages\": zinf does not render chat templates",
-                     "write each turn as \"prompt\" (the conversation so far, formatted as the model expects) and "
-                     "\"completion\" (the reply to train on)");
-  throw UsageError(where + " has no field \"" + field + "\", nor \"prompt\" and \"completion\"",
+  if (j.contains("messages")) return chat_text(j["messages"], where, chat);
+  throw UsageError(where + " has no field \"" + field + "\", nor \"prompt\" and \"completion\", nor \"messages\"",
                    "a line holds a document in \"" + field + "\" (--text-field names another) or a fine-tuning "
-                   "example as \"prompt\" and \"completion\"");
+                   "example as \"prompt\" and \"completion\" or as chat \"messages\"");
 }
 
 }  // namespace
@@ -265,6 +319,13 @@ CorpusProgress encode_corpus(const tokenize::Tokenizer& tok, const std::vector<C
   const tokenize::Ids specials = tok.encode("", /*add_special=*/true);
   const std::optional<std::uint32_t> example_bos =
       !specials.empty() && tok.bos_id() && specials.front() == *tok.bos_id() ? tok.bos_id() : std::nullopt;
+  ChatSource chat;
+  chat.tokenizer = tok.path();
+  try {
+    chat.tmpl = tokenize::load_chat_template(tok.path());
+  } catch (...) {
+    chat.error = std::current_exception();
+  }
   ThreadPool pool(opts.threads);
   Prefetcher reader(inputs);
   const auto t0 = std::chrono::steady_clock::now();
@@ -281,10 +342,10 @@ CorpusProgress encode_corpus(const tokenize::Tokenizer& tok, const std::vector<C
       for (std::int64_t i = begin; i < end; ++i) {
         const RawDoc& d = b->docs[std::size_t(i)];
         try {
-          const DocumentText t = document_text(d, inputs[d.input], opts.text_field);
+          const DocumentText t = document_text(d, inputs[d.input], opts.text_field, chat);
           tokenize::Ids v;
           if (t.example) {
-            if (example_bos) v.push_back(*example_bos);
+            if (example_bos && !t.chat) v.push_back(*example_bos);
             const tokenize::Ids prompt = tok.encode(t.prompt, /*add_special=*/false);
             v.insert(v.end(), prompt.begin(), prompt.end());
             prompts[std::size_t(i)] = static_cast<std::int64_t>(v.size());
@@ -293,7 +354,9 @@ CorpusProgress encode_corpus(const tokenize::Tokenizer& tok, const std::vector<C
           } else {
             v = tok.encode(t.text, /*add_special=*/false);
           }
-          if (eos) v.push_back(*eos);
+          // A rendered conversation ends with the template's own end-of-turn
+          // (<|eot_id|>, <|im_end|>, </s>): that is what the model learns to stop with.
+          if (eos && !t.chat) v.push_back(*eos);
           ids[std::size_t(i)] = std::move(v);
         } catch (...) {
           errors[std::size_t(i)] = std::current_exception();

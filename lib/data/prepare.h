@@ -16,7 +16,14 @@
 //     is a fine-tuning example (TRL's prompt-completion form): BOS when the
 //     tokenizer's post-processor puts one first, the prompt's ids, then the
 //     completion's ids and EOS, each part encoded on its own; the BOS and the
-//     prompt are the document's prompt, context the loss never counts;
+//     prompt are the document's prompt, context the loss never counts. A line
+//     with "messages" (a list of {"role", "content"} ending with the
+//     assistant's) is an example rendered by the chat template of the
+//     tokenizer's tokenizer_config.json: the prompt is the conversation before
+//     the last message with the generation prompt, the completion the rest of
+//     the whole conversation's text, both encoded as text (special tokens
+//     written in it become their ids) with no BOS or EOS added: the template
+//     writes them, and its end-of-turn token ends the completion;
 //   - prepare_shards(): encode_corpus into llm.c shards (ShardWriter) under
 //     OUT: train_NNNNNN.bin/.idx, val_NNNNNN.bin/.idx and manifest.json;
 //   - tokenize_dataset(): a small dataset tokenized into memory, for training.
@@ -71,8 +78,10 @@ using ProgressFn = std::function<void(const CorpusProgress&)>;
 
 // Encodes every document of `inputs` into `sink`. Throws UsageError naming the
 // file and line for a JSONL line that is not a JSON object or has neither a
-// string `text_field` nor string "prompt" and "completion", and for eos
-// without a tokenizer EOS.
+// string `text_field` nor string "prompt" and "completion" nor "messages", for
+// "messages" without a chat template, not ending with the assistant's, or that
+// the template refuses (raise_exception) or renders so that the prompt does
+// not begin the whole text, and for eos without a tokenizer EOS.
 CorpusProgress encode_corpus(const tokenize::Tokenizer& tok, const std::vector<CorpusInput>& inputs,
                              const EncodeOptions& opts, const DocumentSink& sink, const ProgressFn& progress = {});
 

@@ -4,7 +4,10 @@
 // text are not), every ZeRO path gives stage none's losses on padded,
 // masked windows with gradient accumulation, `zinf tokenize` records the
 // prompts in its index so training on its shards equals training on the
-// JSONL, and a line with chat messages or without the fields is refused.
+// JSONL, chat "messages" rendered by a ChatML template train and record the
+// rendered prompt's length, and a line with chat messages but no template, a
+// conversation not ending with the assistant or a line without the fields is
+// refused.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -159,12 +162,68 @@ TEST_CASE("zinf eval on fine-tuning examples scores the completions only, one do
   CHECK(std::isfinite(j["loss"].get<double>()));
 }
 
+TEST_CASE("chat messages: a ChatML conversation trains, and zinf tokenize records the rendered prompt's length") {
+  Examples e;
+  // The fixture's ChatML template beside the tokenizer (EOS stays GPT-2's,
+  // which the template never writes: the reply ends with <|im_end|>).
+  json cfg = json::parse(read_text(std::string(ZINF_SOURCE_DIR) + "/tests/data/hf/chat_templates/chatml/tokenizer_config.json"));
+  cfg["eos_token"] = "<|endoftext|>";
+  write_text(e.dir.file("tok/tokenizer_config.json"), cfg.dump());
+  std::string lines;
+  std::vector<std::pair<std::string, std::string>> texts;  // the rendered prompt and completion of each line
+  for (std::size_t k = 0; k < 40; ++k) {
+    const std::string q = e.pairs[k].first;
+    json msgs = json::array();
+    std::string prompt;
+    if (k % 3 == 0) {  // a system turn and an earlier exchange: context, never trained
+      msgs.push_back({{"role", "system"}, {"content", "Be brief."}});
+      msgs.push_back({{"role", "user"}, {"content", "hi"}});
+      msgs.push_back({{"role", "assistant"}, {"content", "hello"}});
+      prompt = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+               "<|im_start|>assistant\nhello<|im_end|>\n";
+    }
+    msgs.push_back({{"role", "user"}, {"content", q}});
+    msgs.push_back({{"role", "assistant"}, {"content", "yes"}});
+    prompt += "<|im_start|>user\n" + q + "<|im_end|>\n<|im_start|>assistant\n";
+    texts.push_back({prompt, "yes<|im_end|>\n"});
+    lines += json{{"messages", msgs}}.dump() + "\n";
+  }
+  write_text(e.dir.file("chat.jsonl"), lines);
+  const auto run = run_zinf(e.train(e.dir.file("chat.jsonl"), e.dir.file("c"), 3), {{"OMP_NUM_THREADS", "1"}});
+  INFO(run.err);
+  CHECK(run.exit_code == 0);
+  CHECK(run.err.find("fine-tuning examples: the loss counts completion tokens only") != std::string::npos);
+
+  const auto tok = run_zinf({"tokenize", "--tokenizer", e.tokenizer, e.dir.file("chat.jsonl"), "--output-dir",
+                             e.dir.file("shards"), "--val-fraction", "0"});
+  INFO(tok.err);
+  REQUIRE(tok.exit_code == 0);
+  CHECK(tok.out.find("fine-tuning examples: 40") != std::string::npos);
+  const zinf::data::DocIndex idx = zinf::data::read_doc_index(e.dir.file("shards/train_000000.idx"));
+  REQUIRE(idx.prompts.size() == 40);
+  const auto t = zinf::tokenize::load_tokenizer(e.tokenizer);
+  for (std::size_t k = 0; k < 40; ++k) {
+    CAPTURE(k);
+    const std::int64_t prompt = std::int64_t(t->encode(texts[k].first, false).size());
+    const std::int64_t whole = prompt + std::int64_t(t->encode(texts[k].second, false).size());  // no EOS added
+    CHECK(idx.prompts[k] == prompt);
+    const std::int64_t next = k + 1 < idx.starts.size() ? idx.starts[k + 1] : idx.tokens;
+    CHECK(next - idx.starts[k] == whole);
+  }
+}
+
 TEST_CASE("fine-tuning data: chat messages, a line without the fields and an unknown window mode are refused") {
   Examples e;
-  write_text(e.dir.file("chat.jsonl"), R"({"messages": [{"role": "user", "content": "hi"}]})" "\n");
+  write_text(e.dir.file("chat.jsonl"),
+             R"({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})" "\n");
   const auto chat = run_zinf(e.train(e.dir.file("chat.jsonl"), e.dir.file("c"), 1));
   CHECK(chat.exit_code == 2);
-  CHECK(chat.err.find("chat.jsonl:1 holds chat \"messages\"") != std::string::npos);
+  CHECK(chat.err.find("chat.jsonl:1 holds chat \"messages\", but the tokenizer") != std::string::npos);
+  CHECK(chat.err.find("has no chat template") != std::string::npos);
+  write_text(e.dir.file("ask.jsonl"), R"({"messages": [{"role": "user", "content": "hi"}]})" "\n");
+  const auto ask = run_zinf(e.train(e.dir.file("ask.jsonl"), e.dir.file("a"), 1));
+  CHECK(ask.exit_code == 2);
+  CHECK(ask.err.find("ask.jsonl:1: the last message is from \"user\", not \"assistant\"") != std::string::npos);
   write_text(e.dir.file("half.jsonl"), R"({"prompt": "a"})" "\n" R"({"prompt": "b", "completion": 3})" "\n");
   const auto half = run_zinf(e.train(e.dir.file("half.jsonl"), e.dir.file("h"), 1));
   CHECK(half.exit_code == 2);

@@ -16,14 +16,6 @@
 
 namespace zinf::io {
 
-bool pinning_available() {
-#ifdef ZINF_WITH_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
-
 AlignedBuffer::AlignedBuffer(std::int64_t bytes, std::int64_t alignment, bool pin) : alignment_(alignment) {
   if (bytes <= 0)
     throw Error("aligned buffer of " + std::to_string(bytes) + " bytes requested", "ask for a positive size");

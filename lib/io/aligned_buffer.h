@@ -43,7 +43,4 @@ class AlignedBuffer {
   bool pinned_ = false;
 };
 
-// True when CUDA pinning is compiled in (ZINF_WITH_CUDA builds of lib/io).
-bool pinning_available();
-
 }  // namespace zinf::io

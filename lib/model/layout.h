@@ -1,14 +1,16 @@
 // zinf::model — where every parameter lives in the flat buffer.
-// Implements: model_layout(), the model as a list of blocks the engine can
-// gather one at a time — "embedding" (wte, wpe), "block.0" ... "block.N-1",
-// "head" (ln_f; the LM head is tied to wte, which lives in "embedding") — and
-// for each block its parameters' names (nanoGPT's state_dict names), shapes
-// and offsets. Blocks are contiguous and in order, so block b's parameters
-// are flat[offset, offset + numel); no_decay_ranges(), the elements weight
-// decay leaves alone (norms, biases, embeddings). No tensors here: the trainer's engine
-// binding (train/zero_gpt) and the checkpoint export read it; the planner
-// (lib/plan, which may not depend on model) sizes the same blocks from the
-// ModelSpec alone.
+// Implements: model_layout(), the model of either architecture as a list of
+// blocks the engine can gather one at a time — "embedding", "block.0" ...
+// "block.N-1", "head" (GPT-2: wte + wpe, ln_f with the LM head tied to wte;
+// Llama family: embed_tokens, model.norm and lm_head unless tied; the blocks
+// as model_layout's comment below lists) — and for each block its
+// parameters' Hugging Face names, shapes and offsets. Blocks are contiguous
+// and in order, so block b's parameters are flat[offset, offset + numel);
+// no_decay_ranges(), the elements weight decay leaves alone (norms, biases,
+// embeddings). No tensors here: the dense model (model/gpt), the engine
+// binding (train/zero_gpt), the pretrained reader and the export read it;
+// the planner (lib/plan, which may not depend on model) sizes the same
+// blocks from the ModelSpec alone.
 #pragma once
 
 #include <cstdint>

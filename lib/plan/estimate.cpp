@@ -146,7 +146,12 @@ void data_parallel_items(const Inputs& in, const Option& o, RankItems& r) {
   const Tier A = Tier::kDevice;
 
   r.add(A, prec + " parameters (flat model buffer)", padded * bw);
-  r.add(A, prec + " gradients (flat model buffer)", padded * bw);
+  // DataParallel::wants_flat_grads: a 16-bit model at stage 0-1 has no flat
+  // gradient buffer; each parameter's gradient lives from its backward until
+  // the micro-batch's gradients are moved into the fp32 sum.
+  const bool flat_grads = !mixed || stage == 2;
+  if (flat_grads) r.add(A, prec + " gradients (flat model buffer)", padded * bw);
+  else r.add(A, prec + " gradients (each parameter's, until moved into the fp32 sum)", P * bw, Phase::kStep);
   if (mixed || stage > 0) r.add(A, "fp32 master weights" + part, master * 4);
   if (stage == 0 && mixed) r.add(A, "fp32 gradient accumulator", P * 4);
   if (stage == 1 && mixed) r.add(A, "fp32 gradient accumulator (padded)", padded * 4);
@@ -170,14 +175,13 @@ void data_parallel_items(const Inputs& in, const Option& o, RankItems& r) {
     r.add(A, "backward temporaries: the largest weight's gradient", largest_weight(m) * bw, Phase::kStep);
   }
 
-  // Optimizer step: first the gradient's square for the norm (freed at
-  // once), then AdamW, which on CPU (no fused kernel) holds sqrt(v) and its
+  // Optimizer step: the gradient norm (a norm reduction on CUDA; on CPU
+  // squares of at most 2^26 elements at a time, below what AdamW then
+  // holds), then AdamW, which on CPU (no fused kernel) holds sqrt(v) and its
   // scaled copy together; CUDA builds (LibTorch 2) run the fused kernel.
   if (in.target == Target::kCpu)
     r.add(A, "AdamW temporaries: sqrt(v) and its scaled copy (fp32, unfused on CPU)", 2 * master * 4,
           Phase::kOptimizer);
-  else
-    r.add(A, "gradient norm: squared copy (fp32)", (stage == 0 ? P : shard) * 4, Phase::kOptimizer);
   if (stage > 0 && mixed) r.add(A, prec + " copy of the updated shard (all-gather)", shard * bw, Phase::kOptimizer);
 
   // Initialisation (DataParallel::init through train::for_each_block): one

@@ -93,13 +93,16 @@ TEST_CASE("stages 0-2 shard master, gradient and moments over every rank of ever
   CHECK(item(m1.gpu, "AdamW moments") == 8 * P);  // one rank: every stage runs as none
   CHECK(item(m8.gpu, "AdamW moments") == 8 * shard(8));
   CHECK(item(m16.gpu, "AdamW moments") == 8 * shard(16));
-  // Stage 1 keeps full 16-bit parameters and gradients on every GPU (padded to 8 shards).
+  // Stage 1 keeps full 16-bit parameters on every GPU (padded to 8 shards) and
+  // each parameter's gradient during backward, until it joins the fp32 sum.
   CHECK(item(m8.gpu, "bf16 parameters (flat model buffer)") == 2 * 8 * shard(8));
-  CHECK(item(m8.gpu, "bf16 gradients (flat model buffer)") == 2 * 8 * shard(8));
+  CHECK(item(m8.gpu, "bf16 gradients (flat model buffer)") == -1);
+  CHECK(item(m8.gpu, "bf16 gradients (each parameter's") == 2 * P);
   CHECK(item(m8.gpu, "fp32 gradient accumulator (padded)") == 4 * 8 * shard(8));
   // Stage 2 replaces the full fp32 accumulator by buckets of reduce_bucket_size (auto: hidden^2).
   const auto z2 = estimate_option(eight, find("zero2"));
   CHECK(item(z2.gpu, "fp32 gradient accumulator") == -1);
+  CHECK(item(z2.gpu, "bf16 gradients (flat model buffer)") == 2 * 8 * shard(8));  // its buckets are cut from it
   const std::int64_t piece = 4096LL * 4096 / 8;
   CHECK(item(z2.gpu, "reduce-scatter bucket") == piece * 9 * 4);
   // Stage 3 runs in the engine: parameters split block by block, no flat model buffers.

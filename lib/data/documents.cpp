@@ -2,6 +2,7 @@
 // and prompt masking, read from the shards' .idx files (or one document per
 // text file) on first use.
 #include <algorithm>
+#include <iterator>
 #include <string>
 
 #include "core/error.h"
@@ -10,16 +11,12 @@
 #include "data/token_file.h"
 
 namespace zinf::data {
-namespace {
 
-// PATH.bin -> PATH.idx; a path without .bin gets .idx appended.
-std::string index_path(const std::string& bin) {
-  const std::string stem = bin.size() > 4 && bin.compare(bin.size() - 4, 4, ".bin") == 0
-                               ? bin.substr(0, bin.size() - 4) : bin;
-  return stem + ".idx";
+std::vector<Document>::const_iterator document_at(const std::vector<Document>& docs, std::int64_t at) {
+  const auto after = std::upper_bound(docs.begin(), docs.end(), at,
+                                      [](std::int64_t pos, const Document& d) { return pos < d.start; });
+  return std::prev(after);
 }
-
-}  // namespace
 
 const std::vector<Document>& Tokens::documents() const {
   if (documents_known_) return documents_;
@@ -30,7 +27,7 @@ const std::vector<Document>& Tokens::documents() const {
       docs.push_back({starts_[k], 0});
       continue;
     }
-    const std::string idx = index_path(s.path);
+    const std::string idx = doc_index_path(s.path);
     if (!fs::exists(idx))
       throw UsageError("'" + s.path + "' has no document index beside it (" + idx + ")",
                        "document-aware windows need the .idx files zinf tokenize writes with its shards; use "
@@ -60,7 +57,7 @@ bool Tokens::has_prompts() const {
   } else {
     for (const TokenShard& s : shards_) {
       if (s.format == TokenFormat::kBytes) continue;
-      const std::string idx = index_path(s.path);
+      const std::string idx = doc_index_path(s.path);
       if (fs::exists(idx) && doc_index_has_prompts(idx)) {
         any = true;
         break;

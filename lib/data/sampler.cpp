@@ -38,27 +38,27 @@ DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t s
   const std::int64_t n = tokens.size();
   std::int64_t val = static_cast<std::int64_t>(std::floor(double(n) * val_fraction));
   if (windows == Windows::kDocuments && val > 0) {  // from the start of the document the cut falls in
-    const std::vector<Document>& docs = tokens.documents();
-    const auto it = std::upper_bound(docs.begin(), docs.end(), n - val,
-                                     [](std::int64_t at, const Document& d) { return at < d.start; });
-    const std::int64_t cut = std::prev(it)->start;
+    const std::int64_t cut = document_at(tokens.documents(), n - val)->start;
     val = cut > 0 ? n - cut : val;  // a single document stays split at the fraction
   }
   DataSplit s;
   s.train = {0, n - val};
   s.val = {n - val, val};
   const std::string what = tokens.format() == TokenFormat::kBytes ? " bytes" : " tokens";
-  if (windows == Windows::kDocuments) seq_len = 1;  // a window may be as short as 2 tokens
-  if (s.train.count < seq_len + 1)
-    throw UsageError("seq-len " + std::to_string(seq_len) + " is longer than the data: '" + tokens.path() +
-                         "' has " + std::to_string(n) + what + ", " + std::to_string(s.train.count) +
-                         " of them for training, and one sample needs seq_len + 1 = " +
-                         std::to_string(seq_len + 1),
+  // A document window may be as short as 2 tokens; a stream window is seq_len + 1.
+  const std::int64_t sample = windows == Windows::kDocuments ? 2 : seq_len + 1;
+  const std::string needs = windows == Windows::kDocuments ? "2 tokens (a document window)"
+                                                            : "seq_len + 1 = " + std::to_string(seq_len + 1);
+  if (s.train.count < sample)
+    throw UsageError((windows == Windows::kDocuments ? "the data is too short: '"
+                                                     : "seq-len " + std::to_string(seq_len) + " is longer than the data: '") +
+                         tokens.path() + "' has " + std::to_string(n) + what + ", " + std::to_string(s.train.count) +
+                         " of them for training, and one sample needs " + needs,
                      "lower --seq-len, or use a larger --dataset-file");
-  if (val > 0 && s.val.count < seq_len + 1)
+  if (val > 0 && s.val.count < sample)
     throw UsageError("the held-out validation split of '" + tokens.path() + "' (zinf.data.val_fraction = " +
                          std::to_string(val_fraction) + ") has " + std::to_string(val) + what +
-                         ", fewer than one sample of seq_len + 1 = " + std::to_string(seq_len + 1),
+                         ", fewer than one sample of " + needs,
                      "lower --seq-len, use a larger --dataset-file, or set zinf.data.val_fraction to 0");
   return s;
 }
@@ -77,13 +77,12 @@ Sampler::Sampler(const Tokens& tokens, Span span, std::int64_t seq_len, std::uin
                  Windows windows)
     : tokens_(&tokens), mode_(windows), span_(span), seq_len_(seq_len), seed_(seed), shuffle_(shuffle) {
   if (seq_len < 1) throw UsageError("seq-len " + std::to_string(seq_len) + " is not positive", "use --seq-len 1 or more");
-  if (mode_ == Windows::kDocuments || tokens.has_prompts()) docs_ = &tokens.documents();
+  masks_prompts_ = tokens.has_prompts();
+  if (mode_ == Windows::kDocuments || masks_prompts_) docs_ = &tokens.documents();
   if (mode_ == Windows::kDocuments) {
     const std::vector<Document>& docs = *docs_;
     const std::int64_t span_end = span.begin + span.count;
-    auto it = std::upper_bound(docs.begin(), docs.end(), span.begin,
-                               [](std::int64_t at, const Document& d) { return at < d.start; });
-    for (--it; it != docs.end() && it->start < span_end; ++it) {
+    for (auto it = document_at(docs, span.begin); it != docs.end() && it->start < span_end; ++it) {
       const std::int64_t begin = std::max(it->start, span.begin);
       const std::int64_t end = std::min(std::next(it) == docs.end() ? tokens.size() : std::next(it)->start, span_end);
       const bool example = it->prompt > 0;
@@ -103,9 +102,12 @@ Sampler::Sampler(const Tokens& tokens, Span span, std::int64_t seq_len, std::uin
     windows_ = static_cast<std::int64_t>(doc_window_start_.size());
   } else {
     if (span.count < seq_len + 1)
-      throw UsageError("a sampler over " + std::to_string(span.count) +
-                           " tokens cannot cut samples of seq_len + 1 = " + std::to_string(seq_len + 1) + " tokens",
-                       "lower --seq-len or use more data");
+      throw UsageError((span.count == tokens.size() ? "'" + tokens.path() + "'"
+                                                    : "the " + std::to_string(span.count) + " tokens at " +
+                                                          std::to_string(span.begin) + " of '" + tokens.path() + "'") +
+                           " has " + std::to_string(span.count) + " tokens; one window needs seq_len + 1 = " +
+                           std::to_string(seq_len + 1),
+                       "lower --seq-len or use a larger file");
     windows_ = (span.count - 1) / seq_len;
   }
   if (windows_ > std::numeric_limits<std::uint32_t>::max())
@@ -160,7 +162,7 @@ Batch Sampler::next(std::int64_t rows) {
     // see it), its targets train nothing.
     std::fill(in + (count - 1), in + seq_len_, window_[std::size_t(count - 1)]);
     std::fill(tg + (count - 1), tg + seq_len_, kIgnoreTarget);
-    if (docs_ && tokens_->has_prompts()) mask_prompts(start, &*tg, count - 1);
+    if (masks_prompts_) mask_prompts(start, &*tg, count - 1);
   }
   return b;
 }
@@ -172,9 +174,7 @@ std::int64_t trained_targets(const Batch& b) {
 void Sampler::mask_prompts(std::int64_t first, std::int64_t* targets, std::int64_t count) const {
   const std::vector<Document>& docs = *docs_;
   const std::int64_t begin = first + 1, end = begin + count;  // the targets' global indices
-  auto it = std::upper_bound(docs.begin(), docs.end(), begin,
-                             [](std::int64_t at, const Document& d) { return at < d.start; });
-  for (--it; it != docs.end() && it->start < end; ++it) {
+  for (auto it = document_at(docs, begin); it != docs.end() && it->start < end; ++it) {
     const std::int64_t lo = std::max(begin, it->start), hi = std::min(end, it->start + it->prompt);
     for (std::int64_t g = lo; g < hi; ++g) targets[g - begin] = kIgnoreTarget;
   }

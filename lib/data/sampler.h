@@ -92,7 +92,8 @@ class Sampler {
 
   const Tokens* tokens_;
   Windows mode_;
-  const std::vector<Document>* docs_ = nullptr;  // when the data has prompts or mode_ is kDocuments
+  bool masks_prompts_ = false;                   // the data has fine-tuning examples
+  const std::vector<Document>* docs_ = nullptr;  // when masks_prompts_ or mode_ is kDocuments
   std::vector<std::int64_t> doc_window_start_;   // kDocuments: [windows_] first token of each window
   std::vector<std::int32_t> doc_window_tokens_;  // kDocuments: [windows_] tokens in it (2 .. seq_len + 1)
   std::int64_t truncated_ = 0;

@@ -117,7 +117,7 @@ void ShardWriter::close_shard() {
 
   ShardInfo info;
   info.bin_path = s.bin_path;
-  info.idx_path = s.bin_path.substr(0, s.bin_path.size() - 4) + ".idx";
+  info.idx_path = doc_index_path(s.bin_path);
   info.tokens = s.tokens;
   info.documents = static_cast<std::int64_t>(s.starts.size());
   info.continues = s.continues;
@@ -188,6 +188,11 @@ std::vector<ShardInfo> ShardWriter::commit() {
   }
   committed_ = true;
   return done_;
+}
+
+std::string doc_index_path(const std::string& token_file) {
+  const bool bin = token_file.size() > 4 && token_file.compare(token_file.size() - 4, 4, ".bin") == 0;
+  return (bin ? token_file.substr(0, token_file.size() - 4) : token_file) + ".idx";
 }
 
 // ---------------------------------------------------------------- reading an index

@@ -98,5 +98,8 @@ DocIndex read_doc_index(const std::string& path);
 
 // "PREFIX_000003" for shard 3.
 std::string shard_name(const std::string& prefix, std::int64_t index);
+// The document index beside a token file: PATH.bin -> PATH.idx (another name
+// gets .idx appended).
+std::string doc_index_path(const std::string& token_file);
 
 }  // namespace zinf::data

@@ -52,6 +52,10 @@ struct Document {
   std::int64_t prompt = 0;  // its first tokens that are context only (a fine-tuning example's prompt)
 };
 
+// The document holding token `at` of the sequence (documents as
+// Tokens::documents() gives them: ascending, the first at 0).
+std::vector<Document>::const_iterator document_at(const std::vector<Document>& docs, std::int64_t at);
+
 class Tokens {
  public:
   Tokens();

@@ -78,10 +78,6 @@ EvalResult evaluate(InferenceModel& model, const data::Tokens& tokens, std::int6
                          std::to_string(model.spec().position_count()) + " positions",
                      "use --seq-len " + std::to_string(model.spec().position_count()) + " or less");
   data::check_vocab(tokens, model.spec().vocab_size);
-  if (mode == data::Windows::kStream && tokens.size() < seq_len + 1)
-    throw UsageError("'" + tokens.path() + "' has " + std::to_string(tokens.size()) + " tokens; one window needs seq_len + 1 = " +
-                         std::to_string(seq_len + 1),
-                     "lower --seq-len or use a larger file");
   data::Sampler sampler(tokens, {0, tokens.size()}, seq_len, 0, /*shuffle=*/false, mode);
   std::int64_t windows = sampler.windows_per_epoch();
   if (max_windows > 0) windows = std::min(windows, max_windows);

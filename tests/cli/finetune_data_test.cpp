@@ -30,8 +30,6 @@ using zinf::test::write_text;
 
 namespace {
 
-const std::string kFixture = std::string(ZINF_SOURCE_DIR) + "/tests/data/hf/tokenizers/gpt2/tokenizer.json";
-
 // A tokenizer directory (the fixture + EOS) and 300 examples: a random
 // question of Greek letters, always answered " yes".
 struct Examples {
@@ -40,10 +38,7 @@ struct Examples {
   std::vector<std::pair<std::string, std::string>> pairs;
 
   Examples() {
-    std::filesystem::create_directories(dir.file("tok"));
-    std::filesystem::copy_file(kFixture, dir.file("tok/tokenizer.json"));
-    write_text(dir.file("tok/tokenizer_config.json"), R"({"eos_token": "<|endoftext|>"})");
-    tokenizer = dir.file("tok");
+    tokenizer = zinf::test::make_gpt2_tokenizer_dir(dir.file("tok"));
     const std::vector<std::string> words = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta",
                                             "iota", "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "sigma"};
     std::mt19937 rng(5);
@@ -57,6 +52,19 @@ struct Examples {
     }
     write_text(dir.file("sft.jsonl"), sft);
     write_text(dir.file("text.jsonl"), text);
+  }
+
+  // `zinf tokenize` of dir/NAME into dir/shards without validation, which
+  // reports `examples` fine-tuning examples: the train shard's index.
+  zinf::data::DocIndex tokenize(const std::string& name, std::int64_t examples) const {
+    const auto r = run_zinf({"tokenize", "--tokenizer", tokenizer, dir.file(name), "--output-dir", dir.file("shards"),
+                             "--val-fraction", "0"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("fine-tuning examples: " + std::to_string(examples)) != std::string::npos);
+    zinf::data::DocIndex idx = zinf::data::read_doc_index(dir.file("shards/train_000000.idx"));
+    REQUIRE(idx.prompts.size() == std::size_t(examples));
+    return idx;
   }
 
   std::vector<std::string> train(const std::string& data, const std::string& out, int steps,
@@ -118,13 +126,7 @@ TEST_CASE("fine-tuning examples: zero1, zero3 and infinity-cpu give stage none's
 
 TEST_CASE("zinf tokenize records each example's prompt; training on its shards equals training on the JSONL") {
   Examples e;
-  const auto tok = run_zinf({"tokenize", "--tokenizer", e.tokenizer, e.dir.file("sft.jsonl"), "--output-dir",
-                             e.dir.file("shards"), "--val-fraction", "0"});
-  INFO(tok.err);
-  REQUIRE(tok.exit_code == 0);
-  CHECK(tok.out.find("fine-tuning examples: 300") != std::string::npos);
-  const zinf::data::DocIndex idx = zinf::data::read_doc_index(e.dir.file("shards/train_000000.idx"));
-  REQUIRE(idx.prompts.size() == 300);
+  const zinf::data::DocIndex idx = e.tokenize("sft.jsonl", 300);
   const auto t = zinf::tokenize::load_tokenizer(e.tokenizer);
   for (std::size_t k : {std::size_t(0), std::size_t(17), std::size_t(299)}) {
     const std::int64_t prompt = std::int64_t(t->encode(e.pairs[k].first, false).size());
@@ -194,13 +196,7 @@ TEST_CASE("chat messages: a ChatML conversation trains, and zinf tokenize record
   CHECK(run.exit_code == 0);
   CHECK(run.err.find("fine-tuning examples: the loss counts completion tokens only") != std::string::npos);
 
-  const auto tok = run_zinf({"tokenize", "--tokenizer", e.tokenizer, e.dir.file("chat.jsonl"), "--output-dir",
-                             e.dir.file("shards"), "--val-fraction", "0"});
-  INFO(tok.err);
-  REQUIRE(tok.exit_code == 0);
-  CHECK(tok.out.find("fine-tuning examples: 40") != std::string::npos);
-  const zinf::data::DocIndex idx = zinf::data::read_doc_index(e.dir.file("shards/train_000000.idx"));
-  REQUIRE(idx.prompts.size() == 40);
+  const zinf::data::DocIndex idx = e.tokenize("chat.jsonl", 40);
   const auto t = zinf::tokenize::load_tokenizer(e.tokenizer);
   for (std::size_t k = 0; k < 40; ++k) {
     CAPTURE(k);

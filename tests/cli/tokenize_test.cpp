@@ -27,7 +27,7 @@ using zinf::test::write_text;
 
 namespace {
 
-const std::string kFixture = std::string(ZINF_SOURCE_DIR) + "/tests/data/hf/tokenizers/gpt2/tokenizer.json";
+const std::string& kFixture = zinf::test::kGpt2TokenizerJson;
 
 // The corpus, in the order zinf numbers its documents.
 struct Corpus {
@@ -38,10 +38,7 @@ struct Corpus {
   Corpus() {
     namespace sfs = std::filesystem;
     sfs::create_directories(dir.file("corpus/sub"));
-    sfs::create_directories(dir.file("tok"));
-    sfs::copy_file(kFixture, dir.file("tok/tokenizer.json"));
-    write_text(dir.file("tok/tokenizer_config.json"), R"({"eos_token": "<|endoftext|>"})");
-    tokenizer = dir.file("tok");
+    tokenizer = zinf::test::make_gpt2_tokenizer_dir(dir.file("tok"));
     docs.push_back("Hello world! This is the first document.\n");
     docs.push_back("  leading spaces, digits 12345 and\ttabs\n\nand lines  ");
     docs.push_back("The sub-directory's document.");

@@ -185,6 +185,15 @@ void write_text(const std::string& path, const std::string& text) {
   out << text;
 }
 
+const std::string kGpt2TokenizerJson = std::string(ZINF_SOURCE_DIR) + "/tests/data/hf/tokenizers/gpt2/tokenizer.json";
+
+std::string make_gpt2_tokenizer_dir(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(kGpt2TokenizerJson, dir + "/tokenizer.json");
+  write_text(dir + "/tokenizer_config.json", R"({"eos_token": "<|endoftext|>"})");
+  return dir;
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;

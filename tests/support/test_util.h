@@ -83,6 +83,12 @@ void write_llmc_u16(const std::string& path, const std::vector<std::uint16_t>& i
 // throws none (so a CHECK on the message fails visibly).
 std::string error_of(const std::function<void()>& fn);
 
+// The committed GPT-2-style byte-level BPE fixture (600 ids).
+extern const std::string kGpt2TokenizerJson;
+// A tokenizer directory `dir` (created): that fixture and a
+// tokenizer_config.json naming <|endoftext|> as EOS. Returns `dir`.
+std::string make_gpt2_tokenizer_dir(const std::string& dir);
+
 // A loopback TCP port nobody listens on right now.
 int free_port();
 std::string read_text(const std::string& path);

@@ -18,8 +18,9 @@
 # Environment (defaults are the GPU host's run; CI runs it on CPU with a tiny model):
 #   DEVICE=cuda  PRECISION=bf16  STEPS=3
 #   MODEL_ARGS="--model gpt2-small --hidden-size 2048 --layers 24 --heads 16 --seq-len 1024 --batch-size 8"
+#   DATA_ARGS=""                  train-only flags, e.g. "--dataset-file tokens.bin" (estimate takes none)
 #   NVME_PATH=OUT_DIR/nvme        swap directory of the NVMe run (a fast local disk)
-#   CONFIGS="none infinity-cpu infinity-nvme"
+#   CONFIGS="none infinity-cpu infinity-nvme"   (also: zero3, everything on the GPU)
 # Exit status: 0 when every run finished (thresholds are reported, not
 # enforced), 1 when a run failed, 2 on bad usage.
 set -euo pipefail
@@ -37,6 +38,7 @@ STEPS=${STEPS:-3}
 MODEL_ARGS=${MODEL_ARGS:---model gpt2-small --hidden-size 2048 --layers 24 --heads 16 --seq-len 1024 --batch-size 8}
 NVME_PATH=${NVME_PATH:-$OUT/nvme}
 CONFIGS=${CONFIGS:-none infinity-cpu infinity-nvme}
+DATA_ARGS=${DATA_ARGS:-}
 PYTHON=${PYTHON:-python3}
 
 # Swap files are kept so their size on disk can be measured; no validation
@@ -57,9 +59,10 @@ failed=0
 for cfg in $CONFIGS; do
   case $cfg in
     none) stage=(--zero-stage none) ;;
+    zero3) stage=(--zero-stage 3) ;;
     infinity-cpu) stage=(--preset infinity-cpu) ;;
     infinity-nvme) stage=(--zero-stage infinity --nvme-offload-path "$NVME_PATH/$cfg") ;;
-    *) echo "error: unknown configuration '$cfg' (known: none infinity-cpu infinity-nvme)" >&2; exit 2 ;;
+    *) echo "error: unknown configuration '$cfg' (known: none zero3 infinity-cpu infinity-nvme)" >&2; exit 2 ;;
   esac
   # shellcheck disable=SC2206
   run=(--device "$DEVICE" --precision "$PRECISION" $MODEL_ARGS "${stage[@]}" --config "$OUT/measure.yaml")
@@ -71,7 +74,8 @@ for cfg in $CONFIGS; do
   "$ZINF" estimate --json "${run[@]}" >"$dir/estimate.json" 2>"$dir/estimate.err" || [[ $? -eq 3 ]] ||
     { echo "   zinf estimate failed, see $dir/estimate.err" >&2; failed=1; continue; }
   start=$(date +%s)
-  if ! "$ZINF" train "${run[@]}" --grad-accum 1 --steps "$STEPS" --no-save --output-dir "$dir/run" \
+  # shellcheck disable=SC2086
+  if ! "$ZINF" train "${run[@]}" $DATA_ARGS --grad-accum 1 --steps "$STEPS" --no-save --output-dir "$dir/run" \
       >"$dir/train.out" 2>"$dir/train.err"; then
     echo "   zinf train failed, see $dir/train.err" >&2
     failed=1

@@ -25,7 +25,8 @@ PerBlock llama(const ActivationInputs& in) {
   const ModelSpec& m = in.model;
   const CheckedInt s = in.seq_len, N = s * in.micro_batch, h = m.hidden_size, a = m.heads, d = m.head_size();
   const CheckedInt q = a * d, f = m.ffn_size(), dt = in.dtype_bytes;
-  const CheckedInt rms_norm = 8 * N * h + 4 * N + dt * N * h;  // fp32 input, x^2, row factor, normalised
+  const CheckedInt square = in.mean_keeps_input ? 4 * N * h : CheckedInt(0);
+  const CheckedInt rms_norm = 4 * N * h + square + 4 * N + dt * N * h;  // fp32 input, (x^2), row factor, normalised
   const CheckedInt attention = rms_norm + dt * (N * h + 4 * N * q + 2 * s * d) +
                                (in.attention == Attention::kMaterialized ? dt * a * s * N + s * s : 4 * a * N);
   const CheckedInt mlp = rms_norm + dt * (N * h + 4 * N * f);

@@ -23,15 +23,17 @@
 // Llama family (Llama::block; measured tensor by tensor on LibTorch 1.13
 // with a counting CPU allocator, exact to the byte but for two int64 index
 // vectors of a entries). RMSNorm (rms_norm) computes in fp32 and keeps
-//   its input as fp32 (4Nh: x.to(fp32), or x itself when dt = 4), x^2 (4Nh:
-//   mean() keeps its input on 1.13; counted on LibTorch 2 too, where it may
-//   be freed, so the count errs high), the rsqrt row factor (4N) and the
-//   normalised value cast back (dt*Nh, kept by the weight multiply)
-//   = 8Nh + 4N + dt*Nh bytes; its output is the next matmul's input.
+//   its input as fp32 (4Nh: x.to(fp32), or x itself when dt = 4), x^2 (4Nh,
+//   only where mean() keeps its input: LibTorch 1.13; LibTorch 2's mean
+//   backward needs only the shape, measured on the H200: a 1.36B Llama's
+//   per-sample activations 5.08 GiB, 5.73 with x^2 counted), the rsqrt row
+//   factor (4N) and the normalised value cast back (dt*Nh, kept by the
+//   weight multiply) = 4Nh (+ 4Nh) + 4N + dt*Nh bytes; its output is the
+//   next matmul's input.
 // The block input itself is not kept (only its fp32 copy; with
 // checkpointing the block input is counted apart, as for GPT-2). Then, in
 // bytes:
-//   attention: RMSNorm 1 (8Nh + 4N + dt*Nh), q/k/v in (dt*Nh), Q after
+//   attention: RMSNorm 1 (see above), q/k/v in (dt*Nh), Q after
 //              rotary (dt*Nq), K after rotary and V, each repeated to a heads
 //              for grouped-query attention (2*dt*Nq: repeat_interleave
 //              copies, so kv_heads do not shrink them), o_proj in (dt*Nq),
@@ -39,9 +41,9 @@
 //              (dt*a*s*s*b) and the causal mask (s*s, bool); flash: no scores,
 //              a fp32 log-sum-exp per head and token (4aN), the kernel's output
 //              being the o_proj input ([B, T, a, d] already)
-//   MLP:       RMSNorm 2 (8Nh + 4N + dt*Nh), gate/up in (dt*Nh), gate out =
+//   MLP:       RMSNorm 2 (see above), gate/up in (dt*Nh), gate out =
 //              SiLU in, SiLU out, up out, product = down in (4*dt*Nf)
-//   block:     16Nh + 8N + dt*(4Nh + 4Nq + 4Nf + 2sd) + scores or log-sum-exp
+//   block:     8Nh (+ 8Nh) + 8N + dt*(4Nh + 4Nq + 4Nf + 2sd) + scores or log-sum-exp
 // q/k/v biases (qwen2) keep nothing more: a linear keeps its input.
 //
 // Head: the final norm (GPT-2: LayerNorm in and out, 2*dt*Nh; Llama: RMSNorm
@@ -65,6 +67,7 @@ struct ActivationInputs {
   std::int64_t dtype_bytes = 2;    // activation dtype: 2 (bf16/fp16) or 4 (fp32)
   Attention attention = Attention::kFlash;
   bool checkpointing = false;      // keep only each block's input, recompute in backward
+  bool mean_keeps_input = false;   // LibTorch 1.13: RMSNorm's mean() keeps x^2 for backward
 };
 
 struct ActivationBytes {

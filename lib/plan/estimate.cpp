@@ -23,7 +23,7 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; 
 
 constexpr std::int64_t kDirect = 4096;       // io::kDirectAlignment: NVMe segments and host buffers
 constexpr std::int64_t kShardAlign = 64;     // elements: the engine's and ShardPlan's shard rounding
-constexpr int kPhases = 5;
+constexpr int kPhases = 6;
 
 
 // Items per rank on each tier, summed into per-node totals at the end.
@@ -128,6 +128,15 @@ Item load_item(const ModelSpec& m) {
           piece, Phase::kInit};
 }
 
+// What the blocks keep for backward depends on the kernels: a CUDA target is
+// planned as LibTorch 2 (flash attention; RMSNorm's x^2 freed), a CPU one as
+// LibTorch 1.13, Debian's (materialised scores; mean() keeps x^2).
+ActivationInputs activation_inputs(const Inputs& in, std::int64_t dtype_bytes, bool checkpointing) {
+  ActivationInputs ai{in.model, in.micro_batch, in.seq_len, dtype_bytes, in.attention, checkpointing};
+  ai.mean_keeps_input = in.attention == Attention::kMaterialized;
+  return ai;
+}
+
 // ------------------------------------------------ stages 0-2 without offload
 
 // train/data_parallel.h: the model's flat parameters and gradients (padded to
@@ -148,10 +157,14 @@ void data_parallel_items(const Inputs& in, const Option& o, RankItems& r) {
   r.add(A, prec + " parameters (flat model buffer)", padded * bw);
   // DataParallel::wants_flat_grads: a 16-bit model at stage 0-1 has no flat
   // gradient buffer; each parameter's gradient lives from its backward until
-  // the micro-batch's gradients are moved into the fp32 sum.
+  // the micro-batch's gradients are moved into the fp32 sum. They replace
+  // the activations as backward frees them: the forward/backward peak is at
+  // its start (activations, the head's gradient: the temporaries below),
+  // and all gradients are alive together only at its end. (H200, 1.36B
+  // Llama: counting both together put the estimate 2.5 GiB high.)
   const bool flat_grads = !mixed || stage == 2;
   if (flat_grads) r.add(A, prec + " gradients (flat model buffer)", padded * bw);
-  else r.add(A, prec + " gradients (each parameter's, until moved into the fp32 sum)", P * bw, Phase::kStep);
+  else r.add(A, prec + " gradients (each parameter's, until moved into the fp32 sum)", P * bw, Phase::kBackwardEnd);
   if (mixed || stage > 0) r.add(A, "fp32 master weights" + part, master * 4);
   if (stage == 0 && mixed) r.add(A, "fp32 gradient accumulator", P * 4);
   if (stage == 1 && mixed) r.add(A, "fp32 gradient accumulator (padded)", padded * 4);
@@ -333,8 +346,7 @@ void engine_items(const Inputs& in, const Option& o, bool gradients_nvme, bool d
   for (std::size_t b = 1; b + 1 < nb; ++b) calls.push_back({b});
   if (in.model.head_is_embedding()) calls.push_back({nb - 1, 0});
   else calls.push_back({nb - 1});
-  const ActivationBytes act = activation_bytes(
-      {in.model, in.micro_batch, in.seq_len, pb, in.attention, /*checkpointing=*/true});
+  const ActivationBytes act = activation_bytes(activation_inputs(in, pb, /*checkpointing=*/true));
   auto fetched = [&](std::size_t c) {  // on the device while call c computes
     std::int64_t n = 0;
     if (fetch_needed)
@@ -468,12 +480,13 @@ const char* phase_name(Phase p) {
     case Phase::kStep: return "forward/backward";
     case Phase::kOptimizer: return "optimizer step";
     case Phase::kSave: return "checkpoint";
+    case Phase::kBackwardEnd: return "end of backward";
   }
   return "?";
 }
 
 std::int64_t peak_bytes(const std::vector<Item>& items) {
-  std::int64_t phase[kPhases] = {0, 0, 0, 0, 0};
+  std::int64_t phase[kPhases] = {};
   for (const auto& i : items) {
     std::int64_t& p = phase[static_cast<int>(i.phase)];
     p = checked_add(p, i.bytes, std::string("the bytes of the ") + phase_name(i.phase) + " phase");
@@ -595,8 +608,8 @@ Need estimate_with(const Inputs& in, const Option& o, bool device_sums) {
 
   // Activations of the data-parallel path (the engine counts its own per call).
   const bool mixed = in.precision != config::Precision::kFp32;
-  ActivationInputs ai{in.model, in.micro_batch, in.seq_len, mixed ? 2 : 4, in.attention,
-                      in.activation_checkpointing || o.zero_stage >= 3 || opt_home != Tier::kDevice};
+  const ActivationInputs ai = activation_inputs(
+      in, mixed ? 2 : 4, in.activation_checkpointing || o.zero_stage >= 3 || opt_home != Tier::kDevice);
   const ActivationBytes act = activation_bytes(ai);
   if (o.zero_stage < 3 && opt_home == Tier::kDevice) {
     r.add(Tier::kDevice, std::string("activations (") + (ai.checkpointing ? "block inputs + one recomputed block" : "all blocks") + ")",
@@ -687,7 +700,7 @@ std::string describe_need(const Need& need, Target target) {
   auto tier = [&](const std::string& title, std::int64_t total, const std::vector<Item>& items) {
     if (items.empty()) return;
     out += "  " + title + ": " + format_bytes(double(total)) + "\n";
-    std::int64_t phase[kPhases] = {0, 0, 0, 0, 0};
+    std::int64_t phase[kPhases] = {};
     for (const auto& i : items) phase[static_cast<int>(i.phase)] += i.bytes;
     const int largest = int(std::max_element(phase + 1, phase + kPhases) - phase);
     for (int p = 0; p < kPhases; ++p) {

@@ -44,12 +44,13 @@ constexpr std::int64_t kCudaContextBytes = 600LL << 20;
 constexpr std::int64_t kHostRuntimeBytesCpu = 180LL << 20;
 
 // The same for a CUDA build: libtorch_cuda, cuBLAS and cuDNN pages touched at
-// initialisation add to the CPU figure. Fitted on the H200 host (2026-12-01):
-// a stage-none run of the 1.31B model peaked at 5.37 GiB RSS, of which the
-// whole-model fp32 initialisation is 4.89 GiB; with 512 MiB the offload runs
-// of the same call land within 0.2% (infinity-cpu) and 7.5% (infinity-nvme)
-// of their measured peaks (docs/benchmarks.md, planner section).
-constexpr std::int64_t kHostRuntimeBytesCuda = 512LL << 20;
+// initialisation add to the CPU figure. Refitted on the H200 host
+// (2026-12-04, tools/bench_planner.sh): in-GPU runs, whose host memory is
+// little more than the runtime, peaked at 1.04 GiB RSS (1.31B GPT, 0.39 GiB
+// of it the planner's other items) and 0.99-1.03 GiB (1.36B Llama from a
+// HF directory, 0.25 GiB); 736 MiB puts both within 6% and moves the
+// offload runs' 21 GiB estimates by 1%.
+constexpr std::int64_t kHostRuntimeBytesCuda = 736LL << 20;
 
 // Copies of a block's flat gradient autograd holds at once while it builds
 // it: the parameter-shaped gradient of a view, the zero-filled flat tensor
@@ -135,8 +136,12 @@ Option option_from(const config::Settings& s);
 
 // When an item is held: all the time, or only during one phase of the run.
 // A tier's need is the resident items plus the largest phase.
-enum class Phase { kResident, kInit, kStep, kOptimizer, kSave };
-const char* phase_name(Phase p);  // "resident", "initialisation", "forward/backward", "optimizer step", "checkpoint"
+// kBackwardEnd: the moment a micro-batch's backward has made every gradient
+// and freed its activations (stage 0-1 16-bit models, whose parameters each
+// hold their own gradient until it is moved into the fp32 sum).
+enum class Phase { kResident, kInit, kStep, kOptimizer, kSave, kBackwardEnd };
+// "resident", "initialisation", "forward/backward", "optimizer step", "checkpoint", "end of backward"
+const char* phase_name(Phase p);
 
 struct Item {
   std::string what;        // "fp32 master weights (partition)"

@@ -115,7 +115,7 @@ TEST_CASE("infinity with an NVMe path is selected and judged against that filesy
 }
 
 TEST_CASE("GPU estimates split optimizer states over --gpus and --nodes") {
-  const std::vector<std::string> base = {"estimate", "--model", "6.7b", "--batch-size", "1", "--gpu-memory-gb", "80",
+  const std::vector<std::string> base = {"estimate", "--model", "6.7b", "--batch-size", "1", "--gpu-memory-gb", "64",
                                          "--cpu-memory-gb", "1024", "--precision", "bf16"};
   const Json one = run_json(with(base, {"--gpus", "1"}));
   const Json eight = run_json(with(base, {"--gpus", "8"}));
@@ -125,7 +125,7 @@ TEST_CASE("GPU estimates split optimizer states over --gpus and --nodes") {
   CHECK(gpu(one, "none") == gpu(eight, "none"));  // plain data parallel replicates everything
   CHECK(gpu(eight, "zero1") < gpu(one, "zero1"));
   CHECK(gpu(sixteen, "zero3") < gpu(eight, "zero3"));
-  // 6.7b without checkpointing: zero1's full fp32 gradient accumulator does not fit 80 GiB, zero2 does.
+  // 6.7b without checkpointing: zero1's full fp32 gradient accumulator does not fit 64 GiB, zero2 does.
   CHECK(eight.at("recommended") == "zero2");
   // --gpus also takes GPU ids: four ids are four GPUs.
   const Json ids = run_json(with(base, {"--gpus", "0,1,2,3"}));

@@ -229,6 +229,35 @@ TEST_CASE("host runtime and per-rank CPU state scale with GPUs per node, not wit
   CHECK(b.model_state_cpu_bytes * 2 == doctest::Approx(a.model_state_cpu_bytes).epsilon(1e-6));
 }
 
+TEST_CASE("a 16-bit stage-0 model's gradients peak at the end of backward, not on top of the activations") {
+  auto phase_sum = [](const std::vector<Item>& items, Phase p) {
+    std::int64_t n = 0;
+    for (const auto& i : items)
+      if (i.phase == p) n += i.bytes;
+    return n;
+  };
+  Inputs in = from_spec(llama_8b(), 1);
+  in.micro_batch = 2;
+  const Need full = estimate_option(in, find("none"));
+  const std::string grads = "bf16 gradients (each parameter's";
+  REQUIRE(item(full.gpu, grads) == 2 * in.params);
+  for (const auto& i : full.gpu)
+    if (i.what.rfind(grads, 0) == 0) CHECK(i.phase == Phase::kBackwardEnd);
+  // Activations of two 2048-token samples outweigh the 16 GB of gradients:
+  // the forward/backward phase is the peak, and the gradients are not in it.
+  const std::int64_t resident = phase_sum(full.gpu, Phase::kResident);
+  CHECK(phase_sum(full.gpu, Phase::kStep) > 2 * in.params);
+  CHECK(full.gpu_bytes == resident + phase_sum(full.gpu, Phase::kStep));
+  // With checkpointing the activations shrink below the gradients, which
+  // then set the peak.
+  in.activation_checkpointing = true;
+  in.micro_batch = 1;
+  const Need ckpt = estimate_option(in, find("none"));
+  CHECK(phase_sum(ckpt.gpu, Phase::kStep) < 2 * in.params);
+  CHECK(ckpt.gpu_bytes == phase_sum(ckpt.gpu, Phase::kResident) + 2 * in.params);
+  CHECK(std::string(phase_name(Phase::kBackwardEnd)) == "end of backward");
+}
+
 TEST_CASE("activations per block follow Korthikanti et al. without dropout") {
   ActivationInputs ai;
   ai.model = ModelSpec{"t", 50304, 1024, 768, 12, 12};
@@ -264,6 +293,7 @@ TEST_CASE("a Llama block keeps what its forward saves: fp32 RMSNorm inputs, q-wi
   ai.seq_len = 2048;
   ai.dtype_bytes = 2;
   ai.attention = Attention::kFlash;
+  ai.mean_keeps_input = true;  // LibTorch 1.13's mean() keeps x^2
   const std::int64_t N = 2048, s = 2048, h = 4096, a = 32, d = 128, q = a * d, f = 14336, V = 128256, dt = 2;
   const std::int64_t rms_norm = 4 * N * h + 4 * N * h + 4 * N + dt * N * h;  // fp32 input, x^2, row factor, normalised
   const std::int64_t attention = rms_norm + dt * N * h   // q/k/v in
@@ -285,6 +315,10 @@ TEST_CASE("a Llama block keeps what its forward saves: fp32 RMSNorm inputs, q-wi
 
   // The key/value width does not matter (repeat_interleave copies K and V to
   // every query head); the query width and the MLP width do.
+  ActivationInputs lt2 = ai;  // LibTorch 2: mean()'s backward keeps no x^2, one per RMSNorm
+  lt2.mean_keeps_input = false;
+  CHECK(activation_bytes(lt2).per_block == activation_bytes(ai).per_block - 2 * 4 * N * h);
+
   ActivationInputs mha = ai;
   mha.model.kv_heads = 0;
   CHECK(activation_bytes(mha).per_block == activation_bytes(ai).per_block);
@@ -303,6 +337,7 @@ TEST_CASE("a Llama block keeps what its forward saves: fp32 RMSNorm inputs, q-wi
   tiny.micro_batch = 3;
   tiny.seq_len = 32;
   tiny.attention = Attention::kMaterialized;
+  tiny.mean_keeps_input = true;
   tiny.dtype_bytes = 4;
   CHECK(activation_bytes(tiny).per_block == 497408);
   tiny.dtype_bytes = 2;  // bf16

@@ -61,10 +61,10 @@ TEST_CASE("unknown NVMe space matters only to options that use NVMe") {
 }
 
 TEST_CASE("the recommendation is the fastest option that fits") {
-  // 6.7b on 8 x 80 GiB: plain data parallel and ZeRO-1 (which keeps a full
+  // 6.7b on 8 x 64 GiB: plain data parallel and ZeRO-1 (which keeps a full
   // fp32 gradient accumulator) do not fit, ZeRO-2 does.
   const Estimate e = estimate(model("6.7b", 8));
-  const Recommendation r = recommend(e, node(80, 1024, 8000));
+  const Recommendation r = recommend(e, node(64, 1024, 8000));
   REQUIRE(r.chosen);
   CHECK(e.rows[*r.chosen].option.name == "zero2");
   CHECK_FALSE(r.fits[0].fits);
@@ -115,7 +115,7 @@ TEST_CASE("when nothing fits it says how much more is needed and what would fit"
 }
 
 TEST_CASE("choose returns the recommended option and fails with exit code 3 when nothing fits") {
-  const Choice c = choose(model("6.7b", 8), node(80, 1024, 8000));
+  const Choice c = choose(model("6.7b", 8), node(64, 1024, 8000));
   CHECK(c.option.name == "zero2");
   CHECK(c.need.gpu_bytes > 0);
   CHECK(c.explanation.find("recommended: zero2") == 0);

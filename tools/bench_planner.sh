@@ -59,7 +59,7 @@ failed=0
 for cfg in $CONFIGS; do
   case $cfg in
     none) stage=(--zero-stage none) ;;
-    zero3) stage=(--zero-stage 3) ;;
+    zero3) stage=(--zero-stage zero3) ;;
     infinity-cpu) stage=(--preset infinity-cpu) ;;
     infinity-nvme) stage=(--zero-stage infinity --nvme-offload-path "$NVME_PATH/$cfg") ;;
     *) echo "error: unknown configuration '$cfg' (known: none zero3 infinity-cpu infinity-nvme)" >&2; exit 2 ;;

@@ -170,7 +170,8 @@ std::vector<OptionSpec> build_options() {
        train, {}, set_paths({"zinf.data.format"}, OptionType::kString)},
       {"data-windows", OptionType::kString, "MODE",
        "detect (documents for prompt/completion data, else stream), stream (windows back to back across "
-       "documents) or documents (each window inside one document, padded)",
+       "documents), documents (each window inside one document, padded) or packed (several documents to a "
+       "window, each attending only to itself)",
        train, {}, set_paths({"zinf.data.windows"}, OptionType::kString)},
       {"steps", OptionType::kInt, "N", "optimizer steps", train, {},
        set_paths({"zinf.train.steps"}, OptionType::kInt)},

@@ -446,10 +446,12 @@ std::vector<KeySpec> build_schema() {
       choice("zinf.data.format", "detect", {"detect", "bytes", "llmc", "nanogpt"},
              "how dataset files are read: detect = .bin by its llm.c header, others as bytes; nanogpt = "
              "header-less uint16 (nanoGPT's train.bin)"),
-      choice("zinf.data.windows", "detect", {"detect", "stream", "documents"},
+      choice("zinf.data.windows", "detect", {"detect", "stream", "documents", "packed"},
              "how training windows are cut: stream = back to back across documents (pre-training); documents = "
              "each window within one document, padded, a fine-tuning example truncated to one window (TRL "
-             "without packing); detect = documents when the data holds prompt/completion examples, else stream"),
+             "without packing); packed = documents' windows packed several to a window (best-fit decreasing), "
+             "positions restarting and attention kept within each document (TRL packing with position ids); "
+             "detect = documents when the data holds prompt/completion examples, else stream"),
       number("zinf.data.val_fraction", 0.1, 0, 0.5,
              "share of the data held out for validation (when no val_dataset_file is given)"),
       string("zinf.data.val_dataset_file", "",

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <iterator>
 #include <limits>
+#include <set>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 #include "core/targets.h"
@@ -22,12 +24,20 @@ std::uint64_t splitmix64(std::uint64_t& state) {
 Windows parse_windows(const std::string& name) {
   if (name == "stream") return Windows::kStream;
   if (name == "documents") return Windows::kDocuments;
+  if (name == "packed") return Windows::kPacked;
   throw UsageError("unknown window mode '" + name + "'",
-                   "allowed: stream (windows back to back across documents) or documents (each window within one "
-                   "document, padded)");
+                   "allowed: stream (windows back to back across documents), documents (each window within one "
+                   "document, padded) or packed (several documents to a window, attention kept within each)");
 }
 
-const char* windows_name(Windows w) { return w == Windows::kStream ? "stream" : "documents"; }
+const char* windows_name(Windows w) {
+  switch (w) {
+    case Windows::kStream: return "stream";
+    case Windows::kDocuments: return "documents";
+    case Windows::kPacked: return "packed";
+  }
+  return "?";
+}
 
 Windows resolve_windows(const std::string& setting, const Tokens& tokens) {
   if (setting == "detect") return tokens.has_prompts() ? Windows::kDocuments : Windows::kStream;
@@ -37,7 +47,8 @@ Windows resolve_windows(const std::string& setting, const Tokens& tokens) {
 DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t seq_len, Windows windows) {
   const std::int64_t n = tokens.size();
   std::int64_t val = static_cast<std::int64_t>(std::floor(double(n) * val_fraction));
-  if (windows == Windows::kDocuments && val > 0) {  // from the start of the document the cut falls in
+  const bool by_documents = windows != Windows::kStream;
+  if (by_documents && val > 0) {  // from the start of the document the cut falls in
     const std::int64_t cut = document_at(tokens.documents(), n - val)->start;
     val = cut > 0 ? n - cut : val;  // a single document stays split at the fraction
   }
@@ -46,11 +57,11 @@ DataSplit split_tokens(const Tokens& tokens, double val_fraction, std::int64_t s
   s.val = {n - val, val};
   const std::string what = tokens.format() == TokenFormat::kBytes ? " bytes" : " tokens";
   // A document window may be as short as 2 tokens; a stream window is seq_len + 1.
-  const std::int64_t sample = windows == Windows::kDocuments ? 2 : seq_len + 1;
-  const std::string needs = windows == Windows::kDocuments ? "2 tokens (a document window)"
-                                                            : "seq_len + 1 = " + std::to_string(seq_len + 1);
+  const std::int64_t sample = by_documents ? 2 : seq_len + 1;
+  const std::string needs =
+      by_documents ? "2 tokens (a document window)" : "seq_len + 1 = " + std::to_string(seq_len + 1);
   if (s.train.count < sample)
-    throw UsageError((windows == Windows::kDocuments ? "the data is too short: '"
+    throw UsageError((by_documents ? "the data is too short: '"
                                                      : "seq-len " + std::to_string(seq_len) + " is longer than the data: '") +
                          tokens.path() + "' has " + std::to_string(n) + what + ", " + std::to_string(s.train.count) +
                          " of them for training, and one sample needs " + needs,
@@ -78,8 +89,8 @@ Sampler::Sampler(const Tokens& tokens, Span span, std::int64_t seq_len, std::uin
     : tokens_(&tokens), mode_(windows), span_(span), seq_len_(seq_len), seed_(seed), shuffle_(shuffle) {
   if (seq_len < 1) throw UsageError("seq-len " + std::to_string(seq_len) + " is not positive", "use --seq-len 1 or more");
   masks_prompts_ = tokens.has_prompts();
-  if (mode_ == Windows::kDocuments || masks_prompts_) docs_ = &tokens.documents();
-  if (mode_ == Windows::kDocuments) {
+  if (mode_ != Windows::kStream || masks_prompts_) docs_ = &tokens.documents();
+  if (mode_ != Windows::kStream) {
     const std::vector<Document>& docs = *docs_;
     const std::int64_t span_end = span.begin + span.count;
     for (auto it = document_at(docs, span.begin); it != docs.end() && it->start < span_end; ++it) {
@@ -100,6 +111,7 @@ Sampler::Sampler(const Tokens& tokens, Span span, std::int64_t seq_len, std::uin
                            std::to_string(span.begin) + " of '" + tokens.path() + "' has 2 tokens to train on",
                        "use more data, or zinf.data.windows = stream");
     windows_ = static_cast<std::int64_t>(doc_window_start_.size());
+    if (mode_ == Windows::kPacked) pack_windows();
   } else {
     if (span.count < seq_len + 1)
       throw UsageError((span.count == tokens.size() ? "'" + tokens.path() + "'"
@@ -114,6 +126,53 @@ Sampler::Sampler(const Tokens& tokens, Span span, std::int64_t seq_len, std::uin
     throw UsageError("the dataset has " + std::to_string(windows_) + " samples per epoch; at most 2^32 supported",
                      "raise --seq-len or split the data");
   start_epoch();
+}
+
+// Best-fit decreasing: the pieces longest first (file order among equals),
+// each into the open window with the least room that still takes it, else a
+// new window. One pass over a balanced tree: n log n for n pieces.
+void Sampler::pack_windows() {
+  const std::size_t pieces = doc_window_start_.size();
+  if (pieces > std::numeric_limits<std::uint32_t>::max())
+    throw UsageError("the dataset has " + std::to_string(pieces) + " document windows; at most 2^32 can be packed",
+                     "raise --seq-len or split the data");
+  auto inputs = [this](std::size_t p) { return std::int64_t(doc_window_tokens_[p]) - 1; };
+  std::vector<std::uint32_t> by_length(pieces);
+  for (std::size_t p = 0; p < pieces; ++p) by_length[p] = static_cast<std::uint32_t>(p);
+  std::stable_sort(by_length.begin(), by_length.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return inputs(a) > inputs(b); });
+  std::vector<std::uint32_t> window_of(pieces);
+  std::set<std::pair<std::int64_t, std::uint32_t>> room;  // (free positions, window) of windows not yet full
+  std::uint32_t windows = 0;
+  for (const std::uint32_t p : by_length) {
+    const std::int64_t need = inputs(p);
+    auto it = room.lower_bound({need, 0});
+    std::int64_t left = 0;
+    if (it == room.end()) {
+      window_of[p] = windows++;
+      left = seq_len_ - need;
+    } else {
+      window_of[p] = it->second;
+      left = it->first - need;
+      room.erase(it);
+    }
+    if (left > 0) room.insert({left, window_of[p]});
+  }
+  // Counting sort by window, pieces in file order within each.
+  pack_first_.assign(std::size_t(windows) + 1, 0);
+  for (std::size_t p = 0; p < pieces; ++p) ++pack_first_[window_of[p] + 1];
+  for (std::size_t w = 0; w < windows; ++w) pack_first_[w + 1] += pack_first_[w];
+  pack_piece_.resize(pieces);
+  std::vector<std::int64_t> next(pack_first_.begin(), pack_first_.end() - 1);
+  for (std::size_t p = 0; p < pieces; ++p) pack_piece_[std::size_t(next[window_of[p]]++)] = static_cast<std::uint32_t>(p);
+  windows_ = windows;
+}
+
+double Sampler::packed_fill() const {
+  if (mode_ != Windows::kPacked || windows_ == 0) return 0;
+  double inputs = 0;
+  for (const std::int32_t t : doc_window_tokens_) inputs += double(t - 1);
+  return inputs / (double(windows_) * double(seq_len_));
 }
 
 void Sampler::start_epoch() {
@@ -138,6 +197,7 @@ Batch Sampler::next(std::int64_t rows) {
   b.cols = seq_len_;
   b.inputs.resize(static_cast<std::size_t>(rows * seq_len_));
   b.targets.resize(b.inputs.size());
+  if (mode_ == Windows::kPacked) b.positions.resize(b.inputs.size());
   for (std::int64_t r = 0; r < rows; ++r) {
     if (state_.position == windows_) {
       ++state_.epoch;
@@ -145,26 +205,40 @@ Batch Sampler::next(std::int64_t rows) {
       start_epoch();
     }
     const std::uint32_t w = order_[state_.position++];
-    std::int64_t start = 0, count = seq_len_ + 1;
-    if (mode_ == Windows::kDocuments) {
-      start = doc_window_start_[w];
-      count = doc_window_tokens_[w];
+    std::int64_t* in = b.inputs.data() + r * seq_len_;
+    std::int64_t* tg = b.targets.data() + r * seq_len_;
+    std::int64_t used = 0;
+    if (mode_ == Windows::kPacked) {
+      std::int64_t* pos = b.positions.data() + r * seq_len_;
+      for (std::int64_t i = pack_first_[w]; i < pack_first_[w + 1]; ++i) {
+        const std::uint32_t p = pack_piece_[std::size_t(i)];
+        used += copy_piece(doc_window_start_[p], doc_window_tokens_[p], in + used, tg + used, pos + used);
+      }
+      for (std::int64_t i = used; i < seq_len_; ++i) pos[i] = i - used;  // the padding: a run of its own
+    } else if (mode_ == Windows::kDocuments) {
+      used = copy_piece(doc_window_start_[w], doc_window_tokens_[w], in, tg, nullptr);
     } else {
-      start = span_.begin + shift_ + std::int64_t(w) * seq_len_;
+      used = copy_piece(span_.begin + shift_ + std::int64_t(w) * seq_len_, seq_len_ + 1, in, tg, nullptr);
     }
-    window_.resize(static_cast<std::size_t>(count));
-    tokens_->read(start, count, window_.data());
-    const auto in = b.inputs.begin() + r * seq_len_, tg = b.targets.begin() + r * seq_len_;
-    std::copy(window_.begin(), window_.end() - 1, in);
-    std::copy(window_.begin() + 1, window_.end(), tg);
-    // Padding after a short document: its inputs are the document's last
-    // token (any id would do: causal attention never lets earlier positions
+    // Padding after a short document: its inputs are the last token read
+    // (any id would do: neither causal nor packed attention lets a document
     // see it), its targets train nothing.
-    std::fill(in + (count - 1), in + seq_len_, window_[std::size_t(count - 1)]);
-    std::fill(tg + (count - 1), tg + seq_len_, kIgnoreTarget);
-    if (masks_prompts_) mask_prompts(start, &*tg, count - 1);
+    std::fill(in + used, in + seq_len_, window_.back());
+    std::fill(tg + used, tg + seq_len_, kIgnoreTarget);
   }
   return b;
+}
+
+std::int64_t Sampler::copy_piece(std::int64_t start, std::int64_t count, std::int64_t* in, std::int64_t* tg,
+                                 std::int64_t* positions) {
+  window_.resize(static_cast<std::size_t>(count));
+  tokens_->read(start, count, window_.data());
+  std::copy(window_.begin(), window_.end() - 1, in);
+  std::copy(window_.begin() + 1, window_.end(), tg);
+  if (positions)
+    for (std::int64_t i = 0; i + 1 < count; ++i) positions[i] = i;
+  if (masks_prompts_) mask_prompts(start, tg, count - 1);
+  return count - 1;
 }
 
 std::int64_t trained_targets(const Batch& b) {

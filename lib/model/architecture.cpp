@@ -23,17 +23,22 @@ bool ends_with(const std::string& s, const char* tail) {
 }
 
 // Causal softmax attention of q [B, nh, T, hd] over k/v [B, nh, S, hd],
-// S >= T: query i sits at position S - T + i and sees keys 0..S - T + i.
-torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+// S >= T: query i sits at position S - T + i and sees keys 0..S - T + i;
+// with a packing (S == T), only packing->allowed's keys (its own document's).
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const Packing* packing = nullptr) {
   const std::int64_t T = q.size(2), S = k.size(2), hd = q.size(3);
 #if TORCH_VERSION_MAJOR >= 2
+  // A boolean mask leaves flash attention out; CUDA runs the memory-efficient kernel.
+  if (packing) return at::scaled_dot_product_attention(q, k, v, packing->allowed);
   if (S == T) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
   if (T == 1) return at::scaled_dot_product_attention(q, k, v);  // the newest token sees them all
 #endif
   torch::Tensor att = at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));
-  const torch::Tensor mask =
-      torch::ones({T, S}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu(S - T + 1);
-  att = att.masked_fill(mask, -std::numeric_limits<float>::infinity()).softmax(-1);
+  const torch::Tensor hidden =
+      packing ? packing->allowed.logical_not()
+              : torch::ones({T, S}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu(S - T + 1);
+  att = att.masked_fill(hidden, -std::numeric_limits<float>::infinity()).softmax(-1);
   return at::matmul(att, v);
 }
 
@@ -54,17 +59,20 @@ std::pair<torch::Tensor, torch::Tensor> remember(KvCache* cache, torch::Tensor k
 
 class Gpt2 final : public Architecture {
  public:
-  torch::Tensor embed(const torch::Tensor& idx, const Params& p, const ModelSpec&, std::int64_t first) const override {
+  torch::Tensor embed(const torch::Tensor& idx, const Params& p, const ModelSpec&, std::int64_t first,
+                      const Packing* packing) const override {
+    if (packing) return at::embedding(p[0], idx) + at::embedding(p[1], packing->positions);
     return at::embedding(p[0], idx) + p[1].narrow(0, first, idx.size(1));
   }
   // HF GPT2Block: pre-LayerNorm, fused QKV, tanh-GELU MLP of 4x width.
-  torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& spec, KvCache* cache) const override {
+  torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& spec, KvCache* cache,
+                      const Packing* packing) const override {
     const std::int64_t B = x.size(0), T = x.size(1), H = x.size(2), nh = spec.heads, hd = H / nh;
     torch::Tensor h = at::layer_norm(x, {H}, p[kLn1Weight], p[kLn1Bias], 1e-5);
     const auto qkv = at::linear(h, p[kQkvWeight], p[kQkvBias]).split(H, 2);
     const torch::Tensor q = qkv[0].view({B, T, nh, hd}).transpose(1, 2);
     const auto [k, v] = remember(cache, qkv[1].view({B, T, nh, hd}).transpose(1, 2), qkv[2].view({B, T, nh, hd}).transpose(1, 2));
-    const torch::Tensor y = causal_attention(q, k, v).transpose(1, 2).contiguous().view({B, T, H});
+    const torch::Tensor y = causal_attention(q, k, v, packing).transpose(1, 2).contiguous().view({B, T, H});
     const torch::Tensor out = x + at::linear(y, p[kAttnProjWeight], p[kAttnProjBias]);
     h = at::layer_norm(out, {H}, p[kLn2Weight], p[kLn2Bias], 1e-5);
     h = at::gelu(at::linear(h, p[kFcWeight], p[kFcBias]), "tanh");
@@ -94,11 +102,13 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 
 class Llama final : public Architecture {
  public:
-  torch::Tensor embed(const torch::Tensor& idx, const Params& p, const ModelSpec&, std::int64_t) const override {
+  torch::Tensor embed(const torch::Tensor& idx, const Params& p, const ModelSpec&, std::int64_t,
+                      const Packing*) const override {
     return at::embedding(p[0], idx);
   }
 
-  torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& s, KvCache* cache) const override {
+  torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& s, KvCache* cache,
+                      const Packing* packing) const override {
     const std::int64_t B = x.size(0), T = x.size(1), hd = s.head_size(), nh = s.heads, nkv = s.kv_head_count();
     std::size_t i = 0;
     const torch::Tensor& ln1 = p[i++];
@@ -118,15 +128,22 @@ class Llama final : public Architecture {
     torch::Tensor q = at::linear(h, wq, bq).view({B, T, nh, hd}).transpose(1, 2);
     torch::Tensor k = at::linear(h, wk, bk).view({B, T, nkv, hd}).transpose(1, 2);
     torch::Tensor v = at::linear(h, wv, bv).view({B, T, nkv, hd}).transpose(1, 2);
-    // Rotary positions 0..T-1, cos/sin in fp32 as HF's LlamaRotaryEmbedding.
-    // Computed on the host as HF does (the same bits); from pinned memory the
-    // copy is asynchronous: a pageable one would wait for the GPU every block.
+    // Rotary positions 0..T-1 (or the packing's), cos/sin in fp32 as HF's
+    // LlamaRotaryEmbedding. inv_freq is computed on the host as HF does (the
+    // same bits); from pinned memory the copy is asynchronous: a pageable one
+    // would wait for the GPU every block. Each angle is one fp32 product, as
+    // in HF's position-ids matmul, so packed positions give the same bits.
     torch::Tensor inv_freq = rope_inv_freq(s);
     if (x.is_cuda()) inv_freq = inv_freq.pin_memory().to(x.device(), /*non_blocking=*/true);
-    const std::int64_t first = cache ? cache->length() : 0;
-    const torch::Tensor pos =
-        torch::arange(first, first + T, torch::TensorOptions().dtype(torch::kFloat32).device(x.device()));
-    const torch::Tensor freqs = torch::outer(pos, inv_freq);
+    torch::Tensor freqs;  // [T, hd/2], or [B, 1, T, hd/2] packed
+    if (packing) {
+      freqs = (packing->positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq).unsqueeze(1);
+    } else {
+      const std::int64_t first = cache ? cache->length() : 0;
+      const torch::Tensor pos =
+          torch::arange(first, first + T, torch::TensorOptions().dtype(torch::kFloat32).device(x.device()));
+      freqs = torch::outer(pos, inv_freq);
+    }
     const torch::Tensor emb = torch::cat({freqs, freqs}, -1);
     const torch::Tensor cos = emb.cos().to(x.scalar_type()), sin = emb.sin().to(x.scalar_type());
     q = q * cos + rotate_half(q) * sin;
@@ -136,7 +153,7 @@ class Llama final : public Architecture {
       k = k.repeat_interleave(nh / nkv, 1);
       v = v.repeat_interleave(nh / nkv, 1);
     }
-    const torch::Tensor y = causal_attention(q, k, v).transpose(1, 2).contiguous().view({B, T, nh * hd});
+    const torch::Tensor y = causal_attention(q, k, v, packing).transpose(1, 2).contiguous().view({B, T, nh * hd});
     const torch::Tensor out = x + at::linear(y, wo);
     const torch::Tensor m = rms_norm(out, ln2, s.norm_eps);
     return out + at::linear(at::silu(at::linear(m, wgate)) * at::linear(m, wup), wdown);
@@ -162,6 +179,18 @@ const Architecture& architecture_of(const ModelSpec& spec) {
   static const Gpt2 gpt2;
   static const Llama llama;
   return spec.architecture() == zinf::Architecture::kGpt2 ? static_cast<const Architecture&>(gpt2) : llama;
+}
+
+Packing packing_from_positions(const torch::Tensor& positions) {
+  if (positions.dim() != 2 || positions.scalar_type() != torch::kInt64)
+    throw Error("packed positions must be a [B, T] int64 tensor");
+  const std::int64_t T = positions.size(1);
+  // Document k of a row is the k-th run starting at position 0.
+  const torch::Tensor document = positions.eq(0).cumsum(1);
+  const torch::Tensor same = document.unsqueeze(2).eq(document.unsqueeze(1));  // [B, T, T]
+  const torch::Tensor causal =
+      torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(positions.device())).tril();
+  return {positions, same.logical_and(causal).unsqueeze(1)};
 }
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {

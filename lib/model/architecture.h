@@ -27,17 +27,31 @@ struct KvCache {
   std::int64_t length() const { return k.defined() ? k.size(2) : 0; }
 };
 
+// Rows that hold several documents (zinf.data.windows = packed): each
+// token's position within its own document and which keys each query may
+// see (the earlier tokens of its document), made once per forward and read
+// by every block. Without one, token t of a row sits at position t and sees
+// tokens 0..t of the row.
+struct Packing {
+  torch::Tensor positions;  // [B, T] int64
+  torch::Tensor allowed;    // [B, 1, T, T] bool, true where query t may attend to key u
+};
+// From positions [B, T] int64 (0 where a document starts, then counting up),
+// on their device.
+Packing packing_from_positions(const torch::Tensor& positions);
+
 class Architecture {
  public:
   virtual ~Architecture() = default;
-  // idx [B, T] int64 at positions first_position.. -> x [B, T, H]; emb: the
-  // "embedding" block's views.
+  // idx [B, T] int64 at positions first_position.. (or packing->positions)
+  // -> x [B, T, H]; emb: the "embedding" block's views.
   virtual torch::Tensor embed(const torch::Tensor& idx, const Params& emb, const ModelSpec& spec,
-                              std::int64_t first_position = 0) const = 0;
+                              std::int64_t first_position = 0, const Packing* packing = nullptr) const = 0;
   // One transformer block (x [B, T, H]); p: a block's views. Without a cache
-  // the positions are 0..T-1; with one, cache->length().. (see KvCache).
+  // the positions are 0..T-1 (or packing's); with one, cache->length()..
+  // (see KvCache). A cache and a packing do not go together.
   virtual torch::Tensor block(const torch::Tensor& x, const Params& p, const ModelSpec& spec,
-                              KvCache* cache = nullptr) const = 0;
+                              KvCache* cache = nullptr, const Packing* packing = nullptr) const = 0;
   // x [B, T, H] -> logits [B, T, vocab]; head: the "head" block's views, emb:
   // the embedding block's (read only when head_reads_embedding(spec)).
   virtual torch::Tensor head(const torch::Tensor& x, const Params& head, const Params& emb,

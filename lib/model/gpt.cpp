@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "core/error.h"
 #include "core/targets.h"
@@ -91,41 +92,44 @@ void Gpt::load_flat(const torch::Tensor& flat) {
 
 // ------------------------------------------------------------ forward
 
-torch::Tensor Gpt::embed(const torch::Tensor& idx) {
+torch::Tensor Gpt::embed(const torch::Tensor& idx, const Packing* packing) {
   const auto& p = views_.front();
   const std::int64_t T = idx.size(1);
   if (T > options_.spec.seq_len)
     throw UsageError("a sequence of " + std::to_string(T) + " tokens exceeds the model's seq-len " +
                      std::to_string(options_.spec.seq_len));
-  return architecture_of(options_.spec).embed(idx, p, options_.spec);
+  return architecture_of(options_.spec).embed(idx, p, options_.spec, 0, packing);
 }
 
 torch::Tensor Gpt::head(const torch::Tensor& x) {
   return architecture_of(options_.spec).head(x, views_.back(), views_.front(), options_.spec);
 }
 
-torch::Tensor Gpt::forward(const torch::Tensor& idx) {
-  torch::Tensor x = embed(idx);
+torch::Tensor Gpt::forward(const torch::Tensor& idx, const torch::Tensor& positions) {
+  // Shared by every block and kept alive by the checkpointed blocks' closures until backward.
+  const auto packing = positions.defined() ? std::make_shared<const Packing>(packing_from_positions(positions))
+                                           : std::shared_ptr<const Packing>();
+  torch::Tensor x = embed(idx, packing.get());
   const Architecture& arch = architecture_of(options_.spec);
   const ModelSpec& spec = options_.spec;
   for (std::size_t b = 1; b + 1 < views_.size(); ++b) {
     if (options_.activation_checkpointing && torch::GradMode::is_enabled()) {
-      x = checkpointed([&arch, spec](const torch::Tensor& in, const std::vector<torch::Tensor>& p) {
-        return arch.block(in, p, spec);
+      x = checkpointed([&arch, spec, packing](const torch::Tensor& in, const std::vector<torch::Tensor>& p) {
+        return arch.block(in, p, spec, nullptr, packing.get());
       }, x, views_[b]);
     } else {
-      x = arch.block(x, views_[b], spec);
+      x = arch.block(x, views_[b], spec, nullptr, packing.get());
     }
   }
   return head(x);
 }
 
-torch::Tensor Gpt::loss(const torch::Tensor& idx, const torch::Tensor& targets) {
-  return next_token_loss(forward(idx), targets, /*sum=*/false);
+torch::Tensor Gpt::loss(const torch::Tensor& idx, const torch::Tensor& targets, const torch::Tensor& positions) {
+  return next_token_loss(forward(idx, positions), targets, /*sum=*/false);
 }
 
-torch::Tensor Gpt::loss_sum(const torch::Tensor& idx, const torch::Tensor& targets) {
-  return next_token_loss(forward(idx), targets, /*sum=*/true);
+torch::Tensor Gpt::loss_sum(const torch::Tensor& idx, const torch::Tensor& targets, const torch::Tensor& positions) {
+  return next_token_loss(forward(idx, positions), targets, /*sum=*/true);
 }
 
 torch::Tensor next_token_loss(const torch::Tensor& logits, const torch::Tensor& targets, bool sum) {

@@ -19,6 +19,8 @@
 
 namespace zinf::model {
 
+struct Packing;  // model/architecture.h
+
 struct GptOptions {
   ModelSpec spec;
   torch::Dtype dtype = torch::kFloat32;   // parameters, activations and gradients
@@ -73,15 +75,17 @@ class Gpt {
   // The parameters of block b (layout order) as views.
   const std::vector<torch::Tensor>& block_params(std::size_t b) const { return views_[b]; }
 
-  // idx [B, T] int64 -> logits [B, T, vocab] (dtype).
-  torch::Tensor forward(const torch::Tensor& idx);
+  // idx [B, T] int64 -> logits [B, T, vocab] (dtype). positions [B, T]
+  // int64, when given: rows packed with several documents, each token at its
+  // position in its document and attending within it (model::Packing).
+  torch::Tensor forward(const torch::Tensor& idx, const torch::Tensor& positions = {});
   // Next-token cross entropy in fp32 (scalar) over the targets that are not
   // kIgnoreTarget: their mean, or (loss_sum) their sum.
-  torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets);
-  torch::Tensor loss_sum(const torch::Tensor& idx, const torch::Tensor& targets);
+  torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets, const torch::Tensor& positions = {});
+  torch::Tensor loss_sum(const torch::Tensor& idx, const torch::Tensor& targets, const torch::Tensor& positions = {});
 
  private:
-  torch::Tensor embed(const torch::Tensor& idx);
+  torch::Tensor embed(const torch::Tensor& idx, const Packing* packing);
   torch::Tensor head(const torch::Tensor& x);
 
   GptOptions options_;

@@ -24,7 +24,9 @@ struct InferenceModel::Impl {
   std::unique_ptr<model::Gpt> dense;
   std::unique_ptr<ZeroGpt> engine;
 
-  torch::Tensor forward(const torch::Tensor& idx) { return engine ? engine->forward(idx) : dense->forward(idx); }
+  torch::Tensor forward(const torch::Tensor& idx, const torch::Tensor& positions) {
+    return engine ? engine->forward(idx, positions) : dense->forward(idx, positions);
+  }
 };
 
 InferenceModel::InferenceModel(const config::Settings& s, const WeightSource& weights) : impl_(std::make_unique<Impl>()) {
@@ -52,9 +54,11 @@ const ModelSpec& InferenceModel::spec() const { return impl_->spec; }
 torch::Device InferenceModel::device() const { return impl_->device; }
 bool InferenceModel::through_engine() const { return impl_->engine != nullptr; }
 
-double InferenceModel::loss_sum(const torch::Tensor& idx, const torch::Tensor& targets) {
+double InferenceModel::loss_sum(const torch::Tensor& idx, const torch::Tensor& targets,
+                                const torch::Tensor& positions) {
   torch::NoGradGuard no_grad;
-  const torch::Tensor logits = impl_->forward(idx.to(impl_->device));
+  const torch::Tensor logits =
+      impl_->forward(idx.to(impl_->device), positions.defined() ? positions.to(impl_->device) : positions);
   return model::next_token_loss(logits, targets.to(impl_->device), /*sum=*/true).item<double>();
 }
 
@@ -89,7 +93,8 @@ EvalResult evaluate(InferenceModel& model, const data::Tokens& tokens, std::int6
     const auto as_tensor = [&](const std::vector<std::int64_t>& v) {
       return torch::from_blob(const_cast<std::int64_t*>(v.data()), {rows, seq_len}, torch::kInt64).clone();
     };
-    total += model.loss_sum(as_tensor(b.inputs), as_tensor(b.targets));
+    total += model.loss_sum(as_tensor(b.inputs), as_tensor(b.targets),
+                            b.positions.empty() ? torch::Tensor() : as_tensor(b.positions));
     r.tokens += data::trained_targets(b);
   }
   r.windows = windows;

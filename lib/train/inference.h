@@ -33,8 +33,9 @@ class InferenceModel {
   InferenceModel(const InferenceModel&) = delete;
   InferenceModel& operator=(const InferenceModel&) = delete;
 
-  // Sum of next-token cross entropies (fp32) over idx/targets [B, T] int64 (CPU).
-  double loss_sum(const torch::Tensor& idx, const torch::Tensor& targets);
+  // Sum of next-token cross entropies (fp32) over idx/targets [B, T] int64
+  // (CPU); positions [B, T] for packed rows (model::Gpt::forward).
+  double loss_sum(const torch::Tensor& idx, const torch::Tensor& targets, const torch::Tensor& positions = {});
   // The prompt and what follows it (dense models only: UsageError through the engine).
   std::vector<std::int64_t> generate(const std::vector<std::int64_t>& prompt, const model::SamplingOptions& options);
   const ModelSpec& spec() const;

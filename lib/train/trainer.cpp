@@ -174,8 +174,9 @@ struct Trainer::Impl {
   bool leader() const { return group->rank() == 0; }  // writes metrics, summary and the model
   std::int64_t numel() const { return zero ? settings.model.parameter_count() : model->numel(); }
   // Summed over the targets that train (not kIgnoreTarget); callers divide by their count.
-  torch::Tensor loss_sum(const torch::Tensor& x, const torch::Tensor& y) {
-    return zero ? zero->loss_sum(x, y) : model->loss_sum(x, y);
+  // positions: packed rows (model::Gpt::forward), else undefined.
+  torch::Tensor loss_sum(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& positions) {
+    return zero ? zero->loss_sum(x, y, positions) : model->loss_sum(x, y, positions);
   }
   bool resume();
   double evaluate();
@@ -196,12 +197,18 @@ struct Trainer::Impl {
   // and padding make micro-batches differ in how many targets they train).
   struct StepTokens {
     torch::Tensor inputs, targets;
+    torch::Tensor positions;  // packed windows: each token's position in its document; else undefined
     double trained = 0;  // targets that are not kIgnoreTarget, all ranks and micro-batches
+    torch::Tensor positions_of(std::int64_t micro) const {
+      return positions.defined() ? positions[micro] : torch::Tensor();
+    }
   };
   StepTokens next_step_tokens() {
     const std::int64_t rows = settings.micro_batch, cols = settings.model.seq_len;
     const auto opts = torch::TensorOptions().dtype(torch::kInt64).pinned_memory(device.is_cuda());
+    const bool packed = windows == data::Windows::kPacked;
     torch::Tensor in = torch::empty({settings.grad_accum, rows, cols}, opts), tg = torch::empty_like(in);
+    torch::Tensor pos = packed ? torch::empty_like(in) : torch::Tensor();
     const std::size_t bytes = std::size_t(rows * cols) * sizeof(std::int64_t);
     const std::size_t first = std::size_t(group->rank() * rows * cols);
     std::int64_t trained = 0;
@@ -209,10 +216,12 @@ struct Trainer::Impl {
       const data::Batch b = sampler->next(rows * world());
       std::memcpy(in[micro].data_ptr<std::int64_t>(), b.inputs.data() + first, bytes);
       std::memcpy(tg[micro].data_ptr<std::int64_t>(), b.targets.data() + first, bytes);
+      if (packed) std::memcpy(pos[micro].data_ptr<std::int64_t>(), b.positions.data() + first, bytes);
       trained += data::trained_targets(b);
     }
     // A step whose every target is a prompt or padding trains nothing (loss 0).
-    return {in.to(device, /*non_blocking=*/true), tg.to(device, /*non_blocking=*/true), double(std::max<std::int64_t>(trained, 1))};
+    return {in.to(device, /*non_blocking=*/true), tg.to(device, /*non_blocking=*/true),
+            packed ? pos.to(device, /*non_blocking=*/true) : pos, double(std::max<std::int64_t>(trained, 1))};
   }
 };
 
@@ -241,9 +250,12 @@ void Trainer::Impl::setup() {
     split.val = data::split_tokens(*val_tokens, 0.0, s.model.seq_len, windows).train;
   }
   sampler = std::make_unique<data::Sampler>(tokens, split.train, s.model.seq_len, std::uint64_t(s.seed), true, windows);
-  if (group->rank() == 0 && (examples || windows == data::Windows::kDocuments))
+  if (group->rank() == 0 && (examples || windows != data::Windows::kStream))
     log::info(std::string("data: ") + std::to_string(sampler->windows_per_epoch()) + " windows per epoch, cut by " +
               data::windows_name(windows) +
+              (windows == data::Windows::kPacked
+                   ? " (" + std::to_string(int(std::lround(100 * sampler->packed_fill()))) + "% of positions hold tokens)"
+                   : std::string()) +
               (examples ? "; fine-tuning examples: the loss counts completion tokens only" : ""));
   if (group->rank() == 0 && sampler->truncated_documents() > 0)
     log::warn(std::to_string(sampler->truncated_documents()) + " fine-tuning examples are longer than seq_len + 1 = " +
@@ -421,7 +433,8 @@ double Trainer::Impl::evaluate() {
   std::int64_t trained = 0;
   for (std::int64_t i = 0; i < settings.eval_batches; ++i) {
     const data::Batch b = val.next(rows * world());
-    total += loss_sum(rows_on(b.inputs, first, rows, b.cols, device), rows_on(b.targets, first, rows, b.cols, device));
+    total += loss_sum(rows_on(b.inputs, first, rows, b.cols, device), rows_on(b.targets, first, rows, b.cols, device),
+                      b.positions.empty() ? torch::Tensor() : rows_on(b.positions, first, rows, b.cols, device));
     trained += data::trained_targets(b);
   }
   group->sum(total);
@@ -477,7 +490,7 @@ StepResult Trainer::Impl::engine_step(bool stop_requested) {
   phase = "forward/backward";
   for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
     zero->engine().set_accumulation_boundary(micro + 1 == s.grad_accum);  // the norm is summed then
-    const torch::Tensor loss = zero->loss_sum(step.inputs[micro], step.targets[micro]);
+    const torch::Tensor loss = zero->loss_sum(step.inputs[micro], step.targets[micro], step.positions_of(micro));
     (loss * backward_scale).backward();
     loss_sum += loss.detach();
   }
@@ -517,7 +530,7 @@ StepResult Trainer::Impl::train_step(bool stop_requested) {
   const double backward_scale = r.loss_scale / step.trained;
   phase = "forward/backward";
   for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
-    const torch::Tensor loss = model->loss_sum(step.inputs[micro], step.targets[micro]);
+    const torch::Tensor loss = model->loss_sum(step.inputs[micro], step.targets[micro], step.positions_of(micro));
     (loss * backward_scale).backward();
     torch::NoGradGuard no_grad;
     loss_sum += loss.detach();

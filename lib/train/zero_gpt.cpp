@@ -1,6 +1,8 @@
 // zinf::train — the GPT trained through the ZeRO-3 / ZeRO-Infinity engine.
 #include "train/zero_gpt.h"
 
+#include <memory>
+
 #include <algorithm>
 
 #include "core/error.h"
@@ -152,7 +154,7 @@ ZeroGpt::ZeroGpt(const ModelSpec& spec, const WeightSource& weights, zero::Offlo
       [&weights](std::size_t b, std::int64_t first, std::int64_t count, float* dst) { weights.read(b, first, count, dst); });
 }
 
-torch::Tensor ZeroGpt::forward(const torch::Tensor& idx) {
+torch::Tensor ZeroGpt::forward(const torch::Tensor& idx, const torch::Tensor& positions) {
   const std::int64_t T = idx.size(1);
   if (T > spec_.seq_len)
     throw UsageError("a sequence of " + std::to_string(T) + " tokens exceeds the model's seq-len " +
@@ -163,12 +165,16 @@ torch::Tensor ZeroGpt::forward(const torch::Tensor& idx) {
   const std::size_t head = layout_.size() - 1;
   const ModelSpec spec = spec_;
   const model::Architecture* arch = &model::architecture_of(spec_);
-  torch::Tensor x = engine_->run({0}, [lay, arch, spec, head](const torch::Tensor& tokens, const std::vector<torch::Tensor>& f) {
-    return arch->embed(tokens, views((*lay)[0], f[0]), spec);
+  // Packed rows: one mask for every block, alive as long as their recompute closures.
+  const auto packing = positions.defined()
+                           ? std::make_shared<const model::Packing>(model::packing_from_positions(positions))
+                           : std::shared_ptr<const model::Packing>();
+  torch::Tensor x = engine_->run({0}, [lay, arch, spec, packing](const torch::Tensor& tokens, const std::vector<torch::Tensor>& f) {
+    return arch->embed(tokens, views((*lay)[0], f[0]), spec, 0, packing.get());
   }, idx);
   for (std::size_t b = 1; b < head; ++b) {
-    x = engine_->run({b}, [lay, arch, spec, b](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
-      return arch->block(in, views((*lay)[b], f[0]), spec);
+    x = engine_->run({b}, [lay, arch, spec, b, packing](const torch::Tensor& in, const std::vector<torch::Tensor>& f) {
+      return arch->block(in, views((*lay)[b], f[0]), spec, nullptr, packing.get());
     }, x);
   }
   // A head tied to the token embedding (in block 0) gathers both blocks, and
@@ -182,12 +188,13 @@ torch::Tensor ZeroGpt::forward(const torch::Tensor& idx) {
   }, x);
 }
 
-torch::Tensor ZeroGpt::loss(const torch::Tensor& idx, const torch::Tensor& targets) {
-  return model::next_token_loss(forward(idx), targets, /*sum=*/false);
+torch::Tensor ZeroGpt::loss(const torch::Tensor& idx, const torch::Tensor& targets, const torch::Tensor& positions) {
+  return model::next_token_loss(forward(idx, positions), targets, /*sum=*/false);
 }
 
-torch::Tensor ZeroGpt::loss_sum(const torch::Tensor& idx, const torch::Tensor& targets) {
-  return model::next_token_loss(forward(idx), targets, /*sum=*/true);
+torch::Tensor ZeroGpt::loss_sum(const torch::Tensor& idx, const torch::Tensor& targets,
+                                const torch::Tensor& positions) {
+  return model::next_token_loss(forward(idx, positions), targets, /*sum=*/true);
 }
 
 }  // namespace zinf::train

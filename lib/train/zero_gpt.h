@@ -57,10 +57,11 @@ class ZeroGpt {
 
   // Next-token cross entropy in fp32 over the targets that are not
   // kIgnoreTarget, their mean or (loss_sum) their sum; backward() on it sends
-  // every block's gradient to the engine. idx, targets: [B, T] int64 on the device.
-  torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets);
-  torch::Tensor loss_sum(const torch::Tensor& idx, const torch::Tensor& targets);
-  torch::Tensor forward(const torch::Tensor& idx);  // logits [B, T, vocab]
+  // every block's gradient to the engine. idx, targets: [B, T] int64 on the
+  // device; positions, when given, as model::Gpt::forward takes them (packed rows).
+  torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets, const torch::Tensor& positions = {});
+  torch::Tensor loss_sum(const torch::Tensor& idx, const torch::Tensor& targets, const torch::Tensor& positions = {});
+  torch::Tensor forward(const torch::Tensor& idx, const torch::Tensor& positions = {});  // logits [B, T, vocab]
 
   zero::OffloadEngine& engine() { return *engine_; }
   const std::vector<model::BlockLayout>& layout() const { return layout_; }

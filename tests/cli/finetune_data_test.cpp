@@ -67,6 +67,16 @@ struct Examples {
     return idx;
   }
 
+  // A saved 2-step run on sft.jsonl, for zinf eval: its output directory dir/NAME.
+  std::string trained_run(const std::string& name) const {
+    std::vector<std::string> a = train(dir.file("sft.jsonl"), dir.file(name), 2);
+    a.erase(std::find(a.begin(), a.end(), "--no-save"));
+    const auto t = run_zinf(a);
+    INFO(t.err);
+    REQUIRE(t.exit_code == 0);
+    return dir.file(name);
+  }
+
   std::vector<std::string> train(const std::string& data, const std::string& out, int steps,
                                  std::vector<std::string> more = {}, int batch = 8) const {
     std::vector<std::string> a = {"train", "--device", "cpu", "--tokenizer", tokenizer, "--dataset-file", data,
@@ -147,12 +157,8 @@ TEST_CASE("zinf tokenize records each example's prompt; training on its shards e
 
 TEST_CASE("zinf eval on fine-tuning examples scores the completions only, one document window each") {
   Examples e;
-  std::vector<std::string> train = e.train(e.dir.file("sft.jsonl"), e.dir.file("run"), 2);
-  train.erase(std::find(train.begin(), train.end(), "--no-save"));
-  const auto t = run_zinf(train);
-  INFO(t.err);
-  REQUIRE(t.exit_code == 0);
-  const auto r = run_zinf({"eval", e.dir.file("run"), "--device", "cpu", "--dataset-file", e.dir.file("sft.jsonl"),
+  const std::string run = e.trained_run("run");
+  const auto r = run_zinf({"eval", run, "--device", "cpu", "--dataset-file", e.dir.file("sft.jsonl"),
                            "--tokenizer", e.tokenizer, "--seq-len", "64", "--batch-size", "16"});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
@@ -162,6 +168,45 @@ TEST_CASE("zinf eval on fine-tuning examples scores the completions only, one do
   CHECK(j["windows"].get<std::int64_t>() == 300);
   CHECK(j["tokens"].get<std::int64_t>() == 300 * per_example);
   CHECK(std::isfinite(j["loss"].get<double>()));
+}
+
+TEST_CASE("packed windows: zinf eval scores every example as document windows do, in fewer windows; stages agree") {
+  Examples e;
+  const std::string run = e.trained_run("run");
+  json eval[2];
+  for (int packed = 0; packed < 2; ++packed) {
+    const auto r = run_zinf({"eval", run, "--device", "cpu", "--dataset-file", e.dir.file("sft.jsonl"),
+                             "--tokenizer", e.tokenizer, "--seq-len", "64", "--batch-size", "16", "--data-windows",
+                             packed ? "packed" : "documents"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    eval[packed] = json::parse(r.out.substr(r.out.find('{')));
+  }
+  // Each example alone in its window, or (20-30 tokens each at seq-len 64)
+  // two to a window, attending only to itself: the same targets and loss.
+  CHECK(eval[0]["windows"].get<std::int64_t>() == 300);
+  CHECK(eval[1]["windows"].get<std::int64_t>() <= 150);
+  CHECK(eval[1]["tokens"] == eval[0]["tokens"]);
+  CHECK(eval[1]["loss"].get<double>() == doctest::Approx(eval[0]["loss"].get<double>()).epsilon(1e-5));
+
+  std::vector<double> none;
+  for (const std::string stage : {"none", "infinity-cpu"}) {
+    std::vector<std::string> extra = {"--grad-accum", "2", "--log-every", "1", "--data-windows", "packed"};
+    if (stage == "infinity-cpu") extra.insert(extra.end(), {"--preset", "infinity-cpu"});
+    const auto r = run_zinf(e.train(e.dir.file("sft.jsonl"), e.dir.file("packed-" + stage), 4, extra, 2),
+                            {{"OMP_NUM_THREADS", "1"}});
+    INFO(stage, r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.err.find("cut by packed (") != std::string::npos);
+    CHECK(r.err.find("% of positions hold tokens); fine-tuning examples") != std::string::npos);
+    const std::vector<double> l = step_losses(e.dir.file("packed-" + stage));
+    REQUIRE(l.size() == 4);
+    if (stage == "none") {
+      none = l;
+      continue;
+    }
+    for (std::size_t i = 0; i < l.size(); ++i) CHECK(std::abs(l[i] - none[i]) <= 1e-5 * std::abs(none[i]));
+  }
 }
 
 TEST_CASE("chat messages: a ChatML conversation trains, and zinf tokenize records the rendered prompt's length") {
@@ -224,8 +269,9 @@ TEST_CASE("fine-tuning data: chat messages, a line without the fields and an unk
   const auto half = run_zinf(e.train(e.dir.file("half.jsonl"), e.dir.file("h"), 1));
   CHECK(half.exit_code == 2);
   CHECK(half.err.find("half.jsonl:1 has no field \"text\", nor \"prompt\" and \"completion\"") != std::string::npos);
-  const auto windows = run_zinf(e.train(e.dir.file("sft.jsonl"), e.dir.file("w"), 1, {"--data-windows", "packed"}));
+  const auto windows = run_zinf(e.train(e.dir.file("sft.jsonl"), e.dir.file("w"), 1, {"--data-windows", "rows"}));
   CHECK(windows.exit_code == 2);
-  CHECK(windows.err.find("packed") != std::string::npos);
+  CHECK(windows.err.find("'rows'") != std::string::npos);
   CHECK(windows.err.find("documents") != std::string::npos);
+  CHECK(windows.err.find("packed") != std::string::npos);
 }

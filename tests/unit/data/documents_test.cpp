@@ -1,13 +1,16 @@
 // unit/data: documents and fine-tuning examples — the .idx prompt lengths
 // (version 2) and their reader, a dataset's document table across shards,
 // document-aware windows (padding, long documents cut, examples truncated),
-// prompt targets masked in both window modes, the document-snapped split,
-// and resuming a documents-mode sampler.
+// prompt targets masked in every window mode, the document-snapped split,
+// resuming a documents-mode sampler, and packed windows (best-fit
+// decreasing, positions restarting at each document, padding a run of its
+// own, every document once per epoch, exact resume).
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -171,7 +174,7 @@ TEST_CASE("document windows on token files without an index are refused, naming 
   CHECK_FALSE(t.has_prompts());
   const std::string e = error_of([&] { Sampler(t, {0, 50}, 8, 1, true, Windows::kDocuments); });
   CHECK(e.find("plain.bin' has no document index") != std::string::npos);
-  CHECK(error_of([] { parse_windows("packed"); }).find("allowed: stream") != std::string::npos);
+  CHECK(error_of([] { parse_windows("rows"); }).find("allowed: stream") != std::string::npos);
 
   // Text files are a document each.
   test::write_text(dir.file("a.txt"), "abcdef");
@@ -179,4 +182,84 @@ TEST_CASE("document windows on token files without an index are refused, naming 
   const Tokens text = load_tokens(dir.file("a.txt") + "," + dir.file("b.txt"));
   REQUIRE(text.documents().size() == 2);
   CHECK(text.documents()[1].start == 6);
+}
+
+TEST_CASE("packed windows: best fit decreasing, positions restart at each document, padding is a run of its own") {
+  // Documents A [0,4) B [4,13) C [13,19) D [19,22) E [22,24) F [24,25):
+  // 3, 8, 5, 2, 1 and 0 next-token pairs. seq_len 8, longest first:
+  // B fills window 0; C opens window 1 and A fills its 3 free places; D
+  // opens window 2 and E joins it. Within a window, file order.
+  const Tokens t = in_memory(25, {0, 4, 13, 19, 22, 24}, {});
+  Sampler s(t, {0, 25}, 8, 7, /*shuffle=*/false, Windows::kPacked);
+  CHECK(s.windows_per_epoch() == 3);
+  CHECK(s.packed_fill() == doctest::Approx(19.0 / 24.0));
+  const Batch b = s.next(3);
+  REQUIRE(b.positions.size() == b.inputs.size());
+  CHECK(row(b.inputs, 0, 8) == std::vector<std::int64_t>{4, 5, 6, 7, 8, 9, 10, 11});
+  CHECK(row(b.targets, 0, 8) == std::vector<std::int64_t>{5, 6, 7, 8, 9, 10, 11, 12});
+  CHECK(row(b.positions, 0, 8) == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK(row(b.inputs, 1, 8) == std::vector<std::int64_t>{0, 1, 2, 13, 14, 15, 16, 17});
+  CHECK(row(b.targets, 1, 8) == std::vector<std::int64_t>{1, 2, 3, 14, 15, 16, 17, 18});
+  CHECK(row(b.positions, 1, 8) == std::vector<std::int64_t>{0, 1, 2, 0, 1, 2, 3, 4});
+  CHECK(row(b.inputs, 2, 8) == std::vector<std::int64_t>{19, 20, 22, 23, 23, 23, 23, 23});
+  CHECK(row(b.targets, 2, 8) == std::vector<std::int64_t>{20, 21, 23, X, X, X, X, X});
+  CHECK(row(b.positions, 2, 8) == std::vector<std::int64_t>{0, 1, 0, 0, 1, 2, 3, 4});
+  CHECK(trained_targets(b) == 19);
+
+  // The other modes leave positions empty.
+  Sampler docs(t, {0, 25}, 8, 7, false, Windows::kDocuments);
+  CHECK(docs.windows_per_epoch() == 5);
+  CHECK(docs.next(1).positions.empty());
+  CHECK(parse_windows("packed") == Windows::kPacked);
+  CHECK(std::string(windows_name(Windows::kPacked)) == "packed");
+}
+
+TEST_CASE("packed windows mask prompts, cut long documents and keep only an example's first window") {
+  // Example [0,6) prompt 2; text [6,20) (13 pairs: windows of 6 and 6, then
+  // 1 pair); example [20,30) prompt 3 (9 pairs: only its first 6 train).
+  const Tokens t = in_memory(30, {0, 6, 20}, {2, 0, 3});
+  Sampler s(t, {0, 30}, 6, 1, /*shuffle=*/false, Windows::kPacked);
+  CHECK(s.truncated_documents() == 1);
+  // Pieces: example 1 (5 pairs), text (6, 6, 1), example 2 (6): four windows.
+  CHECK(s.windows_per_epoch() == 4);
+  const Batch b = s.next(4);
+  std::vector<std::int64_t> trained;
+  for (std::size_t i = 0; i < b.targets.size(); ++i)
+    if (b.targets[i] != X) trained.push_back(b.targets[i]);
+  std::sort(trained.begin(), trained.end());
+  // Prompt tokens 1 (example 1) and 21, 22 (example 2) train nothing;
+  // example 2 stops at token 26 (its first window: inputs 20..25).
+  std::vector<std::int64_t> want = {2, 3, 4, 5};
+  for (std::int64_t i = 7; i <= 19; ++i) want.push_back(i);
+  for (std::int64_t i = 23; i <= 26; ++i) want.push_back(i);
+  CHECK(trained == want);
+}
+
+TEST_CASE("shuffled packed windows cover every document once per epoch and resume exactly") {
+  std::vector<std::int64_t> starts;
+  for (std::int64_t at = 0, len = 2; at < 400; at += len, len = len % 13 + 2) starts.push_back(at);
+  const Tokens t = in_memory(400, starts, {});
+  const DataSplit split = split_tokens(t, 0.1, 16, Windows::kPacked);
+  CHECK(*std::find(starts.begin(), starts.end(), split.val.begin) == split.val.begin);  // at a document start
+  Sampler a(t, split.train, 16, 3, /*shuffle=*/true, Windows::kPacked);
+  const std::int64_t n = a.windows_per_epoch();
+  const Batch epoch = a.next(n);
+  std::vector<std::int64_t> seen;
+  for (std::size_t i = 0; i < epoch.targets.size(); ++i)
+    if (epoch.targets[i] != X) seen.push_back(epoch.targets[i]);
+  std::sort(seen.begin(), seen.end());
+  std::vector<std::int64_t> want;  // every token of the training split but each document's first
+  for (std::int64_t g = 1; g < split.train.count; ++g)
+    if (std::find(starts.begin(), starts.end(), g) == starts.end()) want.push_back(g);
+  CHECK(seen == want);
+
+  a.next(2);
+  const SamplerState mid = a.state();
+  const Batch next = a.next(5);
+  Sampler b(t, split.train, 16, 3, true, Windows::kPacked);
+  b.restore(mid);
+  const Batch again = b.next(5);
+  CHECK(again.inputs == next.inputs);
+  CHECK(again.targets == next.targets);
+  CHECK(again.positions == next.positions);
 }

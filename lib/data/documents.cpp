@@ -21,6 +21,7 @@ std::vector<Document>::const_iterator document_at(const std::vector<Document>& d
 const std::vector<Document>& Tokens::documents() const {
   if (documents_known_) return documents_;
   std::vector<Document> docs;
+  std::vector<Span> runs;
   for (std::size_t k = 0; k < shards_.size(); ++k) {
     const TokenShard& s = shards_[k];
     if (s.format == TokenFormat::kBytes) {  // a text file is one document
@@ -42,18 +43,27 @@ const std::vector<Document>& Tokens::documents() const {
     if (!d.continues && (d.starts.empty() || d.starts[0] != 0)) docs.push_back({starts_[k], 0});
     for (std::size_t i = 0; i < d.starts.size(); ++i)
       docs.push_back({starts_[k] + d.starts[i], d.prompts.empty() ? 0 : d.prompts[i]});
+    for (const ContextRun& r : d.context)  // offsets from the start of a document that starts here
+      runs.push_back({starts_[k] + d.starts[std::size_t(r.document)] + r.offset, r.count});
   }
   if (docs.empty() || docs[0].start != 0) docs.insert(docs.begin(), Document{0, 0});
   documents_ = std::move(docs);
+  context_runs_ = std::move(runs);
   documents_known_ = true;
   return documents_;
+}
+
+const std::vector<Span>& Tokens::context_runs() const {
+  documents();
+  return context_runs_;
 }
 
 bool Tokens::has_prompts() const {
   if (has_prompts_ >= 0) return has_prompts_ == 1;
   bool any = false;
   if (documents_known_) {
-    any = std::any_of(documents_.begin(), documents_.end(), [](const Document& d) { return d.prompt > 0; });
+    any = !context_runs_.empty() ||
+          std::any_of(documents_.begin(), documents_.end(), [](const Document& d) { return d.prompt > 0; });
   } else {
     for (const TokenShard& s : shards_) {
       if (s.format == TokenFormat::kBytes) continue;

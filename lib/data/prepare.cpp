@@ -21,6 +21,7 @@
 #include "core/fs.h"
 #include "core/text.h"
 #include "core/thread_pool.h"
+#include "log/log.h"
 #include "tokenize/chat_template.h"
 #include "tokenize/tokenizer.h"
 
@@ -33,6 +34,9 @@ using json = nlohmann::json;
 constexpr std::size_t kBatchBytes = std::size_t(8) << 20;  // text per batch (at most three in memory: encoding, ready, being read)
 constexpr std::size_t kBatchDocs = 16384;
 constexpr std::size_t kLineBufferBytes = std::size_t(1) << 20;
+// A text file larger than this is encoded in pieces of about this size, cut
+// where the tokenizer allows (Tokenizer::splits_after_newline), in parallel.
+constexpr std::size_t kTextPieceBytes = std::size_t(512) << 10;
 
 bool is_jsonl(const std::string& path) {
   const std::string p = text::to_lower(path);
@@ -43,22 +47,34 @@ bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std:
 
 // ---------------------------------------------------------------- reading batches
 
-// One document as read: the text itself, or a JSONL line still to parse.
+// One document as read: the text itself, or a JSONL line still to parse, or
+// a piece of a large text file's one document.
 struct RawDoc {
   std::string data;
   std::size_t input = 0;
-  std::int64_t line = 0;  // 1-based JSONL line; 0 for a whole text file
+  std::int64_t line = 0;   // 1-based JSONL line; 0 for text
+  bool continues = false;  // a later piece of the text file's document
+  bool ends = true;        // the document's last (or only) piece
 };
+
+// A cut after data[i - 1] == '\n' between two ASCII characters other than space.
+bool cut_allowed(const std::string& data, std::size_t i) {
+  auto solid = [](char c) { return c > ' ' && c < 0x7f; };
+  return i >= 2 && i < data.size() && data[i - 1] == '\n' && solid(data[i - 2]) && solid(data[i]);
+}
 
 struct Batch {
   std::vector<RawDoc> docs;
   std::int64_t bytes = 0;
 };
 
-// Streams `inputs` into batches; next() returns nullopt at the end.
+// Streams `inputs` into batches; next() returns nullopt at the end. With
+// piece_bytes, a text file is read in pieces of at least that many bytes, cut
+// only where cut_allowed (a file without such a place stays whole).
 class BatchReader {
  public:
-  explicit BatchReader(const std::vector<CorpusInput>& inputs) : inputs_(inputs) {}
+  BatchReader(const std::vector<CorpusInput>& inputs, std::size_t piece_bytes)
+      : inputs_(inputs), piece_bytes_(piece_bytes) {}
 
   std::optional<Batch> next() {
     Batch b;
@@ -77,10 +93,14 @@ class BatchReader {
         b.bytes += static_cast<std::int64_t>(d.data.size()) + 1;
         if (blank(d.data)) continue;
         d.line = line_;
-      } else {
+      } else if (piece_bytes_ == 0) {
         d.data = fs::read_file(inputs_[current_].path);
         b.bytes += static_cast<std::int64_t>(d.data.size());
         close_current();
+      } else {
+        next_piece(d);
+        b.bytes += static_cast<std::int64_t>(d.data.size());
+        if (d.ends) close_current();
       }
       text += d.data.size();
       b.docs.push_back(std::move(d));
@@ -92,13 +112,45 @@ class BatchReader {
  private:
   bool done() const { return next_ >= inputs_.size() && !open_; }
 
+  // The next piece of the open text file into d: at least piece_bytes_ (or
+  // the rest of the file), up to the first place a cut is allowed.
+  void next_piece(RawDoc& d) {
+    std::size_t searched = piece_bytes_;  // no allowed cut before this in pending_
+    for (;;) {
+      if (pending_.size() > searched) {
+        for (std::size_t i = searched; i < pending_.size(); ++i)
+          if (cut_allowed(pending_, i)) {
+            d.data = pending_.substr(0, i);
+            pending_.erase(0, i);
+            d.continues = std::exchange(piece_read_, true);
+            d.ends = false;
+            return;
+          }
+        searched = pending_.size();  // every place before it is checked
+      }
+      if (file_done_) break;
+      const std::size_t at = pending_.size();
+      pending_.resize(at + piece_bytes_);
+      in_.read(&pending_[at], static_cast<std::streamsize>(piece_bytes_));
+      if (in_.bad()) throw read_error();
+      pending_.resize(at + static_cast<std::size_t>(in_.gcount()));
+      if (in_.eof()) file_done_ = true;
+    }
+    d.data = std::move(pending_);
+    pending_.clear();
+    d.continues = std::exchange(piece_read_, true);
+    d.ends = true;
+  }
+
   // Makes the input to read from current; false when all are read.
   bool open_next() {
     if (open_) return true;
     if (next_ >= inputs_.size()) return false;
     current_ = next_++;
     line_ = 0;
-    if (inputs_[current_].jsonl) {
+    pending_.clear();
+    piece_read_ = file_done_ = false;
+    if (inputs_[current_].jsonl || piece_bytes_ > 0) {
       in_ = std::ifstream();
       in_.rdbuf()->pubsetbuf(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
       in_.open(inputs_[current_].path, std::ios::binary);
@@ -117,6 +169,9 @@ class BatchReader {
   }
 
   const std::vector<CorpusInput>& inputs_;
+  std::size_t piece_bytes_;
+  std::string pending_;   // a text file's bytes read but not yet handed out
+  bool piece_read_ = false, file_done_ = false;
   std::size_t next_ = 0, current_ = 0;
   bool open_ = false;
   std::int64_t line_ = 0;
@@ -127,7 +182,8 @@ class BatchReader {
 // BatchReader on a thread of its own, one batch ahead of the encoder.
 class Prefetcher {
  public:
-  explicit Prefetcher(const std::vector<CorpusInput>& inputs) : reader_(inputs), thread_([this] { run(); }) {}
+  Prefetcher(const std::vector<CorpusInput>& inputs, std::size_t piece_bytes)
+      : reader_(inputs, piece_bytes), thread_([this] { run(); }) {}
   ~Prefetcher() {
     {
       std::lock_guard<std::mutex> g(mu_);
@@ -182,13 +238,21 @@ class Prefetcher {
 
 // ---------------------------------------------------------------- encoding
 
-// A document as text: the whole of it, or a fine-tuning example's two parts.
-struct DocumentText {
-  std::string text;    // the document, or the example's completion
-  std::string prompt;  // the example's prompt
-  bool example = false;
-  bool chat = false;   // rendered by the chat template: its BOS and end-of-turn are in the text
+// A document as text: pieces encoded one by one and concatenated, each
+// trained on or context only (a fine-tuning example's prompt, a
+// conversation's system and user turns).
+struct TextPiece {
+  std::string text;
+  bool trained = true;
 };
+struct DocumentText {
+  std::vector<TextPiece> pieces;
+  bool example = false;             // some piece is context
+  bool chat = false;                // rendered by the chat template: its BOS and end-of-turn are in the text
+  bool last_reply_only = false;     // a conversation whose earlier replies could not be cut out (context)
+};
+
+bool starts_with(const std::string& s, const std::string& head) { return s.compare(0, head.size(), head) == 0; }
 
 // The tokenizer's chat template, loaded once per corpus. A template that
 // fails to load is reported by the first "messages" line only, so a corpus of
@@ -206,9 +270,13 @@ std::string string_field(const json& j, const char* name, const std::string& whe
   return v.get<std::string>();
 }
 
-// A "messages" line as an example: the prompt is the conversation before
-// the last (assistant) message with the generation prompt, the completion
-// what the whole conversation adds to it. Earlier replies are context.
+// A "messages" line as an example. Every assistant reply trains (TRL's
+// assistant_only_loss): what the template adds for reply k, render(conv[..k])
+// beyond render(conv[..k), generation prompt), is trained; everything
+// between (system and user turns, generation prompts) is context. That
+// needs a template that renders each earlier turn the same once later ones
+// follow; where one does not (some move the system message, or drop earlier
+// reasoning), the conversation before the last reply is all context.
 DocumentText chat_text(const json& messages, const std::string& where, const ChatSource& chat) {
   constexpr const char* kShape = "\"messages\" is a list of {\"role\": ..., \"content\": ...} ending with the "
                                  "assistant's reply to train on";
@@ -235,36 +303,59 @@ DocumentText chat_text(const json& messages, const std::string& where, const Cha
                          " has no chat template (\"chat_template\" in the tokenizer_config.json beside it)",
                      "use the model's tokenizer directory with its tokenizer_config.json, or write each example as "
                      "\"prompt\" and \"completion\"");
-  std::string prompt, whole;
-  try {
-    whole = chat.tmpl->render(conv, /*add_generation_prompt=*/false);
-    conv.pop_back();
-    prompt = chat.tmpl->render(conv, /*add_generation_prompt=*/true);
-  } catch (const Error& e) {
-    throw UsageError(where + ": " + e.what(), e.hint());
+  auto render = [&](std::size_t messages_before, bool generation_prompt) {
+    try {
+      return chat.tmpl->render({conv.begin(), conv.begin() + std::ptrdiff_t(messages_before)}, generation_prompt);
+    } catch (const Error& e) {
+      throw UsageError(where + ": " + e.what(), e.hint());
+    }
+  };
+  const std::string whole = render(conv.size(), false);
+  DocumentText out;
+  out.example = out.chat = true;
+  std::string done;  // the text the pieces cover so far
+  for (std::size_t k = 1; k < conv.size(); ++k) {
+    if (conv[k].role != "assistant") continue;
+    const std::string before = render(k, true);
+    const std::string after = k + 1 == conv.size() ? whole : render(k + 1, false);
+    if (!starts_with(before, done) || !starts_with(after, before) || !starts_with(whole, after)) {
+      out.pieces.clear();
+      break;
+    }
+    out.pieces.push_back({before.substr(done.size()), false});
+    out.pieces.push_back({after.substr(before.size()), true});
+    done = after;
   }
-  if (whole.compare(0, prompt.size(), prompt) != 0)
+  if (!out.pieces.empty()) {
+    if (whole.size() > done.size()) out.pieces.push_back({whole.substr(done.size()), false});
+    return out;
+  }
+  const std::string prompt = render(conv.size() - 1, true);
+  if (!starts_with(whole, prompt))
     throw UsageError(where + ": the chat template renders the conversation before the reply (with the generation "
                              "prompt) as a text that does not begin the whole conversation's text, so the reply "
                              "cannot be cut from it",
                      "the template changes earlier turns once a reply follows; write the example as \"prompt\" and "
                      "\"completion\"");
-  return {whole.substr(prompt.size()), std::move(prompt), true, true};
+  out.pieces = {{prompt, false}, {whole.substr(prompt.size()), true}};
+  out.last_reply_only = std::count_if(conv.begin(), conv.end() - 1,
+                                      [](const tokenize::ChatMessage& m) { return m.role == "assistant"; }) > 0;
+  return out;
 }
 
 // The document of `d`: the file's bytes, or the JSONL line's field (or prompt
 // and completion, or chat messages).
 DocumentText document_text(const RawDoc& d, const CorpusInput& in, const std::string& field, const ChatSource& chat) {
-  if (!in.jsonl) return {d.data, {}, false};
+  if (!in.jsonl) return {{{d.data, true}}};
   const std::string where = in.path + ":" + std::to_string(d.line);
   json j = json::parse(d.data, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded())
     throw UsageError(where + " is not valid JSON",
                      "a JSONL file holds one JSON object per line; a file of plain text should not end in .jsonl/.json");
   if (!j.is_object()) throw UsageError(where + " is a JSON " + std::string(j.type_name()) + ", not an object");
-  if (j.contains(field)) return {string_field(j, field.c_str(), where), {}, false};
+  if (j.contains(field)) return {{{string_field(j, field.c_str(), where), true}}};
   if (j.contains("prompt") && j.contains("completion"))
-    return {string_field(j, "completion", where), string_field(j, "prompt", where), true};
+    return {{{string_field(j, "prompt", where), false}, {string_field(j, "completion", where), true}}, true};
   if (j.contains("messages")) return chat_text(j["messages"], where, chat);
   throw UsageError(where + " has no field \"" + field + "\", nor \"prompt\" and \"completion\", nor \"messages\"",
                    "a line holds a document in \"" + field + "\" (--text-field names another) or a fine-tuning "
@@ -327,37 +418,44 @@ CorpusProgress encode_corpus(const tokenize::Tokenizer& tok, const std::vector<C
     chat.error = std::current_exception();
   }
   ThreadPool pool(opts.threads);
-  Prefetcher reader(inputs);
+  Prefetcher reader(inputs, tok.splits_after_newline() ? kTextPieceBytes : 0);
   const auto t0 = std::chrono::steady_clock::now();
   CorpusProgress p;
-  std::vector<tokenize::Ids> ids;
-  std::vector<std::int64_t> prompts;
+  std::vector<EncodedDocument> docs;
+  std::vector<char> last_reply_only;
   std::vector<std::exception_ptr> errors;
   while (std::optional<Batch> b = reader.next()) {
     const std::size_t n = b->docs.size();
-    ids.assign(n, {});
-    prompts.assign(n, 0);
+    docs.assign(n, {});
+    last_reply_only.assign(n, 0);
     errors.assign(n, nullptr);
     pool.parallel_for(static_cast<std::int64_t>(n), 1, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) {
         const RawDoc& d = b->docs[std::size_t(i)];
         try {
           const DocumentText t = document_text(d, inputs[d.input], opts.text_field, chat);
-          tokenize::Ids v;
-          if (t.example) {
-            if (example_bos && !t.chat) v.push_back(*example_bos);
-            const tokenize::Ids prompt = tok.encode(t.prompt, /*add_special=*/false);
-            v.insert(v.end(), prompt.begin(), prompt.end());
-            prompts[std::size_t(i)] = static_cast<std::int64_t>(v.size());
-            const tokenize::Ids completion = tok.encode(t.text, /*add_special=*/false);
-            v.insert(v.end(), completion.begin(), completion.end());
-          } else {
-            v = tok.encode(t.text, /*add_special=*/false);
+          EncodedDocument e;
+          std::vector<std::uint32_t>& v = e.ids;
+          if (t.example && example_bos && !t.chat) v.push_back(*example_bos);  // context: part of the prompt
+          bool leading = true;  // context pieces before the first trained one are the prompt
+          for (const TextPiece& piece : t.pieces) {
+            const std::size_t at = v.size();
+            const tokenize::Ids ids = tok.encode(piece.text, /*add_special=*/false);
+            v.insert(v.end(), ids.begin(), ids.end());
+            if (piece.trained) {
+              leading = false;
+            } else if (leading) {
+              e.prompt = static_cast<std::int64_t>(v.size());
+            } else if (v.size() > at) {
+              e.context.push_back({static_cast<std::int64_t>(at), static_cast<std::int64_t>(v.size() - at)});
+            }
           }
           // A rendered conversation ends with the template's own end-of-turn
           // (<|eot_id|>, <|im_end|>, </s>): that is what the model learns to stop with.
-          if (eos && !t.chat) v.push_back(*eos);
-          ids[std::size_t(i)] = std::move(v);
+          if (eos && !t.chat && d.ends) v.push_back(*eos);
+          e.continues = d.continues;
+          docs[std::size_t(i)] = std::move(e);
+          last_reply_only[std::size_t(i)] = t.last_reply_only ? 1 : 0;
         } catch (...) {
           errors[std::size_t(i)] = std::current_exception();
         }
@@ -365,16 +463,23 @@ CorpusProgress encode_corpus(const tokenize::Tokenizer& tok, const std::vector<C
     });
     for (std::size_t i = 0; i < n; ++i) {  // in input order: the first bad document is the one reported
       if (errors[i]) std::rethrow_exception(errors[i]);
-      sink(p.documents, b->docs[i].input, ids[i], prompts[i]);
-      ++p.documents;
-      if (prompts[i] > 0) ++p.examples;
-      p.tokens += static_cast<std::int64_t>(ids[i].size());
+      if (docs[i].continues) ++p.pieces;
+      else ++p.documents;
+      sink(p.documents - 1, b->docs[i].input, docs[i]);
+      if (docs[i].prompt > 0 || !docs[i].context.empty()) ++p.examples;
+      p.last_reply_only += last_reply_only[i];
+      p.tokens += static_cast<std::int64_t>(docs[i].ids.size());
     }
     p.bytes += b->bytes;
     p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (progress) progress(p);
   }
   p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (p.last_reply_only > 0)
+    log::warn_once("data.last_reply_only",
+                   std::to_string(p.last_reply_only) + " conversations train only their last assistant reply: the "
+                   "chat template of " + tok.path() + " renders earlier turns differently once later ones follow, so "
+                   "their earlier replies cannot be cut out and stay context");
   return p;
 }
 
@@ -432,9 +537,14 @@ PrepareResult prepare_shards(const tokenize::Tokenizer& tok, const std::vector<s
   std::vector<std::int64_t> docs_per_input(inputs.size(), 0);
   r.totals = encode_corpus(
       tok, inputs, opts.encode,
-      [&](std::int64_t doc, std::size_t input, const std::vector<std::uint32_t>& ids, std::int64_t prompt) {
+      [&](std::int64_t doc, std::size_t input, const EncodedDocument& e) {
+        ShardWriter& w = is_val(doc) ? val : train;
+        if (e.continues) {
+          w.append_to_document(e.ids);
+          return;
+        }
         ++docs_per_input[input];
-        (is_val(doc) ? val : train).add_document(ids, prompt);
+        w.add_document(e.ids, e.prompt, e.context);
       },
       progress);
   if (train.documents() == 0)
@@ -494,14 +604,20 @@ Tokens tokenize_dataset(const std::string& spec, const tokenize::Tokenizer& tok)
   opts.eos = tok.eos_id().has_value();
   std::vector<std::uint32_t> all;
   std::vector<Document> docs;
-  encode_corpus(tok, inputs, opts,
-                [&](std::int64_t, std::size_t, const std::vector<std::uint32_t>& ids, std::int64_t prompt) {
-                  if (ids.empty()) return;
-                  docs.push_back({static_cast<std::int64_t>(all.size()), prompt});
-                  all.insert(all.end(), ids.begin(), ids.end());
-                });
+  std::vector<Span> runs;
+  encode_corpus(tok, inputs, opts, [&](std::int64_t, std::size_t, const EncodedDocument& e) {
+    if (e.continues) {
+      all.insert(all.end(), e.ids.begin(), e.ids.end());
+      return;
+    }
+    if (e.ids.empty()) return;
+    const auto start = static_cast<std::int64_t>(all.size());
+    docs.push_back({start, e.prompt});
+    for (const Span& r : e.context) runs.push_back({start + r.begin, r.count});
+    all.insert(all.end(), e.ids.begin(), e.ids.end());
+  });
   if (all.empty()) throw UsageError("dataset '" + spec + "' holds no tokens after tokenization");
-  return tokens_in_memory(spec, all, std::move(docs));
+  return tokens_in_memory(spec, all, std::move(docs), std::move(runs));
 }
 
 Tokens load_dataset(const std::string& spec, TokenFormat format, const std::string& tokenizer,

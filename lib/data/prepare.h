@@ -6,7 +6,11 @@
 //     skipped) and JSONL files (.jsonl or .json: one JSON object a line, the
 //     document in its `text_field`; blank lines skipped);
 //   - encode_corpus(): streams the inputs (a JSONL file is read line by line,
-//     never whole), encodes documents in parallel on a thread pool in batches
+//     never whole; a text file, with a tokenizer that allows it
+//     (Tokenizer::splits_after_newline), in pieces of about 512 KiB cut after
+//     a newline between two ASCII non-space characters, whose ids are those of
+//     the whole file; otherwise whole), encodes documents and pieces in
+//     parallel on a thread pool in batches
 //     (at most three batches of text in memory), and hands each document's ids
 //     to a sink in input order, so the output never depends on the number of
 //     threads. A document's ids are tokenizer.encode(text) without the
@@ -19,11 +23,15 @@
 //     prompt are the document's prompt, context the loss never counts. A line
 //     with "messages" (a list of {"role", "content"} ending with the
 //     assistant's) is an example rendered by the chat template of the
-//     tokenizer's tokenizer_config.json: the prompt is the conversation before
-//     the last message with the generation prompt, the completion the rest of
-//     the whole conversation's text, both encoded as text (special tokens
-//     written in it become their ids) with no BOS or EOS added: the template
-//     writes them, and its end-of-turn token ends the completion;
+//     tokenizer's tokenizer_config.json: every assistant reply is trained
+//     (what the template adds for it beyond the conversation before it with
+//     the generation prompt), the system and user turns and generation
+//     prompts are context (the first run of it the prompt, later ones
+//     context runs), each piece encoded as text (special tokens written in it
+//     become their ids) with no BOS or EOS added: the template writes them,
+//     and its end-of-turn token ends each reply. A template that renders
+//     earlier turns differently once later ones follow trains only the last
+//     reply (a warning counts such conversations);
 //   - prepare_shards(): encode_corpus into llm.c shards (ShardWriter) under
 //     OUT: train_NNNNNN.bin/.idx, val_NNNNNN.bin/.idx and manifest.json;
 //   - tokenize_dataset(): a small dataset tokenized into memory, for training.
@@ -63,16 +71,26 @@ struct EncodeOptions {
 
 struct CorpusProgress {
   std::int64_t documents = 0;
-  std::int64_t examples = 0;        // of them, fine-tuning examples (prompt + completion)
+  std::int64_t examples = 0;        // of them, fine-tuning examples (prompt + completion, conversations)
+  std::int64_t last_reply_only = 0; // conversations whose earlier replies stay context (see encode_corpus)
+  std::int64_t pieces = 0;          // further pieces large text files were encoded in, beyond each one's first
   std::int64_t tokens = 0;
   std::int64_t bytes = 0;           // input bytes read (files, JSONL lines)
   double seconds = 0;
 };
 
-// Called in input order: document `index` (from 0) of input `input`, its ids
-// and how many of the first are its prompt (0 but for fine-tuning examples).
-using DocumentSink = std::function<void(std::int64_t index, std::size_t input, const std::vector<std::uint32_t>& ids,
-                                        std::int64_t prompt)>;
+// One encoded document: its ids, how many of the first are its prompt (0 but
+// for fine-tuning examples) and further context runs (offsets into ids: a
+// conversation's later system and user turns). Context is never a target.
+struct EncodedDocument {
+  std::vector<std::uint32_t> ids;
+  std::int64_t prompt = 0;
+  std::vector<Span> context;
+  bool continues = false;  // more ids of the previous document (a large text file's later piece)
+};
+
+// Called in input order: document `index` (from 0) of input `input`.
+using DocumentSink = std::function<void(std::int64_t index, std::size_t input, const EncodedDocument& doc)>;
 // Called after every batch (on the calling thread).
 using ProgressFn = std::function<void(const CorpusProgress&)>;
 

@@ -248,10 +248,15 @@ std::int64_t trained_targets(const Batch& b) {
 void Sampler::mask_prompts(std::int64_t first, std::int64_t* targets, std::int64_t count) const {
   const std::vector<Document>& docs = *docs_;
   const std::int64_t begin = first + 1, end = begin + count;  // the targets' global indices
-  for (auto it = document_at(docs, begin); it != docs.end() && it->start < end; ++it) {
-    const std::int64_t lo = std::max(begin, it->start), hi = std::min(end, it->start + it->prompt);
-    for (std::int64_t g = lo; g < hi; ++g) targets[g - begin] = kIgnoreTarget;
-  }
+  auto mask = [&](std::int64_t from, std::int64_t to) {
+    for (std::int64_t g = std::max(begin, from); g < std::min(end, to); ++g) targets[g - begin] = kIgnoreTarget;
+  };
+  for (auto it = document_at(docs, begin); it != docs.end() && it->start < end; ++it)
+    mask(it->start, it->start + it->prompt);
+  const std::vector<Span>& runs = tokens_->context_runs();
+  auto run = std::upper_bound(runs.begin(), runs.end(), begin, [](std::int64_t g, const Span& r) { return g < r.begin; });
+  if (run != runs.begin()) --run;  // the last run starting at or before `begin` may reach into the window
+  for (; run != runs.end() && run->begin < end; ++run) mask(run->begin, run->begin + run->count);
 }
 
 void Sampler::restore(const SamplerState& s) {

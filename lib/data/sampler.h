@@ -31,11 +31,6 @@
 
 namespace zinf::data {
 
-struct Span {
-  std::int64_t begin = 0;  // tokens, index of the first token
-  std::int64_t count = 0;  // tokens
-};
-
 struct DataSplit {
   Span train;
   Span val;  // count 0 when val_fraction is 0

@@ -68,6 +68,7 @@ struct ShardWriter::Shard {
   bool continues = false;  // starts inside the previous shard's last document
   std::vector<std::int64_t> starts;
   std::vector<std::int64_t> prompts;  // [starts] prompt length of each document starting here
+  std::vector<std::int64_t> context;  // [3 x runs] context runs of documents starting here (ContextRun)
   std::vector<char> buffer;  // tokens not yet written, at file offset `flushed`
   std::int64_t flushed = kTokenFileHeaderInts * 4;
   ~Shard() {
@@ -121,16 +122,19 @@ void ShardWriter::close_shard() {
   info.tokens = s.tokens;
   info.documents = static_cast<std::int64_t>(s.starts.size());
   info.continues = s.continues;
-  const bool prompts = std::any_of(s.prompts.begin(), s.prompts.end(), [](std::int64_t p) { return p > 0; });
+  const bool runs = !s.context.empty();
+  const bool prompts = runs || std::any_of(s.prompts.begin(), s.prompts.end(), [](std::int64_t p) { return p > 0; });
   std::vector<std::int64_t> idx(std::size_t(kDocIndexHeaderInts), 0);
   idx[0] = kDocIndexMagic;
-  idx[1] = prompts ? kDocIndexVersionPrompts : kDocIndexVersion;
+  idx[1] = runs ? kDocIndexVersionContext : prompts ? kDocIndexVersionPrompts : kDocIndexVersion;
   idx[2] = info.documents;
   idx[3] = info.tokens;
   idx[4] = info.continues ? 1 : 0;
   idx[5] = prompts ? 1 : 0;
+  idx[6] = static_cast<std::int64_t>(s.context.size() / 3);
   idx.insert(idx.end(), s.starts.begin(), s.starts.end());
   if (prompts) idx.insert(idx.end(), s.prompts.begin(), s.prompts.end());
+  idx.insert(idx.end(), s.context.begin(), s.context.end());
   const std::string idx_tmp = info.idx_path + ".tmp";
   temps_.push_back(idx_tmp);
   const int fd = create_file(idx_tmp);
@@ -146,16 +150,30 @@ void ShardWriter::close_shard() {
   open_.reset();
 }
 
-void ShardWriter::add_document(const std::vector<std::uint32_t>& ids, std::int64_t prompt) {
+void ShardWriter::add_document(const std::vector<std::uint32_t>& ids, std::int64_t prompt,
+                               const std::vector<Span>& context) {
   if (ids.empty()) return;
   ++total_docs_;
-  bool first_piece = true;
+  write_ids(ids, true, prompt, context);
+}
+
+void ShardWriter::append_to_document(const std::vector<std::uint32_t>& ids) {
+  if (total_docs_ == 0) throw Error("ShardWriter::append_to_document before any document");
+  if (!open_) continues_ = true;  // the last shard closed full: the next one goes on with the document
+  write_ids(ids, false, 0, {});
+}
+
+void ShardWriter::write_ids(const std::vector<std::uint32_t>& ids, bool doc, std::int64_t prompt,
+                            const std::vector<Span>& context) {
+  bool first_piece = doc;
   for (std::size_t at = 0; at < ids.size();) {
     if (!open_) open_shard();
     Shard& s = *open_;
     if (first_piece) {
       s.starts.push_back(s.tokens);
       s.prompts.push_back(prompt);
+      const auto index = static_cast<std::int64_t>(s.starts.size() - 1);
+      for (const Span& r : context) s.context.insert(s.context.end(), {index, r.begin, r.count});
     }
     first_piece = false;
     const std::size_t n = std::min<std::size_t>(ids.size() - at, static_cast<std::size_t>(shard_tokens_ - s.tokens));
@@ -206,15 +224,18 @@ bool check_doc_index_header(const std::string& path, const std::int64_t* v, std:
     return UsageError("document index '" + path + "' " + what, "regenerate it with zinf tokenize");
   };
   if (v[0] != kDocIndexMagic) throw bad("has magic " + std::to_string(v[0]) + ", expected " + std::to_string(kDocIndexMagic));
-  if (v[1] != kDocIndexVersion && v[1] != kDocIndexVersionPrompts)
-    throw bad("has version " + std::to_string(v[1]) + ", expected " + std::to_string(kDocIndexVersion) + " or " +
-              std::to_string(kDocIndexVersionPrompts));
-  const bool prompts = v[1] == kDocIndexVersionPrompts;
+  if (v[1] < kDocIndexVersion || v[1] > kDocIndexVersionContext)
+    throw bad("has version " + std::to_string(v[1]) + ", expected " + std::to_string(kDocIndexVersion) + " to " +
+              std::to_string(kDocIndexVersionContext));
+  const bool prompts = v[1] >= kDocIndexVersionPrompts;
+  const std::int64_t runs = v[1] == kDocIndexVersionContext ? v[6] : 0;
   const std::size_t per_doc = prompts ? 2 : 1;
   const std::size_t body = entries - std::size_t(kDocIndexHeaderInts);
-  if (v[2] < 0 || static_cast<std::size_t>(v[2]) * per_doc != body)
-    throw bad("says " + std::to_string(v[2]) + " documents but holds " + std::to_string(body) + " entries" +
-              (prompts ? " (2 per document: start, prompt length)" : " (1 per document)"));
+  if (v[2] < 0 || runs < 0 || static_cast<std::size_t>(v[2]) * per_doc + 3 * static_cast<std::size_t>(runs) != body)
+    throw bad("says " + std::to_string(v[2]) + " documents" + (runs ? " and " + std::to_string(runs) + " context runs" : "") +
+              " but holds " + std::to_string(body) + " entries" +
+              (prompts ? " (2 per document: start, prompt length" + std::string(runs ? "; 3 per run)" : ")")
+                       : " (1 per document)"));
   return prompts;
 }
 
@@ -235,7 +256,19 @@ DocIndex read_doc_index(const std::string& path) {
   d.continues = v[4] != 0;
   const auto starts = v.begin() + kDocIndexHeaderInts, ends = starts + v[2];
   d.starts.assign(starts, ends);
-  if (prompts) d.prompts.assign(ends, v.end());
+  if (prompts) d.prompts.assign(ends, ends + v[2]);
+  for (auto r = ends + (prompts ? v[2] : 0); r != v.end(); r += 3) {
+    const ContextRun run{r[0], r[1], r[2]};
+    const ContextRun* prev = d.context.empty() ? nullptr : &d.context.back();
+    if (run.document < 0 || run.document >= v[2] || run.offset < 0 || run.count < 1 ||
+        (prev && (run.document < prev->document ||
+                  (run.document == prev->document && run.offset < prev->offset + prev->count))))
+      throw UsageError("document index '" + path + "': context run " + std::to_string(d.context.size()) +
+                           " (document " + std::to_string(run.document) + ", offset " + std::to_string(run.offset) +
+                           ", " + std::to_string(run.count) + " tokens) is out of order or outside its documents",
+                       "regenerate it with zinf tokenize");
+    d.context.push_back(run);
+  }
   for (std::size_t k = 0; k < d.starts.size(); ++k) {
     const std::int64_t next = k + 1 < d.starts.size() ? d.starts[k + 1] : d.tokens;
     if (d.starts[k] < 0 || d.starts[k] >= next || d.starts[k] >= d.tokens ||

@@ -192,7 +192,8 @@ void Tokens::read_bytes(std::size_t k, std::int64_t offset, void* dst, std::int6
   std::memcpy(dst, files_->memory.data() + offset, static_cast<std::size_t>(bytes));
 }
 
-Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids, std::vector<Document> documents) {
+Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids, std::vector<Document> documents,
+                        std::vector<Span> context_runs) {
   TokenShard s;
   s.path = name;
   s.format = TokenFormat::kLlmc;
@@ -208,7 +209,13 @@ Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids,
       throw Error("tokens_in_memory: document " + std::to_string(k) + " of '" + t.spec_ + "' starts at " +
                   std::to_string(documents[k].start) + ": starts must ascend from 0 within the " +
                   std::to_string(s.count) + " tokens");
+  for (std::size_t k = 0; k < context_runs.size(); ++k)
+    if (context_runs[k].begin < 0 || context_runs[k].count < 1 || context_runs[k].begin + context_runs[k].count > s.count ||
+        (k > 0 && context_runs[k].begin < context_runs[k - 1].begin + context_runs[k - 1].count))
+      throw Error("tokens_in_memory: context run " + std::to_string(k) + " of '" + t.spec_ +
+                  "' is not ascending within the " + std::to_string(s.count) + " tokens");
   t.documents_ = std::move(documents);
+  t.context_runs_ = std::move(context_runs);
   t.documents_known_ = true;
   return t;
 }

@@ -46,6 +46,12 @@ struct TokenShard {
   std::int64_t file_bytes = 0;
 };
 
+// A run of tokens: [begin, begin + count).
+struct Span {
+  std::int64_t begin = 0;  // tokens, index of the first token
+  std::int64_t count = 0;  // tokens
+};
+
 // One document of a dataset.
 struct Document {
   std::int64_t start = 0;   // index of its first token in the whole sequence
@@ -81,6 +87,10 @@ class Tokens {
   // Whether any document has a prompt: the sampler then trains only on the
   // tokens after it. Reads only the .idx headers; false without them.
   bool has_prompts() const;
+  // Context runs inside documents besides their prompts (a multi-turn
+  // conversation's later user turns): never targets. Ascending, global token
+  // indices; read with documents().
+  const std::vector<Span>& context_runs() const;
 
   // The largest id in the data (one pass over every file, in 1 MiB pieces).
   std::int64_t max_id() const;
@@ -92,7 +102,7 @@ class Tokens {
   // Internal: load_tokens's shards and their open files (taken over).
   Tokens(std::string spec, std::vector<TokenShard> shards, std::vector<int> fds);
   friend Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids,
-                                 std::vector<Document> documents);
+                                 std::vector<Document> documents, std::vector<Span> context_runs);
 
  private:
   struct Files;
@@ -105,6 +115,7 @@ class Tokens {
   std::unique_ptr<Files> files_;      // open descriptors, one per shard
   mutable std::int64_t max_id_ = -2;  // -2: not computed yet
   mutable std::vector<Document> documents_;
+  mutable std::vector<Span> context_runs_;
   mutable bool documents_known_ = false;
   mutable int has_prompts_ = -1;      // -1: not computed yet
 };
@@ -117,9 +128,10 @@ Tokens load_tokens(const std::string& spec, TokenFormat format = TokenFormat::kA
 
 // A dataset of `ids` held in memory (one uint32 shard, format kLlmc); `name`
 // stands for its path in messages and in the checkpoint's fingerprint.
-// `documents` (starts ascending, the first at 0), or empty: one document.
+// `documents` (starts ascending, the first at 0), or empty: one document;
+// `context_runs` as Tokens::context_runs() gives them.
 Tokens tokens_in_memory(std::string name, const std::vector<std::uint32_t>& ids,
-                        std::vector<Document> documents = {});
+                        std::vector<Document> documents = {}, std::vector<Span> context_runs = {});
 
 // Writes `ids` as an llm.c token file: uint16 (version 1) when width is 2,
 // uint32 (version 7) when it is 4.

@@ -5,6 +5,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <fstream>
 #include <functional>
@@ -84,11 +85,21 @@ Normalizer make_normalizer(const json& j, const std::string& path) {
     return [](std::string& s) { s = utf8proc_apply(s, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT); };
   if (type == "NFKD")
     return [](std::string& s) { s = utf8proc_apply(s, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT); };
+  // Rust's char::to_lowercase, as the tokenizers library lowercases: the
+  // simple mapping, but for U+0130 (capital I with dot), whose full
+  // lowercase is two code points (SpecialCasing.txt's one unconditional case).
   if (type == "Lowercase")
     return [](std::string& s) {
       std::string out;
       out.reserve(s.size());
-      for (std::size_t i = 0; i < s.size();) append_utf8(out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(next_code_point(s, i)))));
+      for (std::size_t i = 0; i < s.size();) {
+        const char32_t c = next_code_point(s, i);
+        if (c == 0x130) {
+          out += "i\xCC\x87";  // U+0069 U+0307
+          continue;
+        }
+        append_utf8(out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+      }
       s.swap(out);
     };
   if (type == "Prepend") {
@@ -197,6 +208,55 @@ PreTokenizer regex_split(std::shared_ptr<Regex> re, Behavior behavior, bool inve
     for (const auto& p : pieces) split_piece(p, *re, behavior, invert, out);
     pieces.swap(out);
   };
+}
+
+// Tokenizer::splits_after_newline for a tokenizer.json: char-local
+// normalizers, and pre-tokenizers that split by the GPT-2, Llama-3 or Qwen2
+// patterns (isolated), whose matches end at such a newline and never look
+// past it, with no prefix space or Metaspace; then every BPE word lies on one
+// side of the cut. (Without a splitting pre-tokenizer BPE merges across it.)
+bool normalizer_is_local(const json& j) {
+  if (j.is_null()) return true;
+  const std::string type = j.value("type", "");
+  if (type == "Sequence") {
+    for (const auto& n : j.at("normalizers"))
+      if (!normalizer_is_local(n)) return false;
+    return true;
+  }
+  return type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD" || type == "Lowercase";
+}
+
+const char* const kLlama3Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+const char* const kQwen2Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+// 1: splits at such newlines; 0: passes pieces on whole (ByteLevel without
+// its regex, no prefix space); -1: may join or look across them.
+int pre_tokenizer_kind(const json& j) {
+  const std::string type = j.value("type", "");
+  if (type == "ByteLevel") {
+    if (j.value("add_prefix_space", true)) return -1;
+    return j.value("use_regex", true) ? 1 : 0;
+  }
+  if (type == "Split") {
+    const json& pat = j.at("pattern");
+    if (!pat.contains("Regex") || !pat["Regex"].is_string() || j.value("invert", false) ||
+        j.value("behavior", "") != "Isolated")
+      return -1;
+    const std::string re = pat["Regex"].get<std::string>();
+    return re == kGpt2Pattern || re == kLlama3Pattern || re == kQwen2Pattern ? 1 : -1;
+  }
+  if (type == "Sequence") {
+    int kind = 0;
+    for (const auto& p : j.at("pretokenizers")) {
+      const int k = pre_tokenizer_kind(p);
+      if (k < 0) return -1;
+      kind = std::max(kind, k);
+    }
+    return kind;
+  }
+  return -1;
 }
 
 PreTokenizer make_pre_tokenizer(const json& j, const std::string& path) {
@@ -485,6 +545,23 @@ struct AddedToken {
   std::string content;
   std::uint32_t id;
   bool special, lstrip, rstrip, single_word, normalized;
+  std::string match;  // what is matched and decoded: content, normalized when `normalized`
+};
+
+// Added tokens of one kind (matched in the raw text, or in the normalized
+// text), indexed by first byte, longest first: leftmost-longest matching
+// that tries only the tokens that can start at a position.
+struct AddedMatcher {
+  std::array<std::vector<std::size_t>, 256> by_first_byte;  // indices into the tokenizer's added tokens
+  bool empty = true;
+  void add(const std::vector<AddedToken>& all, std::size_t k) {
+    if (all[k].match.empty()) return;
+    auto& v = by_first_byte[static_cast<unsigned char>(all[k].match[0])];
+    v.insert(std::upper_bound(v.begin(), v.end(), k,
+                              [&](std::size_t a, std::size_t b) { return all[a].match.size() > all[b].match.size(); }),
+             k);
+    empty = false;
+  }
 };
 
 bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
@@ -541,15 +618,25 @@ class HfTokenizer final : public Tokenizer {
       for (const auto& a : j["added_tokens"]) {
         AddedToken t{a.at("content").get<std::string>(), a.at("id").get<std::uint32_t>(), a.value("special", false),
                      a.value("lstrip", false), a.value("rstrip", false), a.value("single_word", false),
-                     a.value("normalized", !a.value("special", false))};
+                     a.value("normalized", !a.value("special", false)), {}};
         if (t.id >= id_to_token_.size()) id_to_token_.resize(t.id + 1);
         added_by_id_[t.id] = added_.size();
         added_.push_back(t);
       }
-    for (std::size_t k = 0; k < added_.size(); ++k) added_order_.push_back(k);
-    std::stable_sort(added_order_.begin(), added_order_.end(),
-                     [&](std::size_t x, std::size_t y) { return added_[x].content.size() > added_[y].content.size(); });
     normalizer_ = make_normalizer(j.value("normalizer", json()), path);
+    // As the tokenizers library: a normalized token is matched, and decoded,
+    // as the normalizer writes its content; the others as written.
+    for (AddedToken& t : added_) {
+      t.match = t.content;
+      if (t.normalized && normalizer_) normalizer_(t.match);
+    }
+    for (std::size_t k = 0; k < added_.size(); ++k) (added_[k].normalized ? normalized_added_ : raw_added_).add(added_, k);
+    const json pre = j.value("pre_tokenizer", json());
+    splits_after_newline_ = normalizer_is_local(j.value("normalizer", json())) && !pre.is_null() &&
+                            pre_tokenizer_kind(pre) == 1 &&
+                            std::none_of(added_.begin(), added_.end(), [](const AddedToken& t) {
+                              return t.lstrip || t.match.find('\n') != std::string::npos;
+                            });
     pre_ = make_pre_tokenizer(j.value("pre_tokenizer", json()), path);
     decoder_ = make_decoder(j.value("decoder", json()), path);
     parse_post(j.value("post_processor", json()), path);
@@ -558,49 +645,32 @@ class HfTokenizer final : public Tokenizer {
       if (auto id = token_to_id(name); id && !eos_) eos_ = id;
   }
 
+  // As the tokenizers library's AddedVocabulary: tokens that are not
+  // normalized are found in the raw text; each piece between them is
+  // normalized, normalized tokens are found in it, and the rest is
+  // pre-tokenized and BPE-encoded.
   Ids encode(std::string_view raw, bool add_special) const override {
     const std::string text = repair_utf8(raw);
     Ids ids;
     if (add_special) ids.insert(ids.end(), prefix_ids_.begin(), prefix_ids_.end());
-    std::size_t seg = 0;
-    bool first = true;
+    bool first = true;  // the next piece begins the text (Metaspace prepend_scheme "first")
     std::vector<std::string> pieces;
-    auto encode_segment = [&](std::size_t b, std::size_t e) {
-      if (e <= b) return;
-      std::string s = text.substr(b, e - b);
-      if (normalizer_) normalizer_(s);
+    auto encode_piece = [&](std::string s) {
       pieces.clear();
       if (!s.empty()) pieces.push_back(std::move(s));
       if (pre_) pre_(pieces, first);
       for (const auto& p : pieces) bpe_.tokenize(p, ids);
     };
-    for (std::size_t i = 0; i < text.size();) {
-      const AddedToken* hit = nullptr;
-      std::size_t hb = i, he = i;
-      if (!added_.empty()) {
-        for (std::size_t k : added_order_) {
-          const auto& t = added_[k];
-          if (t.content.empty() || text.compare(i, t.content.size(), t.content) != 0) continue;
-          std::size_t b = i, e = i + t.content.size();
-          if (t.single_word) {
-            auto word = [](unsigned char c) { return std::isalnum(c) || c == '_' || c >= 0x80; };
-            if ((b > 0 && word(text[b - 1])) || (e < text.size() && word(text[e]))) continue;
-          }
-          if (t.lstrip) while (b > seg && is_ws(text[b - 1])) --b;
-          if (t.rstrip) while (e < text.size() && is_ws(text[e])) ++e;
-          hit = &t;
-          hb = b;
-          he = e;
-          break;
-        }
-      }
-      if (hit == nullptr) { ++i; continue; }
-      encode_segment(seg, hb);
-      first = false;
-      ids.push_back(hit->id);
-      seg = i = he;
-    }
-    encode_segment(seg, text.size());
+    auto encode_raw = [&](std::size_t b, std::size_t e) {
+      if (e <= b) return;
+      std::string s = text.substr(b, e - b);
+      if (normalizer_) normalizer_(s);
+      split_added(s, normalized_added_, [&](std::size_t pb, std::size_t pe) {
+        if (pe > pb) encode_piece(s.substr(pb, pe - pb));
+        first = false;
+      }, ids, first);
+    };
+    split_added(text, raw_added_, [&](std::size_t b, std::size_t e) { encode_raw(b, e); }, ids, first);
     if (add_special) ids.insert(ids.end(), suffix_ids_.begin(), suffix_ids_.end());
     return ids;
   }
@@ -610,7 +680,7 @@ class HfTokenizer final : public Tokenizer {
     toks.reserve(ids.size());
     for (auto id : ids) {
       auto a = added_by_id_.find(id);
-      if (a != added_by_id_.end()) toks.push_back(added_[a->second].content);
+      if (a != added_by_id_.end()) toks.push_back(added_[a->second].match);
       else if (id < id_to_token_.size()) toks.push_back(id_to_token_[id]);
     }
     if (decoder_) decoder_(toks);
@@ -625,10 +695,11 @@ class HfTokenizer final : public Tokenizer {
   }
 
   std::size_t vocab_size() const override { return id_to_token_.size(); }
+  bool splits_after_newline() const override { return splits_after_newline_; }
 
   std::optional<std::uint32_t> token_to_id(const std::string& token) const override {
     for (const auto& a : added_)
-      if (a.content == token) return a.id;
+      if (a.content == token || a.match == token) return a.id;
     auto it = bpe_.vocab.find(token);
     if (it == bpe_.vocab.end()) return std::nullopt;
     return it->second;
@@ -665,8 +736,45 @@ class HfTokenizer final : public Tokenizer {
 
   Bpe bpe_;
   std::vector<std::string> id_to_token_;
+  // Splits `s` at the tokens of `m`: `between(b, e)` for the text before
+  // each token (possibly empty, and the rest after the last), the token's id
+  // appended to `ids` in between; after a token `first` is false.
+  template <typename Between>
+  void split_added(const std::string& s, const AddedMatcher& m, Between&& between, Ids& ids, bool& first) const {
+    std::size_t seg = 0;
+    for (std::size_t i = 0; !m.empty && i < s.size();) {
+      const AddedToken* hit = nullptr;
+      std::size_t hb = i, he = i;
+      for (const std::size_t k : m.by_first_byte[static_cast<unsigned char>(s[i])]) {
+        const AddedToken* t = &added_[k];
+        if (s.compare(i, t->match.size(), t->match) != 0) continue;
+        std::size_t b = i, e = i + t->match.size();
+        if (t->single_word) {
+          auto word = [](unsigned char c) { return std::isalnum(c) || c == '_' || c >= 0x80; };
+          if ((b > 0 && word(s[b - 1])) || (e < s.size() && word(s[e]))) continue;
+        }
+        if (t->lstrip) while (b > seg && is_ws(s[b - 1])) --b;
+        if (t->rstrip) while (e < s.size() && is_ws(s[e])) ++e;
+        hit = t;
+        hb = b;
+        he = e;
+        break;
+      }
+      if (hit == nullptr) {
+        ++i;
+        continue;
+      }
+      between(seg, hb);
+      first = false;
+      ids.push_back(hit->id);
+      seg = i = he;
+    }
+    between(seg, s.size());
+  }
+
   std::vector<AddedToken> added_;
-  std::vector<std::size_t> added_order_;  // longest first: leftmost-longest matching
+  AddedMatcher raw_added_, normalized_added_;
+  bool splits_after_newline_ = false;
   std::unordered_map<std::uint32_t, std::size_t> added_by_id_;
   Normalizer normalizer_;
   PreTokenizer pre_;

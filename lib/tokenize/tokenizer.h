@@ -33,6 +33,11 @@ class Tokenizer {
   // Number of ids: the largest id + 1.
   virtual std::size_t vocab_size() const = 0;
   virtual std::optional<std::uint32_t> token_to_id(const std::string& token) const = 0;
+  // Whether encode(a + b) == encode(a) + encode(b) whenever `a` ends with a
+  // newline preceded by an ASCII character other than space and `b` starts
+  // with one: no normalizer, pre-tokenizer or added token joins or looks
+  // across such a newline. Lets a large text be encoded in parallel pieces.
+  virtual bool splits_after_newline() const { return false; }
 
   std::optional<std::uint32_t> bos_id() const { return bos_; }
   std::optional<std::uint32_t> eos_id() const { return eos_; }

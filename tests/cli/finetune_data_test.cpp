@@ -209,7 +209,7 @@ TEST_CASE("packed windows: zinf eval scores every example as document windows do
   }
 }
 
-TEST_CASE("chat messages: a ChatML conversation trains, and zinf tokenize records the rendered prompt's length") {
+TEST_CASE("chat messages: every assistant reply of a ChatML conversation trains; the index records the turns between as context") {
   Examples e;
   // The fixture's ChatML template beside the tokenizer (EOS stays GPT-2's,
   // which the template never writes: the reply ends with <|im_end|>).
@@ -217,22 +217,26 @@ TEST_CASE("chat messages: a ChatML conversation trains, and zinf tokenize record
   cfg["eos_token"] = "<|endoftext|>";
   write_text(e.dir.file("tok/tokenizer_config.json"), cfg.dump());
   std::string lines;
-  std::vector<std::pair<std::string, std::string>> texts;  // the rendered prompt and completion of each line
+  // Each line's rendered pieces: (text, trained).
+  std::vector<std::vector<std::pair<std::string, bool>>> pieces;
   for (std::size_t k = 0; k < 40; ++k) {
     const std::string q = e.pairs[k].first;
     json msgs = json::array();
-    std::string prompt;
-    if (k % 3 == 0) {  // a system turn and an earlier exchange: context, never trained
+    std::vector<std::pair<std::string, bool>> p;
+    std::string context;
+    if (k % 3 == 0) {  // a system turn and an earlier exchange: its reply trains too
       msgs.push_back({{"role", "system"}, {"content", "Be brief."}});
       msgs.push_back({{"role", "user"}, {"content", "hi"}});
       msgs.push_back({{"role", "assistant"}, {"content", "hello"}});
-      prompt = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
-               "<|im_start|>assistant\nhello<|im_end|>\n";
+      p.push_back({"<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
+                   false});
+      p.push_back({"hello<|im_end|>\n", true});
     }
     msgs.push_back({{"role", "user"}, {"content", q}});
     msgs.push_back({{"role", "assistant"}, {"content", "yes"}});
-    prompt += "<|im_start|>user\n" + q + "<|im_end|>\n<|im_start|>assistant\n";
-    texts.push_back({prompt, "yes<|im_end|>\n"});
+    p.push_back({"<|im_start|>user\n" + q + "<|im_end|>\n<|im_start|>assistant\n", false});
+    p.push_back({"yes<|im_end|>\n", true});
+    pieces.push_back(p);
     lines += json{{"messages", msgs}}.dump() + "\n";
   }
   write_text(e.dir.file("chat.jsonl"), lines);
@@ -240,17 +244,61 @@ TEST_CASE("chat messages: a ChatML conversation trains, and zinf tokenize record
   INFO(run.err);
   CHECK(run.exit_code == 0);
   CHECK(run.err.find("fine-tuning examples: the loss counts completion tokens only") != std::string::npos);
+  CHECK(run.err.find("train only their last assistant reply") == std::string::npos);
 
   const zinf::data::DocIndex idx = e.tokenize("chat.jsonl", 40);
   const auto t = zinf::tokenize::load_tokenizer(e.tokenizer);
+  std::size_t run_index = 0;
   for (std::size_t k = 0; k < 40; ++k) {
     CAPTURE(k);
-    const std::int64_t prompt = std::int64_t(t->encode(texts[k].first, false).size());
-    const std::int64_t whole = prompt + std::int64_t(t->encode(texts[k].second, false).size());  // no EOS added
-    CHECK(idx.prompts[k] == prompt);
+    std::int64_t at = 0;
+    for (std::size_t i = 0; i < pieces[k].size(); ++i) {
+      const auto n = std::int64_t(t->encode(pieces[k][i].first, false).size());
+      if (i == 0) {
+        CHECK(idx.prompts[k] == n);  // the first context piece is the prompt
+      } else if (!pieces[k][i].second) {  // a later user turn: a context run of this document
+        REQUIRE(run_index < idx.context.size());
+        const zinf::data::ContextRun& r = idx.context[run_index++];
+        CHECK(r.document == std::int64_t(k));
+        CHECK(r.offset == at);
+        CHECK(r.count == n);
+      }
+      at += n;
+    }
     const std::int64_t next = k + 1 < idx.starts.size() ? idx.starts[k + 1] : idx.tokens;
-    CHECK(next - idx.starts[k] == whole);
+    CHECK(next - idx.starts[k] == at);  // no EOS added
   }
+  CHECK(run_index == idx.context.size());
+  CHECK(idx.context.size() == 14);  // lines 0, 3, ..., 39
+}
+
+TEST_CASE("chat messages: a template that rewrites earlier replies trains only the last one, and says so") {
+  Examples e;
+  // Earlier replies render as "(earlier)" once another message follows: the
+  // first reply cannot be cut from the whole conversation's text.
+  const std::string tmpl =
+      "{% for m in messages %}{% if m.role == 'assistant' and not loop.last %}<|im_start|>assistant\n(earlier)"
+      "<|im_end|>\n{% else %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}"
+      "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+  write_text(e.dir.file("tok/tokenizer_config.json"),
+             json{{"chat_template", tmpl}, {"eos_token", "<|endoftext|>"}}.dump());
+  const json msgs = json::array({{{"role", "user"}, {"content", "hi"}},
+                                 {{"role", "assistant"}, {"content", "hello"}},
+                                 {{"role", "user"}, {"content", "bye"}},
+                                 {{"role", "assistant"}, {"content", "ciao"}}});
+  write_text(e.dir.file("chat.jsonl"), json{{"messages", msgs}}.dump() + "\n" + json{{"messages", msgs}}.dump() + "\n");
+  const auto r = run_zinf({"tokenize", "--tokenizer", e.tokenizer, e.dir.file("chat.jsonl"), "--output-dir",
+                           e.dir.file("shards"), "--val-fraction", "0"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find("2 conversations train only their last assistant reply") != std::string::npos);
+  const zinf::data::DocIndex idx = zinf::data::read_doc_index(e.dir.file("shards/train_000000.idx"));
+  const auto t = zinf::tokenize::load_tokenizer(e.tokenizer);
+  const std::string prompt = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n(earlier)<|im_end|>\n"
+                             "<|im_start|>user\nbye<|im_end|>\n<|im_start|>assistant\n";
+  CHECK(idx.context.empty());
+  REQUIRE(idx.prompts.size() == 2);
+  CHECK(idx.prompts[0] == std::int64_t(t->encode(prompt, false).size()));
 }
 
 TEST_CASE("fine-tuning data: chat messages, a line without the fields and an unknown window mode are refused") {

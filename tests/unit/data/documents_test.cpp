@@ -24,6 +24,7 @@
 using namespace zinf;
 using namespace zinf::data;
 using zinf::test::error_of;
+using zinf::test::read_text;
 using zinf::test::TempDir;
 
 namespace {
@@ -100,6 +101,45 @@ TEST_CASE("the document index records prompt lengths (version 2) only when a doc
   bytes.resize(bytes.size() - 8);
   test::write_text(dir.file("bad.idx"), bytes);
   CHECK(error_of([&] { read_doc_index(dir.file("bad.idx")); }).find("2 per document") != std::string::npos);
+}
+
+TEST_CASE("context runs: index version 3 records them where their document starts; the sampler never trains them") {
+  TempDir dir("zinf-docs");
+  {
+    ShardWriter w(dir.file("conv"), 2, 8);
+    w.add_document(range_ids(100, 6), 2, {{4, 1}});          // tokens 0..5
+    w.add_document(range_ids(200, 9), 2, {{3, 2}, {7, 1}});  // tokens 6..14: 6, 7 in shard 0, the rest in shard 1
+    w.commit();
+  }
+  const DocIndex first = read_doc_index(dir.file("conv_000000.idx"));
+  REQUIRE(first.context.size() == 3);
+  CHECK(first.context[1].document == 1);
+  CHECK(first.context[1].offset == 3);
+  CHECK(first.context[2].count == 1);
+  CHECK(read_doc_index(dir.file("conv_000001.idx")).context.empty());
+  const Tokens t = load_tokens(dir.file("conv_000000.bin") + "," + dir.file("conv_000001.bin"));
+  REQUIRE(t.has_prompts());
+  const std::vector<Span>& runs = t.context_runs();
+  REQUIRE(runs.size() == 3);
+  CHECK(runs[0].begin == 4);
+  CHECK(runs[1].begin == 9);
+  CHECK(runs[1].count == 2);
+  CHECK(runs[2].begin == 13);
+  Sampler s(t, {0, 15}, 10, 1, /*shuffle=*/false, Windows::kDocuments);
+  const Batch b = s.next(2);
+  CHECK(row(b.targets, 0, 10) == std::vector<std::int64_t>{X, 102, 103, X, 105, X, X, X, X, X});
+  CHECK(row(b.targets, 1, 10) == std::vector<std::int64_t>{X, 202, X, X, 205, 206, X, 208, X, X});
+
+  // Runs that overlap are refused, naming the index and the run: run 1's
+  // offset (the fifth int64 from the end) 3 -> 9, past run 2's 7.
+  std::string bytes = read_text(dir.file("conv_000000.idx"));
+  std::int64_t offset = 0;
+  std::memcpy(&offset, bytes.data() + bytes.size() - 5 * 8, 8);
+  CHECK(offset == 3);
+  const std::int64_t overlapping = 9;
+  std::memcpy(&bytes[bytes.size() - 5 * 8], &overlapping, 8);
+  test::write_text(dir.file("conv_000000.idx"), bytes);
+  CHECK(error_of([&] { read_doc_index(dir.file("conv_000000.idx")); }).find("context run 2") != std::string::npos);
 }
 
 TEST_CASE("document-aware windows start at documents, pad short ones and cut long ones") {

@@ -4,7 +4,7 @@
 // builds), or NVMe swap files — that the configuration (offload_*.device),
 // the planner and the engine all use, and its names: tier_name() as
 // DeepSpeed's config spells it ("none" is the device), tier_label() for
-// people.
+// people; runs_on_zero_engine(), which engine a stage and optimizer home take.
 #pragma once
 
 namespace zinf {
@@ -15,5 +15,13 @@ enum class Tier { kDevice, kCpu, kNvme };
 const char* tier_name(Tier tier);
 // "the device", "CPU memory", "NVMe".
 const char* tier_label(Tier tier);
+
+// Which engine trains a configuration: the ZeRO engine (lib/zero) at stage 3
+// and whenever the optimizer is offloaded, DataParallel (stages 0-2 in GPU
+// memory) otherwise. The trainer, the inference model and the planner all
+// ask this one rule.
+inline bool runs_on_zero_engine(int zero_stage, Tier optimizer_home) {
+  return zero_stage >= 3 || optimizer_home != Tier::kDevice;
+}
 
 }  // namespace zinf

@@ -601,17 +601,15 @@ Need estimate_with(const Inputs& in, const Option& o, bool device_sums) {
       in.gradients_nvme.value_or(opt_home == Tier::kNvme);
   device_sums = device_sums && opt_home != Tier::kDevice && in.grad_accum > 1;
   RankItems r;
-  // Stage 3 and every optimizer offload train through the ZeRO engine
-  // (train/trainer.cpp uses_offload_engine); the rest through DataParallel.
-  if (o.zero_stage >= 3 || opt_home != Tier::kDevice) engine_items(in, o, gradients_nvme, device_sums, r);
+  const bool zero_engine = runs_on_zero_engine(o.zero_stage, opt_home);
+  if (zero_engine) engine_items(in, o, gradients_nvme, device_sums, r);
   else data_parallel_items(in, o, r);
 
   // Activations of the data-parallel path (the engine counts its own per call).
   const bool mixed = in.precision != config::Precision::kFp32;
-  const ActivationInputs ai = activation_inputs(
-      in, mixed ? 2 : 4, in.activation_checkpointing || o.zero_stage >= 3 || opt_home != Tier::kDevice);
+  const ActivationInputs ai = activation_inputs(in, mixed ? 2 : 4, in.activation_checkpointing || zero_engine);
   const ActivationBytes act = activation_bytes(ai);
-  if (o.zero_stage < 3 && opt_home == Tier::kDevice) {
+  if (!zero_engine) {
     r.add(Tier::kDevice, std::string("activations (") + (ai.checkpointing ? "block inputs + one recomputed block" : "all blocks") + ")",
           act.blocks + act.recompute, Phase::kStep);
     r.add(Tier::kDevice, "LM head: logits, fp32 log-softmax and gradient", act.head, Phase::kStep);

@@ -58,7 +58,7 @@ torch::Tensor as_bytes(const torch::Tensor& t) {
 }  // namespace
 
 DataParallel::DataParallel(model::Gpt& model, const RankGroup& group, int stage, std::int64_t bucket_numel,
-                           const AdamWOptions& adam)
+                           const optim::AdamWOptions& adam)
     : model_(model), group_(group), plan_(model.numel(), group.size()), stage_(group.size() > 1 ? stage : 0) {
   if (stage < 0 || stage > 2)
     throw Error("the data-parallel loop runs ZeRO stages 0-2, not " + std::to_string(stage),
@@ -84,9 +84,9 @@ DataParallel::DataParallel(model::Gpt& model, const RankGroup& group, int stage,
     }
   }
   // adam.no_decay is in the flat vector's coordinates; a shard sees its part.
-  AdamWOptions mine = adam;
+  optim::AdamWOptions mine = adam;
   if (stage_ > 0) mine.no_decay = clip_ranges(adam.no_decay, plan_.shard(group.rank()));
-  optimizer_ = std::make_unique<AdamWFlat>(master_, mine);
+  optimizer_ = std::make_unique<optim::AdamWFlat>(master_, mine);
 }
 
 namespace {

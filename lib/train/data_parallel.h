@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "core/flat_state.h"
-#include "train/adamw_flat.h"
+#include "optim/adamw_tensor.h"
 
 namespace zinf::comm {
 class Communicator;
@@ -89,7 +89,7 @@ class DataParallel {
   // elements of the flat vector that take no weight decay (each shard steps
   // its part of them). Holds references to model and group; they must outlive it.
   DataParallel(model::Gpt& model, const RankGroup& group, int stage, std::int64_t bucket_numel,
-               const AdamWOptions& adam);
+               const optim::AdamWOptions& adam);
   // Whether the model for (stage, world size, dtype) needs GptOptions::flat_grads:
   // a bf16/fp16 model at stage 0 or 1 hands over fresh per-parameter gradients instead.
   static bool wants_flat_grads(int stage, int world, torch::Dtype dtype);
@@ -149,7 +149,7 @@ class DataParallel {
   torch::Tensor grad_shard_;  // zero1: [shard] reduce-scatter target; zero2: [shard] accumulator
   torch::Tensor bucket_in_;   // zero2: [world * piece] fp32, one bucket's pieces of every rank's shard
   torch::Tensor bucket_out_;  // zero2: [piece] fp32, this rank's reduced piece
-  std::unique_ptr<AdamWFlat> optimizer_;
+  std::unique_ptr<optim::AdamWFlat> optimizer_;
   std::int64_t micro_ = 0;    // micro-batches accumulated this step
 };
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <cstring>
 #include <optional>
 #include <sstream>
@@ -26,7 +27,7 @@
 #include "model/gpt.h"
 #include "optim/loss_scaler.h"
 #include "optim/lr_schedule.h"
-#include "train/adamw_flat.h"
+#include "optim/adamw_tensor.h"
 #include "train/checkpoint.h"
 #include "train/engine_report.h"
 #include "train/data_parallel.h"
@@ -52,11 +53,7 @@ void check_supported(const Settings& s) {
                      "add --nvme-offload-optimizer (or use --zero-stage infinity), or drop --nvme-offload-gradients");
 }
 
-// Stage 3 (and any offload) trains through the ZeRO engine; stages 0-2
-// without offload run the data-parallel loop (train/data_parallel.h).
-bool uses_offload_engine(const Settings& s) {
-  return s.zero_stage >= 3 || s.offload_optimizer.device != Tier::kDevice;
-}
+bool uses_offload_engine(const Settings& s) { return runs_on_zero_engine(s.zero_stage, s.offload_optimizer.device); }
 
 // ------------------------------------------------------------ helpers
 
@@ -223,6 +220,39 @@ struct Trainer::Impl {
     return {in.to(device, /*non_blocking=*/true), tg.to(device, /*non_blocking=*/true),
             packed ? pos.to(device, /*non_blocking=*/true) : pos, double(std::max<std::int64_t>(trained, 1))};
   }
+  // The step's learning rate and loss scale.
+  StepResult step_start() const {
+    StepResult r;
+    r.lr = schedule.lr_at(state.step);
+    r.loss_scale = scaler ? scaler->scale() : 1.0;
+    return r;
+  }
+  // Forward and backward over the step's micro-batches, each rank's loss sum
+  // scaled so the ranks' gradients sum to the gradient of the global mean per
+  // trained token; before(micro) and after(micro) run around each (the
+  // engine marks the accumulation boundary, DataParallel accumulates).
+  // Returns the sum of the micro-batches' losses, on the device.
+  torch::Tensor forward_backward(const StepTokens& step, double loss_scale,
+                                 const std::function<void(std::int64_t)>& before,
+                                 const std::function<void(std::int64_t)>& after) {
+    torch::Tensor sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    const double backward_scale = loss_scale / step.trained;
+    phase = "forward/backward";
+    for (std::int64_t micro = 0; micro < settings.grad_accum; ++micro) {
+      if (before) before(micro);
+      const torch::Tensor loss = loss_sum(step.inputs[micro], step.targets[micro], step.positions_of(micro));
+      (loss * backward_scale).backward();
+      torch::NoGradGuard no_grad;
+      sum += loss.detach();
+      if (after) after(micro);
+    }
+    return sum;
+  }
+  Error diverged(const StepResult& r) const {
+    return Error("the gradient norm is " + std::to_string(r.grad_norm) + " at step " + std::to_string(state.step + 1) +
+                     " (loss " + std::to_string(r.loss) + "): the run diverged",
+                 "lower --lr, keep --gradient-clipping on, or resume from the last checkpoint");
+  }
 };
 
 void Trainer::Impl::setup() {
@@ -281,7 +311,7 @@ void Trainer::Impl::setup() {
         model::GptOptions{s.model, dtype, device, s.activation_checkpointing, plan.padded_numel(),
                           DataParallel::wants_flat_grads(s.zero_stage, world(), dtype)});
     dp = std::make_unique<DataParallel>(*model, *group, s.zero_stage, s.reduce_bucket_size,
-                                        AdamWOptions{s.beta1, s.beta2, s.eps, s.weight_decay, s.adamw,
+                                        optim::AdamWOptions{s.beta1, s.beta2, s.eps, s.weight_decay, s.adamw,
                                                      weight_decay_exempt(s)});
     dp->init(*first_weights());
   }
@@ -479,21 +509,11 @@ void Trainer::Impl::write_model() {
 // overflow check and the optimizer run inside engine().step().
 StepResult Trainer::Impl::engine_step(bool stop_requested) {
   const Settings& s = settings;
-  StepResult r;
-  r.lr = schedule.lr_at(state.step);
-  r.loss_scale = scaler ? scaler->scale() : 1.0;
-  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  StepResult r = step_start();
   const StepTokens step = next_step_tokens();
-  // Each rank's sum over its rows, scaled so the ranks' gradients sum to the
-  // gradient of the global mean per trained token.
-  const double backward_scale = r.loss_scale / step.trained;
-  phase = "forward/backward";
-  for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
+  const torch::Tensor loss_sum = forward_backward(step, r.loss_scale, [this, &s](std::int64_t micro) {
     zero->engine().set_accumulation_boundary(micro + 1 == s.grad_accum);  // the norm is summed then
-    const torch::Tensor loss = zero->loss_sum(step.inputs[micro], step.targets[micro], step.positions_of(micro));
-    (loss * backward_scale).backward();
-    loss_sum += loss.detach();
-  }
+  }, {});
   phase = "optimizer step";
   const zero::StepResult z = zero->engine().step(r.lr, r.loss_scale, s.gradient_clipping);
   // The optimizer runs on while the next step starts; the run's last step
@@ -507,10 +527,7 @@ StepResult Trainer::Impl::engine_step(bool stop_requested) {
   r.loss = host[0].item<double>() / step.trained;
   r.stop = host[1].item<double>() > 0;
   r.grad_norm = z.grad_norm;
-  if (!scaler && z.skipped)
-    throw Error("the gradient norm is " + std::to_string(r.grad_norm) + " at step " + std::to_string(state.step + 1) +
-                    " (loss " + std::to_string(r.loss) + "): the run diverged",
-                "lower --lr, keep --gradient-clipping on, or resume from the last checkpoint");
+  if (!scaler && z.skipped) throw diverged(r);
   return r;
 }
 
@@ -522,20 +539,9 @@ StepResult Trainer::Impl::engine_step(bool stop_requested) {
 StepResult Trainer::Impl::train_step(bool stop_requested) {
   if (zero) return engine_step(stop_requested);
   const Settings& s = settings;
-  StepResult r;
-  r.lr = schedule.lr_at(state.step);
-  r.loss_scale = scaler ? scaler->scale() : 1.0;
-  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  StepResult r = step_start();
   const StepTokens step = next_step_tokens();
-  const double backward_scale = r.loss_scale / step.trained;
-  phase = "forward/backward";
-  for (std::int64_t micro = 0; micro < s.grad_accum; ++micro) {
-    const torch::Tensor loss = model->loss_sum(step.inputs[micro], step.targets[micro], step.positions_of(micro));
-    (loss * backward_scale).backward();
-    torch::NoGradGuard no_grad;
-    loss_sum += loss.detach();
-    dp->accumulate();
-  }
+  const torch::Tensor loss_sum = forward_backward(step, r.loss_scale, {}, [this](std::int64_t) { dp->accumulate(); });
   torch::NoGradGuard no_grad;
   phase = "optimizer step";
   torch::Tensor& grad = dp->reduce();
@@ -558,10 +564,7 @@ StepResult Trainer::Impl::train_step(bool stop_requested) {
   r.loss = host[0].item<double>() / step.trained;
   r.grad_norm = host[1].item<double>();
   r.stop = host[2].item<double>() > 0;
-  if (!scaler && !std::isfinite(r.grad_norm))
-    throw Error("the gradient norm is " + std::to_string(r.grad_norm) + " at step " + std::to_string(state.step + 1) +
-                    " (loss " + std::to_string(r.loss) + "): the run diverged",
-                "lower --lr, keep --gradient-clipping on, or resume from the last checkpoint");
+  if (!scaler && !std::isfinite(r.grad_norm)) throw diverged(r);
   return r;
 }
 

@@ -90,6 +90,7 @@ struct OffloadEngine::Impl {
   std::unique_ptr<offload::PinnedPool> write_pool;  // optimizer -> NVMe / device parameter writes
   // Optimizer: dev_* [own_count] per block on the device, or `states` on CPU/NVMe.
   std::vector<torch::Tensor> dev_master, dev_m, dev_v;
+  torch::Tensor dev_step;  // [1] fp32 beside dev_master: the step count the fused AdamW kernel reads
   std::unique_ptr<offload::OptimizerStates> states;
   // Gradients of the owned elements: grads_dev [owned_total] fp32 on the
   // device; or host_grads [owned_total] (fp32, or the compute dtype when

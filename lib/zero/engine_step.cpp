@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/pool_shape.h"
+#include "optim/adamw_tensor.h"
 #include "zero/engine_impl.h"
 
 namespace zinf::zero {
@@ -75,22 +76,24 @@ void OffloadEngine::Impl::launch_update(double lr, double grad_scale) {
   if (opt.optimizer_home == Tier::kDevice) {
     torch::NoGradGuard no_grad;
     const auto t0 = std::chrono::steady_clock::now();
-    const double bc1 = 1.0 - std::pow(h.beta1, double(h.step)), bc2 = 1.0 - std::pow(h.beta2, double(h.step));
+    // Every owned block in one optimizer call (optim::adamw_step: one fused
+    // launch per list on CUDA), then the new weights to the parameter homes.
+    std::vector<optim::AdamWRun> runs;
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      const BlockPart& pt = parts[b];
+      if (pt.own_count > 0)
+        runs.push_back({dev_master[b], grads_dev.narrow(0, pt.owned_offset, pt.own_count), dev_m[b], dev_v[b],
+                        decay_owned[b]});
+    }
+    if (!runs.empty()) {
+      if (!dev_step.defined()) dev_step = torch::zeros({1}, runs.front().param.options());
+      dev_step.fill_(double(h.step));
+      optim::adamw_step(runs, h, dev_step);
+    }
     for (std::size_t b = 0; b < blocks.size(); ++b) {
       const BlockPart& pt = parts[b];
       if (pt.own_count > 0) {
-        torch::Tensor g = grads_dev.narrow(0, pt.owned_offset, pt.own_count) * (1.0 / grad_scale);
-        torch::Tensor& p = dev_master[b];
-        if (h.weight_decay != 0)  // only the runs that decay (all of the block unless opt.no_decay says otherwise)
-          for (const FlatRange& r : decay_owned[b]) {
-            torch::Tensor pr = p.narrow(0, r.begin, r.count);
-            if (h.adamw) pr.mul_(1.0 - lr * h.weight_decay);
-            else g.narrow(0, r.begin, r.count).add_(h.weight_decay * pr);
-          }
-        dev_m[b].mul_(h.beta1).add_(g, 1.0 - h.beta1);
-        dev_v[b].mul_(h.beta2).addcmul_(g, g, 1.0 - h.beta2);
-        const torch::Tensor denom = (dev_v[b].sqrt() / std::sqrt(bc2)).add_(h.eps);
-        p.addcdiv_(dev_m[b], denom, -lr / bc1);
+        const torch::Tensor& p = dev_master[b];
         if (opt.param_home == Tier::kDevice) {
           const std::int64_t base = sharded_params ? 0 : pt.own_begin;
           device_params[b].narrow(0, base, pt.own_count).copy_(p);

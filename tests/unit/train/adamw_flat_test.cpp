@@ -1,6 +1,6 @@
 // train: the flat AdamW/Adam equals torch's optimizers on a small model.
 #include "model/gpt.h"
-#include "train/adamw_flat.h"
+#include "optim/adamw_tensor.h"
 #include "unit/model/torch_doctest.h"
 
 using namespace zinf;
@@ -21,7 +21,7 @@ double max_difference(bool decoupled, const TorchOptOptions& torch_options, int 
   for (std::size_t b = 0; b < ref_model.layout().size(); ++b)
     for (const auto& p : ref_model.block_params(b)) ref_params.push_back(p);
   TorchOpt ref(ref_params, torch_options);
-  train::AdamWFlat flat(flat_model.params(), {0.9, 0.95, 1e-8, 0.1, decoupled});
+  optim::AdamWFlat flat(flat_model.params(), {0.9, 0.95, 1e-8, 0.1, decoupled});
   at::Generator gen = at::detail::createCPUGenerator(9);
   for (int i = 0; i < steps; ++i) {
     const auto idx = torch::randint(32, {2, 8}, gen, torch::kInt64), tgt = torch::randint(32, {2, 8}, gen, torch::kInt64);
@@ -52,6 +52,6 @@ TEST_CASE("flat Adam with L2 weight decay equals torch::optim::Adam") {
 }
 
 TEST_CASE("AdamWFlat refuses a buffer that is not flat fp32") {
-  CHECK_THROWS_WITH(train::AdamWFlat(torch::zeros({4, 4}), {}), doctest::Contains("1-D fp32"));
-  CHECK_THROWS(train::AdamWFlat(torch::zeros({4}, torch::kFloat64), {}));
+  CHECK_THROWS_WITH(optim::AdamWFlat(torch::zeros({4, 4}), {}), doctest::Contains("1-D fp32"));
+  CHECK_THROWS(optim::AdamWFlat(torch::zeros({4}, torch::kFloat64), {}));
 }

@@ -16,7 +16,7 @@
 #include "model/gpt.h"
 #include "model/layout.h"
 #include "support/test_util.h"
-#include "train/adamw_flat.h"
+#include "optim/adamw_tensor.h"
 #include "train/data_parallel.h"
 #include "train/distributed.h"
 #include "unit/model/torch_doctest.h"
@@ -70,7 +70,7 @@ bool expect(bool ok, int rank, const std::string& what) {
 const ModelSpec kSpec{"custom", 16, 4, 8, 1, 2};  // 1,048 parameters: shards of 576 on 2 ranks
 constexpr double kLr = 1e-2;
 // zinf's recipe: no decay on norms, biases and embeddings, ranges that cross the shards.
-const AdamWOptions kAdam{0.9, 0.95, 1e-8, 0.1, true, model::no_decay_ranges(model::model_layout(kSpec))};
+const optim::AdamWOptions kAdam{0.9, 0.95, 1e-8, 0.1, true, model::no_decay_ranges(model::model_layout(kSpec))};
 
 // Micro-batch `micro`'s gradient on rank `rank`: values a bf16 holds exactly.
 torch::Tensor gradient(std::int64_t numel, int rank, int micro) {
@@ -106,7 +106,7 @@ bool one_step_matches(comm::Communicator& c, int stage, torch::Dtype dtype, std:
   for (int q = 0; q < world; ++q)
     for (int micro = 0; micro < 2; ++micro) total += gradient(n, q, micro);
   torch::Tensor ref = w0.clone();
-  AdamWFlat ref_opt(ref, kAdam);
+  optim::AdamWFlat ref_opt(ref, kAdam);
   ref_opt.step(total, kLr);
   ok &= expect(std::abs(sq.item<double>() - total.square().sum().item<double>()) < 1e-3 * total.square().sum().item<double>(),
                r, "the ranks' square sums add up to the global squared norm");

@@ -70,7 +70,7 @@ TEST_CASE("dense path: with a zero gradient AdamW shrinks block matrices by lr*w
       const config::Settings s = settings_for(spec, all);
       const train::RankGroup group(nullptr, torch::kCPU);
       model::Gpt model({spec, torch::kFloat32, torch::kCPU, false});
-      train::AdamWOptions adam{0.9, 0.999, 1e-8, kWd, true, train::weight_decay_exempt(s)};
+      optim::AdamWOptions adam{0.9, 0.999, 1e-8, kWd, true, train::weight_decay_exempt(s)};
       CHECK(adam.no_decay.empty() == all);
       train::DataParallel dp(model, group, 0, 1 << 20, adam);
       const torch::Tensor w0 = model::Gpt::initial_weights(spec, 5);

@@ -427,8 +427,8 @@ CheckpointDir::CheckpointDir(std::string dir, std::int64_t keep, CheckpointGroup
   if (chunk_bytes_ <= 0 || chunk_bytes_ % 4 != 0)
     throw Error("checkpoint checksum chunks of " + std::to_string(chunk_bytes_) +
                 " bytes: they must be a positive multiple of 4");
-  fs::make_dirs(dir_);
-  if (group_.rank != 0) return;
+  // Made by the first save: a run that never saves (--no-save) leaves no empty directory.
+  if (group_.rank != 0 || !fs::exists(dir_)) return;
   std::error_code ec;
   for (const auto& e : stdfs::directory_iterator(dir_, ec))
     if (text::starts_with(e.path().filename().string(), kTmpPrefix)) fs::remove_all(e.path().string());

@@ -170,7 +170,7 @@ TEST_CASE("zinf train: kill -9 during checkpoints, twice, resumes to exactly the
   CHECK(read_text(out + "/model/model.safetensors") == read_text(dir.file("full") + "/model/model.safetensors"));
 }
 
-TEST_CASE("zinf train: a run that fails at start leaves no ds_config.json behind") {
+TEST_CASE("zinf train: a run that fails at start leaves no ds_config.json behind, and --no-save no checkpoints/") {
   TempDir dir;
   const std::string out = dir.file("out");
   auto args = quick_args(out, 2);
@@ -180,6 +180,16 @@ TEST_CASE("zinf train: a run that fails at start leaves no ds_config.json behind
   CHECK(r.err.find("missing.txt") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(out + "/ds_config.json"));
   CHECK_FALSE(std::filesystem::exists(out + "/.zinf.lock"));
+  CHECK_FALSE(std::filesystem::exists(out + "/checkpoints"));  // made by the first save, not at start
+
+  // --no-save: the outputs and no empty checkpoints directory.
+  auto nosave = quick_args(dir.file("nosave"), 2);
+  nosave.push_back("--no-save");
+  const auto n = run_zinf(nosave, kEnv);
+  INFO(n.err);
+  REQUIRE(n.exit_code == 0);
+  CHECK(std::filesystem::exists(dir.file("nosave") + "/summary.json"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("nosave") + "/checkpoints"));
 }
 
 TEST_CASE("zinf train: a read-only NVMe path is found at start: CPU fallback, or exit 3 with --strict-nvme") {

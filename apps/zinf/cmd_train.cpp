@@ -104,8 +104,10 @@ void check_memory_fits(const plan::Need& need, const plan::Inputs& in, const pla
   const bool gpu = e.tier() == "GPU" && target == plan::Target::kCuda;
   const std::vector<plan::Item>& items = gpu ? need.gpu : need.cpu;
   std::int64_t in_phase = 0;
+  // The end of backward is part of the trainer's forward/backward phase.
+  const bool backward = e.phase() == plan::phase_name(plan::Phase::kStep);
   for (const plan::Item& i : items)
-    if (e.phase() == plan::phase_name(i.phase)) in_phase += i.bytes;
+    if (e.phase() == plan::phase_name(i.phase) || (backward && i.phase == plan::Phase::kBackwardEnd)) in_phase += i.bytes;
   std::string planned = "the planner estimated " + std::string(gpu ? "GPU " : "CPU ") +
                         format_bytes(double(gpu ? need.gpu_bytes : need.cpu_bytes)) + " for " + option.name;
   if (in_phase > 0) planned += ", of which " + format_bytes(double(in_phase)) + " in the " + e.phase();

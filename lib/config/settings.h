@@ -80,7 +80,7 @@ struct Settings {
   // data and loop
   std::string dataset_file;
   std::string data_format = "detect";  // zinf.data.format: detect, bytes, llmc, nanogpt
-  std::string data_windows = "detect"; // zinf.data.windows: detect, stream, documents
+  std::string data_windows = "detect"; // zinf.data.windows: detect, stream, documents, packed
   std::string tokenizer;  // zinf.data.tokenizer: encodes text datasets; "" = bytes
   double val_fraction = 0.1;
   std::string val_dataset_file;  // zinf.data.val_dataset_file: "" = hold out val_fraction

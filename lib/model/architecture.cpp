@@ -29,8 +29,13 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, c
                                const Packing* packing = nullptr) {
   const std::int64_t T = q.size(2), S = k.size(2), hd = q.size(3);
 #if TORCH_VERSION_MAJOR >= 2
-  // A boolean mask leaves flash attention out; CUDA runs the memory-efficient kernel.
-  if (packing) return at::scaled_dot_product_attention(q, k, v, packing->allowed);
+  // A mask leaves flash attention out; CUDA runs the memory-efficient kernel.
+  if (packing) {
+    if (!packing->bias.defined() || packing->bias.scalar_type() != q.scalar_type())
+      packing->bias = torch::zeros(packing->allowed.sizes(), q.options())
+                          .masked_fill(packing->allowed.logical_not(), -std::numeric_limits<float>::infinity());
+    return at::scaled_dot_product_attention(q, k, v, packing->bias);
+  }
   if (S == T) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
   if (T == 1) return at::scaled_dot_product_attention(q, k, v);  // the newest token sees them all
 #endif

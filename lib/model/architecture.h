@@ -35,6 +35,11 @@ struct KvCache {
 struct Packing {
   torch::Tensor positions;  // [B, T] int64
   torch::Tensor allowed;    // [B, 1, T, T] bool, true where query t may attend to key u
+  // `allowed` as SDPA's additive mask (0 / -inf) in the activations' dtype,
+  // made on first use and shared by every block: given a boolean mask, SDPA
+  // makes (and the memory-efficient kernel keeps for backward) a float copy
+  // per call, B x T x T x 2 bytes a block.
+  mutable torch::Tensor bias;
 };
 // From positions [B, T] int64 (0 where a document starts, then counting up),
 // on their device.

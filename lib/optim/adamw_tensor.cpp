@@ -65,7 +65,8 @@ void adamw_step(const std::vector<AdamWRun>& runs, const AdamParams& h, const to
       for (const FlatRange& piece : r.decay) add(decay, r, piece, g);
       for (const FlatRange& piece : complement_ranges(r.decay, n)) add(exempt, r, piece, g);
     }
-    // The kernel divides each gradient by grad_scale as it reads it.
+    // The kernel divides each gradient by grad_scale as it reads it (and
+    // leaves the unscaled gradient in place: callers do not read it after the step).
     const c10::optional<torch::Tensor> scale =
         h.grad_scale == 1.0 ? c10::optional<torch::Tensor>() : torch::full({1}, h.grad_scale, step_tensor.options());
     auto fused = [&](Lists& l, double wd) {

@@ -26,7 +26,9 @@ struct AdamWRun {
 
 // One step of every run with h (lr, betas, eps, weight_decay, adamw,
 // bias_correction, step, grad_scale: gradients are used times 1/grad_scale).
-// step_tensor: [1] fp32 on the runs' device holding h.step (read by the fused kernel).
+// step_tensor: [1] fp32 on the runs' device holding h.step (read by the fused
+// kernel). With grad_scale != 1 on CUDA the kernel leaves each gradient
+// unscaled in place: a caller must not read it after the step.
 void adamw_step(const std::vector<AdamWRun>& runs, const AdamParams& h, const torch::Tensor& step_tensor);
 
 struct AdamWOptions {

@@ -500,6 +500,7 @@ Inputs inputs_from(const config::Settings& s, int gpus_per_node, int nodes, Targ
   in.params = s.model.parameter_count();
   in.micro_batch = s.micro_batch;
   in.seq_len = s.model.seq_len;
+  in.packed = s.data_windows == "packed";
   in.grad_accum = s.grad_accum;
   in.activation_checkpointing = s.activation_checkpointing;
   in.precision = s.precision;
@@ -609,6 +610,11 @@ Need estimate_with(const Inputs& in, const Option& o, bool device_sums) {
   const bool mixed = in.precision != config::Precision::kFp32;
   const ActivationInputs ai = activation_inputs(in, mixed ? 2 : 4, in.activation_checkpointing || zero_engine);
   const ActivationBytes act = activation_bytes(ai);
+  // Packed rows: the boolean mask and its additive copy in the activation
+  // dtype (model::Packing), one per forward, shared by every block.
+  if (in.packed)
+    r.add(Tier::kDevice, "packed rows: the attention mask, bool and as an additive bias",
+          in.micro_batch * in.seq_len * in.seq_len * (1 + (mixed ? 2 : 4)), Phase::kStep);
   if (!zero_engine) {
     r.add(Tier::kDevice, std::string("activations (") + (ai.checkpointing ? "block inputs + one recomputed block" : "all blocks") + ")",
           act.blocks + act.recompute, Phase::kStep);

@@ -74,6 +74,7 @@ struct Inputs {
   std::int64_t seq_len = 1;             // tokens per sample
   std::int64_t grad_accum = 1;          // micro-batches per step (1: host gradients in the compute dtype)
   bool activation_checkpointing = false;
+  bool packed = false;                  // zinf.data.windows = packed: one [B, 1, T, T] attention mask per forward
   config::Precision precision = config::Precision::kBf16;
   Target target = Target::kCuda;
   Attention attention = Attention::kFlash;

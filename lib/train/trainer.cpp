@@ -396,9 +396,9 @@ void Trainer::Impl::setup_engine() {
 bool Trainer::Impl::resume() {
   // What the data position counts in, recorded in every checkpoint and
   // compared with the checkpoint's on resume.
-  // Documents' windows are other samples than the stream's: part of the shape.
-  const std::string sample =
-      tokens.fingerprint_bytes() + (windows == data::Windows::kDocuments ? "windows=documents" : "");
+  // Document and packed windows are other samples than the stream's: part of the shape.
+  const std::string sample = tokens.fingerprint_bytes() +
+                             (windows == data::Windows::kStream ? "" : std::string("windows=") + data::windows_name(windows));
   const DataShape shape{tokens.path(), io::crc32c(sample.data(), sample.size()),
                         settings.micro_batch, settings.grad_accum, world()};
   state.shape = shape;

@@ -189,6 +189,14 @@ TEST_CASE("packed windows: zinf eval scores every example as document windows do
   CHECK(eval[1]["tokens"] == eval[0]["tokens"]);
   CHECK(eval[1]["loss"].get<double>() == doctest::Approx(eval[0]["loss"].get<double>()).epsilon(1e-5));
 
+  // The window mode is part of the checkpoint's data fingerprint: the run
+  // (document windows) does not resume as packed.
+  std::vector<std::string> resume = e.train(e.dir.file("sft.jsonl"), run, 3, {"--resume", "--data-windows", "packed"});
+  resume.erase(std::find(resume.begin(), resume.end(), "--no-save"));
+  const auto refused = run_zinf(resume);
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("dataset: the checkpoint's") != std::string::npos);
+
   std::vector<double> none;
   for (const std::string stage : {"none", "infinity-cpu"}) {
     std::vector<std::string> extra = {"--grad-accum", "2", "--log-every", "1", "--data-windows", "packed"};

@@ -258,6 +258,18 @@ TEST_CASE("a 16-bit stage-0 model's gradients peak at the end of backward, not o
   CHECK(std::string(phase_name(Phase::kBackwardEnd)) == "end of backward");
 }
 
+TEST_CASE("packed windows add one attention mask per forward: bool and an additive bias") {
+  Inputs in = from_spec(llama_8b(), 1);
+  in.micro_batch = 2;
+  const Need plain = estimate_option(in, find("none"));
+  in.packed = true;
+  const Need packed = estimate_option(in, find("none"));
+  const std::int64_t mask = 2 * 2048 * 2048 * (1 + 2);  // micro-batch x T x T x (bool + bf16)
+  CHECK(item(packed.gpu, "packed rows") == mask);
+  CHECK(packed.gpu_bytes == plain.gpu_bytes + mask);
+  CHECK(item(estimate_option(in, find("zero3")).gpu, "packed rows") == mask);  // the engine's forward too
+}
+
 TEST_CASE("activations per block follow Korthikanti et al. without dropout") {
   ActivationInputs ai;
   ai.model = ModelSpec{"t", 50304, 1024, 768, 12, 12};

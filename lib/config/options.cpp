@@ -6,6 +6,7 @@
 
 #include "config/origins.h"
 #include "core/error.h"
+#include "core/model_spec.h"
 #include "core/text.h"
 #include "core/units.h"
 
@@ -121,9 +122,7 @@ std::vector<OptionSpec> build_options() {
        "pick the ZeRO stage and offload from the memory estimate and the detected hardware", zero, {},
        set_paths({"zinf.optimize"}, OptionType::kSwitch)},
       // ---------------------------------------------------------------- model
-      {"model", OptionType::kString, "NAME",
-       "model size: tiny, gpt2-small, gpt2-medium, gpt2-large, gpt2-xl, 1b, 2.7b, 6.7b, 13b", model,
-       {"tiny", "gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "1b", "2.7b", "6.7b", "13b"},
+      {"model", OptionType::kString, "NAME", "model size: " + model_names(), model, model_name_list(),
        set_paths({"zinf.model.name"}, OptionType::kString)},
       {"hidden-size", OptionType::kInt, "N", "model width (overrides --model)", model, {},
        set_paths({"zinf.model.hidden_size"}, OptionType::kInt)},

@@ -393,9 +393,7 @@ std::vector<KeySpec> build_schema() {
       feature("progressive_layer_drop", kNoFeature), feature("quantize_training", kNoFeature),
       feature("tensor_parallel", "zinf has no tensor parallelism"),
       // -------------------------------------------------------------- zinf
-      choice("zinf.model.name", "tiny",
-             {"tiny", "gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "1b", "2.7b", "6.7b", "13b"},
-             "named model size; the dimensions below override it"),
+      choice("zinf.model.name", "tiny", model_name_list(), "named model size; the dimensions below override it"),
       integer("zinf.model.vocab_size", "auto", 2, double(kMaxVocabSize), "vocabulary size", true),
       integer("zinf.model.seq_len", "auto", 1, double(kMaxSeqLen), "tokens per sample", true),
       integer("zinf.model.hidden_size", "auto", 1, double(kMaxHiddenSize), "model width", true),

@@ -156,9 +156,30 @@ void ModelSpec::check_dimensions() const {
                      "use --seq-len " + std::to_string(position_count()) + " or less");
 }
 
+namespace {
+
+// A Llama-family shape as its Hugging Face config.json gives it.
+ModelSpec llama_shape(const char* name, std::int64_t vocab, std::int64_t hidden, std::int64_t layers,
+                      std::int64_t heads, std::int64_t kv_heads, std::int64_t ffn, double rope_theta,
+                      std::int64_t max_positions, bool tied) {
+  ModelSpec m{name, vocab, 2048, hidden, layers, heads};
+  m.model_type = "llama";
+  m.kv_heads = kv_heads;
+  m.intermediate_size = ffn;
+  m.rope_theta = rope_theta;
+  m.max_positions = max_positions;
+  m.tied_embeddings = tied;
+  return m;
+}
+
+}  // namespace
+
 const std::vector<ModelSpec>& model_catalog() {
   // GPT-2 sizes use GPT-2's vocabulary padded to a multiple of 64 (50304), as
   // nanoGPT/llm.c do; the larger ones follow GPT-3's shapes (Brown et al. 2020).
+  // The Llama entries are the shapes of Llama-3.2-1B, Llama-3.1-8B and
+  // Llama-2-7B (for zinf estimate and runs from random weights; rope_scaling
+  // none: fine-tune the real checkpoints with --from-pretrained).
   static const std::vector<ModelSpec> catalog = {
       {"tiny", 256, 128, 128, 4, 4},
       {"gpt2-small", 50304, 1024, 768, 12, 12},
@@ -169,6 +190,9 @@ const std::vector<ModelSpec>& model_catalog() {
       {"2.7b", 50304, 2048, 2560, 32, 32},
       {"6.7b", 50304, 2048, 4096, 32, 32},
       {"13b", 50304, 2048, 5120, 40, 40},
+      llama_shape("llama3-1b", 128256, 2048, 16, 32, 8, 8192, 500000.0, 131072, true),
+      llama_shape("llama3-8b", 128256, 4096, 32, 32, 8, 14336, 500000.0, 131072, false),
+      llama_shape("llama2-7b", 32000, 4096, 32, 32, 0, 11008, 10000.0, 4096, false),
   };
   return catalog;
 }
@@ -177,6 +201,12 @@ std::optional<ModelSpec> find_model(const std::string& name) {
   for (const auto& spec : model_catalog())
     if (spec.name == name) return spec;
   return std::nullopt;
+}
+
+std::vector<std::string> model_name_list() {
+  std::vector<std::string> names;
+  for (const auto& spec : model_catalog()) names.push_back(spec.name);
+  return names;
 }
 
 std::string model_names() {

@@ -110,5 +110,7 @@ std::optional<ModelSpec> find_model(const std::string& name);
 
 // "tiny, gpt2-small, ..." for error messages.
 std::string model_names();
+// The catalogue's names, in order.
+std::vector<std::string> model_name_list();
 
 }  // namespace zinf

@@ -47,6 +47,11 @@ TEST_CASE("model catalogue sizes match their names") {
   CHECK(find_model("gpt2-medium")->parameter_count() == doctest::Approx(354.8e6).epsilon(0.02));
   CHECK(find_model("gpt2-xl")->parameter_count() == doctest::Approx(1.56e9).epsilon(0.02));
   CHECK(find_model("13b")->parameter_count() == doctest::Approx(12.85e9).epsilon(0.03));
+  // The Llama shapes count exactly what transformers counts for the real checkpoints.
+  CHECK(find_model("llama3-1b")->parameter_count() == 1235814400);  // Llama-3.2-1B (tied)
+  CHECK(find_model("llama3-8b")->parameter_count() == 8030261248);  // Llama-3.1-8B
+  CHECK(find_model("llama2-7b")->parameter_count() == 6738415616);  // Llama-2-7B
+  CHECK(find_model("llama3-8b")->architecture() == Architecture::kLlama);
   const auto tiny = find_model("tiny")->parameter_count();
   CHECK(tiny > 500000);
   CHECK(tiny < 1500000);

@@ -252,8 +252,6 @@ struct DocumentText {
   bool last_reply_only = false;     // a conversation whose earlier replies could not be cut out (context)
 };
 
-bool starts_with(const std::string& s, const std::string& head) { return s.compare(0, head.size(), head) == 0; }
-
 // The tokenizer's chat template, loaded once per corpus. A template that
 // fails to load is reported by the first "messages" line only, so a corpus of
 // plain text never depends on it.
@@ -318,7 +316,7 @@ DocumentText chat_text(const json& messages, const std::string& where, const Cha
     if (conv[k].role != "assistant") continue;
     const std::string before = render(k, true);
     const std::string after = k + 1 == conv.size() ? whole : render(k + 1, false);
-    if (!starts_with(before, done) || !starts_with(after, before) || !starts_with(whole, after)) {
+    if (!text::starts_with(before, done) || !text::starts_with(after, before) || !text::starts_with(whole, after)) {
       out.pieces.clear();
       break;
     }
@@ -331,7 +329,7 @@ DocumentText chat_text(const json& messages, const std::string& where, const Cha
     return out;
   }
   const std::string prompt = render(conv.size() - 1, true);
-  if (!starts_with(whole, prompt))
+  if (!text::starts_with(whole, prompt))
     throw UsageError(where + ": the chat template renders the conversation before the reply (with the generation "
                              "prompt) as a text that does not begin the whole conversation's text, so the reply "
                              "cannot be cut from it",

@@ -198,6 +198,11 @@ Packing packing_from_positions(const torch::Tensor& positions) {
   return {positions, same.logical_and(causal).unsqueeze(1)};
 }
 
+std::shared_ptr<const Packing> forward_packing(const torch::Tensor& positions) {
+  if (!positions.defined()) return nullptr;
+  return std::make_shared<const Packing>(packing_from_positions(positions));
+}
+
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   const torch::Tensor f = x.to(torch::kFloat32);
   const torch::Tensor normed = f * torch::rsqrt(f.pow(2).mean(-1, /*keepdim=*/true) + eps);

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/model_spec.h"
@@ -44,6 +45,9 @@ struct Packing {
 // From positions [B, T] int64 (0 where a document starts, then counting up),
 // on their device.
 Packing packing_from_positions(const torch::Tensor& positions);
+// The same for a forward, shared by its blocks (their recompute closures keep
+// it until backward); null when `positions` is undefined (rows not packed).
+std::shared_ptr<const Packing> forward_packing(const torch::Tensor& positions);
 
 class Architecture {
  public:

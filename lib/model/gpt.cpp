@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <memory>
 
 #include "core/error.h"
 #include "core/targets.h"
@@ -106,9 +105,7 @@ torch::Tensor Gpt::head(const torch::Tensor& x) {
 }
 
 torch::Tensor Gpt::forward(const torch::Tensor& idx, const torch::Tensor& positions) {
-  // Shared by every block and kept alive by the checkpointed blocks' closures until backward.
-  const auto packing = positions.defined() ? std::make_shared<const Packing>(packing_from_positions(positions))
-                                           : std::shared_ptr<const Packing>();
+  const std::shared_ptr<const Packing> packing = forward_packing(positions);
   torch::Tensor x = embed(idx, packing.get());
   const Architecture& arch = architecture_of(options_.spec);
   const ModelSpec& spec = options_.spec;

@@ -665,6 +665,11 @@ class HfTokenizer final : public Tokenizer {
       if (e <= b) return;
       std::string s = text.substr(b, e - b);
       if (normalizer_) normalizer_(s);
+      if (normalized_added_.empty) {  // nothing to find in the normalized text: no second copy
+        encode_piece(std::move(s));
+        first = false;
+        return;
+      }
       split_added(s, normalized_added_, [&](std::size_t pb, std::size_t pe) {
         if (pe > pb) encode_piece(s.substr(pb, pe - pb));
         first = false;

@@ -1,9 +1,8 @@
 // zinf::train — the GPT trained through the ZeRO-3 / ZeRO-Infinity engine.
 #include "train/zero_gpt.h"
 
-#include <memory>
-
 #include <algorithm>
+#include <memory>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -165,10 +164,7 @@ torch::Tensor ZeroGpt::forward(const torch::Tensor& idx, const torch::Tensor& po
   const std::size_t head = layout_.size() - 1;
   const ModelSpec spec = spec_;
   const model::Architecture* arch = &model::architecture_of(spec_);
-  // Packed rows: one mask for every block, alive as long as their recompute closures.
-  const auto packing = positions.defined()
-                           ? std::make_shared<const model::Packing>(model::packing_from_positions(positions))
-                           : std::shared_ptr<const model::Packing>();
+  const std::shared_ptr<const model::Packing> packing = model::forward_packing(positions);
   torch::Tensor x = engine_->run({0}, [lay, arch, spec, packing](const torch::Tensor& tokens, const std::vector<torch::Tensor>& f) {
     return arch->embed(tokens, views((*lay)[0], f[0]), spec, 0, packing.get());
   }, idx);

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -94,6 +95,34 @@ double final_loss(const zinf::test::RunResult& r) {
   return json::parse(r.out.substr(r.out.find('{'))).at("final_loss").get<double>();
 }
 
+// Trains sft.jsonl for `steps` steps at each of `stages` ("none" first;
+// "infinity-cpu" is the preset, the others --zero-stage) with `more` flags,
+// micro-batch `batch` and a loss every step, runs `check` on each run, and
+// checks every stage's losses against stage none's within 1e-5 relative.
+void check_stages_agree(const Examples& e, const std::vector<std::string>& stages, const std::vector<std::string>& more,
+                        int steps, int batch, const std::string& tag,
+                        const std::function<void(const zinf::test::RunResult&)>& check = {}) {
+  std::vector<double> none;
+  for (const std::string& stage : stages) {
+    std::vector<std::string> extra = more;
+    extra.insert(extra.end(), {"--log-every", "1"});
+    if (stage == "infinity-cpu") extra.insert(extra.end(), {"--preset", "infinity-cpu"});
+    else extra.insert(extra.end(), {"--zero-stage", stage});
+    const std::string out = e.dir.file(tag + "-" + stage);
+    const auto r = run_zinf(e.train(e.dir.file("sft.jsonl"), out, steps, extra, batch), {{"OMP_NUM_THREADS", "1"}});
+    INFO(stage, r.err);
+    REQUIRE(r.exit_code == 0);
+    if (check) check(r);
+    const std::vector<double> l = step_losses(out);
+    REQUIRE(l.size() == std::size_t(steps));
+    if (stage == "none") {
+      none = l;
+      continue;
+    }
+    for (std::size_t i = 0; i < l.size(); ++i) CHECK(std::abs(l[i] - none[i]) <= 1e-5 * std::abs(none[i]));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("fine-tuning examples: the loss counts completions only, so a fixed answer to random prompts is learned") {
@@ -114,24 +143,7 @@ TEST_CASE("fine-tuning examples: the loss counts completions only, so a fixed an
 
 TEST_CASE("fine-tuning examples: zero1, zero3 and infinity-cpu give stage none's losses with grad-accum 2") {
   Examples e;
-  const std::vector<std::string> more = {"--grad-accum", "2", "--log-every", "1"};
-  std::vector<double> none;
-  for (const std::string stage : {"none", "zero1", "zero3", "infinity-cpu"}) {
-    std::vector<std::string> extra = more;
-    if (stage == "infinity-cpu") extra.insert(extra.end(), {"--preset", "infinity-cpu"});
-    else extra.insert(extra.end(), {"--zero-stage", stage});
-    const auto r = run_zinf(e.train(e.dir.file("sft.jsonl"), e.dir.file("run-" + stage), 6, extra, 3),
-                            {{"OMP_NUM_THREADS", "1"}});
-    INFO(stage, r.err);
-    REQUIRE(r.exit_code == 0);
-    const std::vector<double> l = step_losses(e.dir.file("run-" + stage));
-    REQUIRE(l.size() == 6);
-    if (stage == "none") {
-      none = l;
-      continue;
-    }
-    for (std::size_t i = 0; i < l.size(); ++i) CHECK(std::abs(l[i] - none[i]) <= 1e-5 * std::abs(none[i]));
-  }
+  check_stages_agree(e, {"none", "zero1", "zero3", "infinity-cpu"}, {"--grad-accum", "2"}, 6, 3, "run");
 }
 
 TEST_CASE("zinf tokenize records each example's prompt; training on its shards equals training on the JSONL") {
@@ -197,24 +209,11 @@ TEST_CASE("packed windows: zinf eval scores every example as document windows do
   CHECK(refused.exit_code == 2);
   CHECK(refused.err.find("dataset: the checkpoint's") != std::string::npos);
 
-  std::vector<double> none;
-  for (const std::string stage : {"none", "infinity-cpu"}) {
-    std::vector<std::string> extra = {"--grad-accum", "2", "--log-every", "1", "--data-windows", "packed"};
-    if (stage == "infinity-cpu") extra.insert(extra.end(), {"--preset", "infinity-cpu"});
-    const auto r = run_zinf(e.train(e.dir.file("sft.jsonl"), e.dir.file("packed-" + stage), 4, extra, 2),
-                            {{"OMP_NUM_THREADS", "1"}});
-    INFO(stage, r.err);
-    REQUIRE(r.exit_code == 0);
-    CHECK(r.err.find("cut by packed (") != std::string::npos);
-    CHECK(r.err.find("% of positions hold tokens); fine-tuning examples") != std::string::npos);
-    const std::vector<double> l = step_losses(e.dir.file("packed-" + stage));
-    REQUIRE(l.size() == 4);
-    if (stage == "none") {
-      none = l;
-      continue;
-    }
-    for (std::size_t i = 0; i < l.size(); ++i) CHECK(std::abs(l[i] - none[i]) <= 1e-5 * std::abs(none[i]));
-  }
+  check_stages_agree(e, {"none", "infinity-cpu"}, {"--grad-accum", "2", "--data-windows", "packed"}, 4, 2, "packed",
+                     [](const zinf::test::RunResult& r) {
+                       CHECK(r.err.find("cut by packed (") != std::string::npos);
+                       CHECK(r.err.find("% of positions hold tokens); fine-tuning examples") != std::string::npos);
+                     });
 }
 
 TEST_CASE("chat messages: every assistant reply of a ChatML conversation trains; the index records the turns between as context") {
@@ -231,7 +230,6 @@ TEST_CASE("chat messages: every assistant reply of a ChatML conversation trains;
     const std::string q = e.pairs[k].first;
     json msgs = json::array();
     std::vector<std::pair<std::string, bool>> p;
-    std::string context;
     if (k % 3 == 0) {  // a system turn and an earlier exchange: its reply trains too
       msgs.push_back({{"role", "system"}, {"content", "Be brief."}});
       msgs.push_back({{"role", "user"}, {"content", "hi"}});
